@@ -1,0 +1,118 @@
+# sandpit — build, test and run.
+#
+#   make deps    install the Debian packages the project needs (only missing ones)
+#   make         build bin/sandpitd, bin/sandpit-monitor, bin/monitor-cli
+#   make test    deps, build, unit + integration tests, then again under ASan/UBSan
+#   make run     deps, build, run sandpitd with wrangler-like.toml in the foreground
+#   make bench   run the benchmarks in bench/
+
+CC ?= cc
+PKGS := libmicrohttpd libcurl libcjson libarchive sqlite3 libpcre2-8
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
+
+# SANITIZE=1 builds a separate tree under build/san with ASan and UBSan.
+ifeq ($(SANITIZE),1)
+  VARIANT := san
+  OPT := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+  LDSAN := -fsanitize=address,undefined
+  BINDIR := build/san/bin
+else
+  VARIANT := release
+  OPT := -O2 -g
+  LDSAN :=
+  BINDIR := bin
+endif
+
+BUILD := build/$(VARIANT)
+CFLAGS_ALL := -std=c11 -Wall -Wextra -Werror $(OPT) -D_GNU_SOURCE -Ilib $(PKG_CFLAGS) $(CFLAGS)
+LDLIBS_ALL := $(PKG_LIBS) -lpthread -lm $(LDLIBS)
+
+LIB_SRCS := $(wildcard lib/*.c)
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+LIBA := $(BUILD)/libsandpit.a
+
+MANAGER_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard manager/*.c))
+MONITOR_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard container/*.c)) $(BUILD)/container/rules_data.o
+CLI_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard monitor-cli/*.c))
+
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+
+PROGS := $(BINDIR)/sandpitd $(BINDIR)/sandpit-monitor $(BINDIR)/monitor-cli
+
+.PHONY: all deps test run unit integration check-suites bench images clean san
+.DELETE_ON_ERROR:
+
+all: $(PROGS) $(UNIT_BINS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+
+# The default classification rules are built into the monitor.
+$(BUILD)/container/rules_data.o: container/rules_data.S container/rules/default.toml
+	@mkdir -p $(dir $@)
+	$(CC) -c $< -o $@
+
+$(LIBA): $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BINDIR)/sandpitd: $(MANAGER_OBJS) $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDSAN) -o $@ $(MANAGER_OBJS) $(LIBA) $(LDLIBS_ALL)
+
+$(BINDIR)/sandpit-monitor: $(MONITOR_OBJS) $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDSAN) -o $@ $(MONITOR_OBJS) $(LIBA) $(LDLIBS_ALL)
+
+$(BINDIR)/monitor-cli: $(CLI_OBJS) $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDSAN) -o $@ $(CLI_OBJS) $(LIBA) $(LDLIBS_ALL)
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(CHECK_CFLAGS) -o $@ $< $(LIBA) $(CHECK_LIBS) $(LDLIBS_ALL)
+
+deps:
+	@scripts/deps
+
+# Unit tests: each Check binary prints its own summary line.
+unit: all
+	@set -e; for t in $(UNIT_BINS); do \
+	  echo "== unit: $$t"; \
+	  SANDPIT_ROOT=$(CURDIR) $$t; \
+	done
+
+integration: all
+	@SANDPIT_BIN=$(CURDIR)/$(BINDIR) SANDPIT_ROOT=$(CURDIR) tests/integration/run
+
+check-suites: unit integration
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory check-suites
+	@echo "== again under AddressSanitizer and UndefinedBehaviorSanitizer"
+	@$(MAKE) --no-print-directory SANITIZE=1 all
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  $(MAKE) --no-print-directory SANITIZE=1 check-suites
+
+san:
+	@$(MAKE) --no-print-directory SANITIZE=1 all
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	exec $(BINDIR)/sandpitd --config wrangler-like.toml
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	bench/run
+
+clean:
+	rm -rf build bin
+
+-include $(LIB_OBJS:.o=.d) $(MANAGER_OBJS:.o=.d) $(MONITOR_OBJS:.o=.d) $(CLI_OBJS:.o=.d)

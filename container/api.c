@@ -1,0 +1,933 @@
+/* sandpit-monitor's HTTP routes: processes, logs, errors, status. */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "json.h"
+#include "log.h"
+#include "logstore.h"
+#include "monitor.h"
+#include "str.h"
+#include "supervisor.h"
+#include "util.h"
+#include "version.h"
+
+extern char **environ;
+
+#define LOGS_MAX_LINES 100000
+#define LOGS_MAX_BYTES (32u << 20)
+#define SSE_KEEPALIVE_MS 15000
+
+static bool valid_sandbox(const char *s)
+{
+  size_t n = strlen(s);
+  if (n == 0 || n > 64 || s[0] == '.' || s[0] == '-')
+    return false;
+  for (const char *c = s; *c; c++)
+    if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+          *c == '-' || *c == '_' || *c == '.'))
+      return false;
+  return true;
+}
+
+const char *monitor_scope(struct http_req *r, bool *bad)
+{
+  *bad = false;
+  const char *h = http_header(r, "X-Sandpit-Sandbox");
+  if (h == NULL)
+    return NULL;
+  if (!valid_sandbox(h)) {
+    *bad = true;
+    http_reply_errorf(r, 400, "INVALID_SANDBOX",
+                      "X-Sandpit-Sandbox must be 1-64 characters of [A-Za-z0-9._-]");
+    return NULL;
+  }
+  return h;
+}
+
+const char *monitor_sandbox(struct http_req *r)
+{
+  bool bad;
+  const char *s = monitor_scope(r, &bad);
+  if (bad)
+    return NULL;
+  return s ? s : "default";
+}
+
+static void now_iso(char *buf, size_t len) { sp_iso8601(sp_now_ms(), buf, len); }
+
+/* ---- processes ---- */
+
+static char **build_env(const cJSON *env, struct sp_error **err)
+{
+  size_t base = 0;
+  while (environ[base])
+    base++;
+  size_t extra = env ? (size_t)cJSON_GetArraySize(env) : 0;
+  char **v = xcalloc(base + extra + 1, sizeof *v);
+  size_t n = 0;
+  for (size_t i = 0; i < base; i++)
+    v[n++] = xstrdup(environ[i]);
+  const cJSON *e;
+  cJSON_ArrayForEach(e, env)
+  {
+    if (!cJSON_IsString(e) || e->string == NULL || e->string[0] == '\0' ||
+        strchr(e->string, '=') != NULL) {
+      sp_error_code(err, "INVALID_REQUEST", 400,
+                    "'env' must map variable names (without '=') to strings");
+      goto bad;
+    }
+    size_t klen = strlen(e->string);
+    size_t i;
+    for (i = 0; i < n; i++)
+      if (strncmp(v[i], e->string, klen) == 0 && v[i][klen] == '=')
+        break;
+    char *kv = xasprintf("%s=%s", e->string, e->valuestring);
+    if (i < n) {
+      free(v[i]);
+      v[i] = kv;
+    } else {
+      v[n++] = kv;
+    }
+  }
+  return v;
+bad:
+  for (size_t i = 0; i < n; i++)
+    free(v[i]);
+  free(v);
+  return NULL;
+}
+
+static void strv_free(char **v)
+{
+  for (char **p = v; p && *p; p++)
+    free(*p);
+  free(v);
+}
+
+/* The sandbox's workspace, created on first use. */
+static char *sandbox_dir(struct monitor *m, const char *sandbox, struct sp_error **err)
+{
+  char *dir = xasprintf("%s/%s", m->workspace, sandbox);
+  if (sp_mkdir_p(dir, 0700, err) < 0) {
+    free(dir);
+    return NULL;
+  }
+  return dir;
+}
+
+static char *resolve_cwd(struct monitor *m, const char *sandbox, const char *cwd,
+                         struct sp_error **err)
+{
+  cleanup_free char *dir = sandbox_dir(m, sandbox, err);
+  if (dir == NULL)
+    return NULL;
+  if (cwd == NULL || cwd[0] == '\0')
+    return steal_pointer(&dir);
+  if (strlen(cwd) > 4096 || memchr(cwd, '\0', strlen(cwd)) != NULL) {
+    sp_error_code(err, "INVALID_PATH", 400, "'cwd' is too long");
+    return NULL;
+  }
+  if (cwd[0] == '/')
+    return xstrdup(cwd);
+  return xasprintf("%s/%s", dir, cwd);
+}
+
+static void h_process_start(struct http_req *r)
+{
+  struct monitor *m = r->app;
+  const char *sandbox = monitor_sandbox(r);
+  if (sandbox == NULL)
+    return;
+  cleanup_json cJSON *body = http_body_json(r);
+  if (body == NULL)
+    return;
+  cleanup_error struct sp_error *err = NULL;
+  const char *command, *id, *cwd, *session;
+  int64_t port, max_restarts;
+  bool auto_restart;
+  /* The SDK nests some options under "options". */
+  const cJSON *opts = cJSON_GetObjectItemCaseSensitive(body, "options");
+  const cJSON *src = cJSON_IsObject(opts) ? opts : body;
+  if (json_get_string(body, "command", NULL, &command, &err) < 0 ||
+      json_get_string(src, "processId", NULL, &id, &err) < 0 ||
+      json_get_string(src, "cwd", NULL, &cwd, &err) < 0 ||
+      json_get_string(body, "sessionId", NULL, &session, &err) < 0 ||
+      json_get_int(src, "port", 0, 0, 65535, &port, &err) < 0 ||
+      json_get_bool(src, "autoRestart", false, &auto_restart, &err) < 0 ||
+      json_get_int(src, "maxRestarts", -1, -1, 1000, &max_restarts, &err) < 0) {
+    http_reply_error(r, &err);
+    return;
+  }
+  if (id == NULL)
+    json_get_string(body, "processId", NULL, &id, &err);
+  const cJSON *env = cJSON_GetObjectItemCaseSensitive(src, "env");
+  if (env && !cJSON_IsObject(env) && !cJSON_IsNull(env)) {
+    http_reply_errorf(r, 400, "INVALID_REQUEST", "'env' must be an object");
+    return;
+  }
+  char **envp = build_env(cJSON_IsObject(env) ? env : NULL, &err);
+  if (envp == NULL) {
+    http_reply_error(r, &err);
+    return;
+  }
+  cleanup_free char *dir = resolve_cwd(m, sandbox, cwd, &err);
+  if (dir == NULL) {
+    strv_free(envp);
+    http_reply_error(r, &err);
+    return;
+  }
+  struct proc_spec spec = {
+      .id = id,
+      .command = command,
+      .cwd = dir,
+      .env = envp,
+      .session_id = session,
+      .sandbox = sandbox,
+      .port = (int)port,
+      .auto_restart = auto_restart,
+      .max_restarts = (int)max_restarts,
+  };
+  cJSON *p = supervisor_start(m->sup, &spec, &err);
+  strv_free(envp);
+  if (p == NULL) {
+    http_reply_error(r, &err);
+    return;
+  }
+  cleanup_json cJSON *resp = p;
+  char ts[40];
+  now_iso(ts, sizeof ts);
+  cJSON_AddBoolToObject(resp, "success", true);
+  cJSON_AddStringToObject(resp, "processId", cJSON_GetObjectItem(resp, "id")->valuestring);
+  cJSON_AddStringToObject(resp, "timestamp", ts);
+  http_reply_json(r, 200, resp);
+}
+
+static void h_process_list(struct http_req *r)
+{
+  struct monitor *m = r->app;
+  const char *sandbox = monitor_sandbox(r);
+  if (sandbox == NULL)
+    return;
+  cleanup_json cJSON *resp = cJSON_CreateObject();
+  char ts[40];
+  now_iso(ts, sizeof ts);
+  cJSON_AddBoolToObject(resp, "success", true);
+  cJSON_AddItemToObject(resp, "processes", supervisor_list(m->sup, sandbox));
+  cJSON_AddStringToObject(resp, "timestamp", ts);
+  http_reply_json(r, 200, resp);
+}
+
+static void reply_process(struct http_req *r, cJSON *p)
+{
+  cleanup_json cJSON *resp = cJSON_CreateObject();
+  char ts[40];
+  now_iso(ts, sizeof ts);
+  cJSON_AddBoolToObject(resp, "success", true);
+  cJSON_AddItemToObject(resp, "process", p);
+  cJSON_AddStringToObject(resp, "timestamp", ts);
+  http_reply_json(r, 200, resp);
+}
+
+static void h_process_get(struct http_req *r)
+{
+  struct monitor *m = r->app;
+  const char *sandbox = monitor_sandbox(r);
+  if (sandbox == NULL)
+    return;
+  cleanup_error struct sp_error *err = NULL;
+  cJSON *p = supervisor_get(m->sup, sandbox, r->params[0], &err);
+  if (p == NULL)
+    http_reply_error(r, &err);
+  else
+    reply_process(r, p);
+}
+
+static const struct {
+  const char *name;
+  int sig;
+} signals[] = {
+    {"TERM", SIGTERM}, {"KILL", SIGKILL}, {"INT", SIGINT},   {"HUP", SIGHUP},
+    {"QUIT", SIGQUIT}, {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"STOP", SIGSTOP},
+    {"CONT", SIGCONT}, {"WINCH", SIGWINCH}, {"ALRM", SIGALRM},
+};
+
+static int parse_signal(const char *s)
+{
+  if (s == NULL || *s == '\0')
+    return SIGTERM;
+  if (strncasecmp(s, "SIG", 3) == 0)
+    s += 3;
+  for (size_t i = 0; i < SP_ARRAY_SIZE(signals); i++)
+    if (strcasecmp(s, signals[i].name) == 0)
+      return signals[i].sig;
+  long long n;
+  if (str_to_ll(s, 1, 64, &n))
+    return (int)n;
+  return -1;
+}
+
+static void h_process_kill(struct http_req *r)
+{
+  struct monitor *m = r->app;
+  const char *sandbox = monitor_sandbox(r);
+  if (sandbox == NULL)
+    return;
+  int sig = parse_signal(http_query(r, "signal"));
+  if (sig < 0) {
+    http_reply_errorf(r, 400, "INVALID_SIGNAL", "unknown signal '%s'", http_query(r, "signal"));
+    return;
+  }
+  cleanup_error struct sp_error *err = NULL;
+  cJSON *p = supervisor_signal(m->sup, sandbox, r->params[0], sig, &err);
+  if (p == NULL) {
+    http_reply_error(r, &err);
+    return;
+  }
+  cleanup_json cJSON *resp = cJSON_CreateObject();
+  char ts[40];
+  now_iso(ts, sizeof ts);
+  cJSON_AddBoolToObject(resp, "success", true);
+  cJSON_AddStringToObject(resp, "processId", r->params[0]);
+  cJSON_AddStringToObject(resp, "signal", strsignal(sig));
+  cJSON_AddItemToObject(resp, "process", p);
+  cJSON_AddStringToObject(resp, "timestamp", ts);
+  http_reply_json(r, 200, resp);
+}
+
+static void h_process_restart(struct http_req *r)
+{
+  struct monitor *m = r->app;
+  const char *sandbox = monitor_sandbox(r);
+  if (sandbox == NULL)
+    return;
+  cleanup_error struct sp_error *err = NULL;
+  cJSON *p = supervisor_restart(m->sup, sandbox, r->params[0], &err);
+  if (p == NULL)
+    http_reply_error(r, &err);
+  else
+    reply_process(r, p);
+}
+
+static void h_process_kill_all(struct http_req *r)
+{
+  struct monitor *m = r->app;
+  const char *sandbox = monitor_sandbox(r);
+  if (sandbox == NULL)
+    return;
+  int n = supervisor_kill_all(m->sup, sandbox);
+  cleanup_json cJSON *resp = cJSON_CreateObject();
+  char ts[40];
+  now_iso(ts, sizeof ts);
+  cJSON_AddBoolToObject(resp, "success", true);
+  json_add_int(resp, "cleanedCount", n);
+  json_add_int(resp, "killedCount", n);
+  cJSON_AddStringToObject(resp, "timestamp", ts);
+  http_reply_json(r, 200, resp);
+}
+
+/* ---- logs ---- */
+
+struct collect {
+  struct sbuf out, err;
+  size_t lines;
+  bool cut;
+};
+
+static int collect_line(void *ud, const struct log_line *l)
+{
+  struct collect *c = ud;
+  struct sbuf *sb = l->stream == LOGSTORE_STDERR ? &c->err : &c->out;
+  if (c->out.len + c->err.len + l->len > LOGS_MAX_BYTES) {
+    c->cut = true;
+    return 1;
+  }
+  sbuf_add(sb, l->text, l->len);
+  sbuf_addch(sb, '\n');
+  c->lines++;
+  return 0;
+}
+
+/* Log text may hold any bytes: invalid UTF-8 is shown as U+FFFD so the
+ * JSON stays valid. */
+static char *printable(const char *s, size_t len)
+{
+  if (str_is_utf8(s, len) && memchr(s, '\0', len) == NULL)
+    return xmemdup(s, len);
+  struct sbuf sb = SBUF_INIT;
+  size_t i = 0;
+  while (i < len) {
+    size_t n = 1;
+    while (n <= 4 && i + n <= len && !str_is_utf8(s + i, n))
+      n++;
+    if (n <= 4 && i + n <= len && s[i] != '\0') {
+      sbuf_add(&sb, s + i, n);
+      i += n;
+    } else {
+      sbuf_addstr(&sb, "\xef\xbf\xbd");
+      i++;
+    }
+  }
+  return sbuf_detach(&sb, NULL);
+}
+
+static bool process_visible(struct monitor *m, const char *sandbox, const char *id)
+{
+  struct proc_state st;
+  supervisor_state(m->sup, sandbox, id, &st);
+  return st.found;
+}
+
+static void h_process_logs(struct http_req *r)
+{
+  struct monitor *m = r->app;
+  const char *sandbox = monitor_sandbox(r);
+  if (sandbox == NULL)
+    return;
+  const char *id = r->params[0];
+  if (!process_visible(m, sandbox, id)) {
+    http_reply_errorf(r, 404, "PROCESS_NOT_FOUND", "process '%s' not found", id);
+    return;
+  }
+  cleanup_free char *key = supervisor_log_key(sandbox, id);
+  struct collect c = {SBUF_INIT, SBUF_INIT, 0, false};
+  cleanup_error struct sp_error *err = NULL;
+  if (logstore_query(m->ls, key, 0, LOGS_MAX_LINES, 0, collect_line, &c, &err) < 0) {
+    sbuf_release(&c.out);
+    sbuf_release(&c.err);
+    http_reply_error(r, &err);
+    return;
+  }
+  cleanup_free char *out = printable(sbuf_str(&c.out), c.out.len);
+  cleanup_free char *errs = printable(sbuf_str(&c.err), c.err.len);
+  sbuf_release(&c.out);
+  sbuf_release(&c.err);
+  cleanup_json cJSON *resp = cJSON_CreateObject();
+  char ts[40];
+  now_iso(ts, sizeof ts);
+  cJSON_AddBoolToObject(resp, "success", true);
+  cJSON_AddStringToObject(resp, "processId", id);
+  cJSON_AddStringToObject(resp, "stdout", out);
+  cJSON_AddStringToObject(resp, "stderr", errs);
+  cJSON_AddBoolToObject(resp, "truncated", c.cut);
+  cJSON_AddStringToObject(resp, "timestamp", ts);
+  http_reply_json(r, 200, resp);
+}
+
+/* A server-sent event stream fed from the log store. */
+struct follow {
+  struct monitor *m;
+  char *sandbox, *id, *key; /* key NULL: all processes (of sandbox, if set) */
+  int64_t seq;
+  struct sbuf buf;
+  size_t off;
+  int phase; /* 0: info to send, 1: lines, 2: done */
+  bool sse_process; /* SDK process stream vs /api/logs follow */
+  int64_t last_send;
+};
+
+static void follow_free(void *ud)
+{
+  struct follow *f = ud;
+  free(f->sandbox);
+  free(f->id);
+  free(f->key);
+  sbuf_release(&f->buf);
+  free(f);
+}
+
+static void sse_event(struct sbuf *sb, const char *event, const cJSON *data)
+{
+  char *s = json_print(data);
+  if (event)
+    sbuf_addf(sb, "event: %s\n", event);
+  sbuf_addf(sb, "data: %s\n\n", s);
+  free(s);
+}
+
+static cJSON *line_json(const struct log_line *l)
+{
+  cJSON *j = cJSON_CreateObject();
+  char ts[40];
+  cleanup_free char *text = printable(l->text, l->len);
+  json_add_int(j, "seq", l->seq);
+  cJSON_AddStringToObject(j, "process", l->process_id);
+  json_add_int(j, "run", l->run);
+  cJSON_AddStringToObject(j, "stream", l->stream == LOGSTORE_STDERR ? "stderr" : "stdout");
+  cJSON_AddStringToObject(j, "time", sp_iso8601(l->ts_ms, ts, sizeof ts));
+  cJSON_AddStringToObject(j, "text", text);
+  if (l->truncated)
+    cJSON_AddBoolToObject(j, "truncated", true);
+  return j;
+}
+
+static int follow_line(void *ud, const struct log_line *l)
+{
+  struct follow *f = ud;
+  f->seq = l->seq;
+  if (f->sandbox && !f->key) {
+    /* all processes of one sandbox: keys are "sandbox/id" */
+    size_t n = strlen(f->sandbox);
+    if (strncmp(l->process_id, f->sandbox, n) != 0 || l->process_id[n] != '/')
+      return 0;
+  }
+  if (f->sse_process) {
+    cleanup_json cJSON *d = cJSON_CreateObject();
+    char ts[40];
+    cleanup_free char *text = printable(l->text, l->len);
+    const char *type = l->stream == LOGSTORE_STDERR ? "stderr" : "stdout";
+    cJSON_AddStringToObject(d, "type", type);
+    cJSON_AddStringToObject(d, "data", text);
+    cJSON_AddStringToObject(d, "processId", f->id);
+    cJSON_AddStringToObject(d, "timestamp", sp_iso8601(l->ts_ms, ts, sizeof ts));
+    sse_event(&f->buf, NULL, d);
+  } else {
+    cleanup_json cJSON *d = line_json(l);
+    sse_event(&f->buf, NULL, d);
+  }
+  return f->buf.len > 256 * 1024;
+}
+
+static long follow_cb(void *ud, char *out, size_t max)
+{
+  struct follow *f = ud;
+  if (f->off < f->buf.len) {
+    size_t n = SP_MIN(max, f->buf.len - f->off);
+    memcpy(out, f->buf.buf + f->off, n);
+    f->off += n;
+    return (long)n;
+  }
+  sbuf_reset(&f->buf);
+  f->off = 0;
+  if (f->phase == 2)
+    return HTTP_STREAM_END;
+  if (f->phase == 0) {
+    f->phase = 1;
+    if (f->sse_process) {
+      struct sp_error *err = NULL;
+      cJSON *p = supervisor_get(f->m->sup, f->sandbox, f->id, &err);
+      sp_error_free(err);
+      if (p) {
+        cleanup_json cJSON *d = cJSON_CreateObject();
+        char ts[40];
+        cJSON_AddStringToObject(d, "type", "process_info");
+        cJSON_AddStringToObject(d, "processId", f->id);
+        cJSON_AddStringToObject(d, "command", cJSON_GetObjectItem(p, "command")->valuestring);
+        cJSON_AddStringToObject(d, "status", cJSON_GetObjectItem(p, "status")->valuestring);
+        cJSON_AddItemToObject(d, "process", p);
+        cJSON_AddStringToObject(d, "timestamp", sp_iso8601(sp_now_ms(), ts, sizeof ts));
+        sse_event(&f->buf, NULL, d);
+      }
+    }
+    f->last_send = sp_monotonic_ms();
+    return 0;
+  }
+  /* Is the process over?  Checked before the query, so lines committed
+   * before it ended are all read below. */
+  struct proc_state st = {0};
+  if (f->sse_process)
+    supervisor_state(f->m->sup, f->sandbox, f->id, &st);
+  struct sp_error *err = NULL;
+  if (logstore_query(f->m->ls, f->key, f->seq, 0, 2000, follow_line, f, &err) < 0) {
+    sp_error_free(err);
+    return HTTP_STREAM_ABORT;
+  }
+  if (f->buf.len) {
+    f->last_send = sp_monotonic_ms();
+    return 0;
+  }
+  if (f->sse_process && (!st.found || st.final)) {
+    cleanup_json cJSON *d = cJSON_CreateObject();
+    char ts[40];
+    cJSON_AddStringToObject(d, "type", "exit");
+    cJSON_AddStringToObject(d, "processId", f->id);
+    if (st.has_exit)
+      json_add_int(d, "exitCode", st.exit_code);
+    else
+      cJSON_AddNullToObject(d, "exitCode");
+    cJSON_AddStringToObject(d, "status", st.found ? st.status : "unknown");
+    cleanup_free char *msg = st.has_exit ? xasprintf("Process %s with exit code %d", st.status, st.exit_code)
+                                         : xasprintf("Process %s", st.found ? st.status : "not found");
+    cJSON_AddStringToObject(d, "data", msg);
+    cJSON_AddStringToObject(d, "timestamp", sp_iso8601(sp_now_ms(), ts, sizeof ts));
+    sse_event(&f->buf, NULL, d);
+    f->phase = 2;
+    return 0;
+  }
+  if (sp_monotonic_ms() - f->last_send >= SSE_KEEPALIVE_MS) {
+    sbuf_addstr(&f->buf, ": keepalive\n\n");
+    f->last_send = sp_monotonic_ms();
+    return 0;
+  }
+  logstore_wait(f->m->ls, f->seq, 500);
+  return 0;
+}
+
+static void h_process_stream(struct http_req *r)
+{
+  struct monitor *m = r->app;
+  const char *sandbox = monitor_sandbox(r);
+  if (sandbox == NULL)
+    return;
+  const char *id = r->params[0];
+  if (!process_visible(m, sandbox, id)) {
+    http_reply_errorf(r, 404, "PROCESS_NOT_FOUND", "process '%s' not found", id);
+    return;
+  }
+  struct follow *f = xcalloc(1, sizeof *f);
+  f->m = m;
+  f->sandbox = xstrdup(sandbox);
+  f->id = xstrdup(id);
+  f->key = supervisor_log_key(sandbox, id);
+  f->sse_process = true;
+  http_reply_stream(r, 200, "text/event-stream", follow_cb, f, follow_free);
+}
+
+static bool parse_i64_param(struct http_req *r, const char *name, int64_t def,
+                            int64_t min, int64_t max, int64_t *out)
+{
+  const char *v = http_query(r, name);
+  long long n;
+  if (v == NULL || *v == '\0') {
+    *out = def;
+    return true;
+  }
+  if (!str_to_ll(v, min, max, &n)) {
+    http_reply_errorf(r, 400, "INVALID_REQUEST", "'%s' must be an integer between %lld and %lld",
+                      name, (long long)min, (long long)max);
+    return false;
+  }
+  *out = n;
+  return true;
+}
+
+struct lines_ctx {
+  cJSON *arr;
+  const char *prefix;
+  size_t bytes;
+  int64_t last;
+};
+
+static int lines_cb(void *ud, const struct log_line *l)
+{
+  struct lines_ctx *c = ud;
+  c->last = l->seq;
+  if (c->prefix) {
+    size_t n = strlen(c->prefix);
+    if (strncmp(l->process_id, c->prefix, n) != 0 || l->process_id[n] != '/')
+      return 0;
+  }
+  cJSON_AddItemToArray(c->arr, line_json(l));
+  c->bytes += l->len + 100;
+  return c->bytes > LOGS_MAX_BYTES;
+}
+
+static void h_logs(struct http_req *r)
+{
+  struct monitor *m = r->app;
+  bool bad;
+  const char *scope = monitor_scope(r, &bad);
+  if (bad)
+    return;
+  if (scope == NULL)
+    scope = http_query(r, "session");
+  const char *process = http_query(r, "process");
+  int64_t since, tail, limit;
+  if (!parse_i64_param(r, "since", 0, 0, INT64_MAX, &since) ||
+      !parse_i64_param(r, "tail", 0, 0, LOGS_MAX_LINES, &tail) ||
+      !parse_i64_param(r, "limit", 10000, 1, LOGS_MAX_LINES, &limit))
+    return;
+  const char *follow = http_query(r, "follow");
+  cleanup_free char *key = NULL;
+  if (process) {
+    if (scope == NULL) {
+      /* "sandbox/id" or an id of the default sandbox */
+      key = strchr(process, '/') ? xstrdup(process) : supervisor_log_key("default", process);
+    } else {
+      key = supervisor_log_key(scope, process);
+    }
+  }
+  if (tail > 0 && since == 0 && key == NULL && scope == NULL) {
+    /* tail across everything */
+  }
+  if (follow && strcmp(follow, "1") == 0) {
+    struct follow *f = xcalloc(1, sizeof *f);
+    f->m = m;
+    f->sandbox = scope ? xstrdup(scope) : NULL;
+    f->key = key ? xstrdup(key) : NULL;
+    f->phase = 1;
+    f->seq = since;
+    if (tail > 0) {
+      /* start from the tail: find the seq before the last `tail` lines */
+      struct lines_ctx c = {cJSON_CreateArray(), NULL, 0, 0};
+      int64_t first = 0;
+      struct sp_error *err = NULL;
+      logstore_query(m->ls, key, since, tail, 1, lines_cb, &c, &err);
+      sp_error_free(err);
+      cJSON *it = cJSON_GetArrayItem(c.arr, 0);
+      if (it)
+        first = (int64_t)cJSON_GetObjectItem(it, "seq")->valuedouble;
+      cJSON_Delete(c.arr);
+      if (first > 0)
+        f->seq = first - 1;
+    } else if (since == 0) {
+      f->seq = 0;
+    }
+    f->last_send = sp_monotonic_ms();
+    http_reply_stream(r, 200, "text/event-stream", follow_cb, f, follow_free);
+    return;
+  }
+  struct lines_ctx c = {cJSON_CreateArray(), key ? NULL : scope, 0, since};
+  cleanup_error struct sp_error *err = NULL;
+  if (logstore_query(m->ls, key, since, tail, limit, lines_cb, &c, &err) < 0) {
+    cJSON_Delete(c.arr);
+    http_reply_error(r, &err);
+    return;
+  }
+  cleanup_json cJSON *resp = cJSON_CreateObject();
+  cJSON_AddBoolToObject(resp, "success", true);
+  cJSON_AddItemToObject(resp, "lines", c.arr);
+  json_add_int(resp, "lastSeq", c.last);
+  http_reply_json(r, 200, resp);
+}
+
+static void h_logs_clear(struct http_req *r)
+{
+  struct monitor *m = r->app;
+  bool bad;
+  const char *scope = monitor_scope(r, &bad);
+  if (bad)
+    return;
+  const char *process = http_query(r, "process");
+  cleanup_error struct sp_error *err = NULL;
+  cleanup_free char *key = NULL;
+  if (process)
+    key = supervisor_log_key(scope ? scope : "default", process);
+  if (key == NULL && scope != NULL) {
+    /* every process of this sandbox */
+    cleanup_json cJSON *list = supervisor_list(m->sup, scope);
+    cJSON *p;
+    cJSON_ArrayForEach(p, list)
+    {
+      cleanup_free char *k = supervisor_log_key(scope, cJSON_GetObjectItem(p, "id")->valuestring);
+      if (logstore_clear(m->ls, k, &err) < 0) {
+        http_reply_error(r, &err);
+        return;
+      }
+    }
+  } else if (logstore_clear(m->ls, key, &err) < 0) {
+    http_reply_error(r, &err);
+    return;
+  }
+  http_reply(r, 200, "application/json", "{\"success\":true}", 16);
+}
+
+/* ---- errors ---- */
+
+static int error_cb(void *ud, const struct error_record *e)
+{
+  cJSON *arr = ud;
+  cJSON *j = cJSON_CreateObject();
+  char ts[40];
+  json_add_int(j, "id", e->id);
+  char hash[17];
+  snprintf(hash, sizeof hash, "%016llx", (unsigned long long)e->hash);
+  cJSON_AddStringToObject(j, "hash", hash);
+  json_add_string_or_null(j, "category", e->category);
+  json_add_string_or_null(j, "severity", e->severity);
+  json_add_string_or_null(j, "tool", e->tool);
+  json_add_string_or_null(j, "file", e->file);
+  if (e->line)
+    json_add_int(j, "line", e->line);
+  else
+    cJSON_AddNullToObject(j, "line");
+  if (e->column)
+    json_add_int(j, "column", e->column);
+  else
+    cJSON_AddNullToObject(j, "column");
+  json_add_string_or_null(j, "message", e->message);
+  json_add_string_or_null(j, "raw", e->raw);
+  cJSON_AddStringToObject(j, "firstSeen", sp_iso8601(e->first_seen_ms, ts, sizeof ts));
+  cJSON_AddStringToObject(j, "lastSeen", sp_iso8601(e->last_seen_ms, ts, sizeof ts));
+  json_add_int(j, "occurrences", e->count);
+  json_add_string_or_null(j, "processId", e->process_id);
+  json_add_string_or_null(j, "sessionId", e->session_id);
+  cJSON_AddItemToArray(arr, j);
+  return cJSON_GetArraySize(arr) >= 1000;
+}
+
+/* ?since= accepts epoch milliseconds or an ISO 8601 time. */
+static bool parse_since(struct http_req *r, int64_t *out)
+{
+  const char *v = http_query(r, "since");
+  *out = 0;
+  if (v == NULL || *v == '\0')
+    return true;
+  long long n;
+  if (str_to_ll(v, 0, INT64_MAX, &n)) {
+    *out = n;
+    return true;
+  }
+  struct tm tm = {0};
+  int ms = 0;
+  char *end = strptime(v, "%Y-%m-%dT%H:%M:%S", &tm);
+  if (end && *end == '.') {
+    ms = (int)strtol(end + 1, &end, 10) % 1000;
+  }
+  if (end == NULL || (*end != 'Z' && *end != '\0') || (*end == 'Z' && end[1] != '\0')) {
+    http_reply_errorf(r, 400, "INVALID_REQUEST",
+                      "'since' must be epoch milliseconds or an ISO 8601 UTC time");
+    return false;
+  }
+  *out = (int64_t)timegm(&tm) * 1000 + ms;
+  return true;
+}
+
+static void h_errors(struct http_req *r)
+{
+  struct monitor *m = r->app;
+  bool bad;
+  const char *scope = monitor_scope(r, &bad);
+  if (bad)
+    return;
+  if (scope == NULL)
+    scope = http_query(r, "session");
+  int64_t since;
+  if (!parse_since(r, &since))
+    return;
+  cleanup_error struct sp_error *err = NULL;
+  cJSON *arr = cJSON_CreateArray();
+  if (errorstore_query(m->ls, since, scope, error_cb, arr, &err) < 0) {
+    cJSON_Delete(arr);
+    http_reply_error(r, &err);
+    return;
+  }
+  const char *reset = http_query(r, "reset");
+  if (reset && strcmp(reset, "1") == 0 && errorstore_clear(m->ls, scope, &err) < 0) {
+    cJSON_Delete(arr);
+    http_reply_error(r, &err);
+    return;
+  }
+  cleanup_json cJSON *resp = cJSON_CreateObject();
+  cJSON_AddBoolToObject(resp, "success", true);
+  json_add_int(resp, "count", cJSON_GetArraySize(arr));
+  cJSON_AddItemToObject(resp, "errors", arr);
+  http_reply_json(r, 200, resp);
+}
+
+static void h_errors_stats(struct http_req *r)
+{
+  struct monitor *m = r->app;
+  bool bad;
+  const char *scope = monitor_scope(r, &bad);
+  if (bad)
+    return;
+  if (scope == NULL)
+    scope = http_query(r, "session");
+  cleanup_error struct sp_error *err = NULL;
+  cJSON *stats = errorstore_stats(m->ls, scope, &err);
+  if (stats == NULL) {
+    http_reply_error(r, &err);
+    return;
+  }
+  cleanup_json cJSON *resp = cJSON_CreateObject();
+  cJSON_AddBoolToObject(resp, "success", true);
+  cJSON_AddItemToObject(resp, "stats", stats);
+  http_reply_json(r, 200, resp);
+}
+
+static void h_errors_clear(struct http_req *r)
+{
+  struct monitor *m = r->app;
+  bool bad;
+  const char *scope = monitor_scope(r, &bad);
+  if (bad)
+    return;
+  if (scope == NULL)
+    scope = http_query(r, "session");
+  cleanup_error struct sp_error *err = NULL;
+  if (errorstore_clear(m->ls, scope, &err) < 0) {
+    http_reply_error(r, &err);
+    return;
+  }
+  http_reply(r, 200, "application/json", "{\"success\":true}", 16);
+}
+
+/* ---- status ---- */
+
+static void h_ping(struct http_req *r)
+{
+  cleanup_json cJSON *resp = cJSON_CreateObject();
+  char ts[40];
+  now_iso(ts, sizeof ts);
+  cJSON_AddBoolToObject(resp, "success", true);
+  cJSON_AddStringToObject(resp, "message", "pong");
+  cJSON_AddStringToObject(resp, "status", "healthy");
+  json_add_int(resp, "uptime", (sp_now_ms() - ((struct monitor *)r->app)->started_ms) / 1000);
+  cJSON_AddStringToObject(resp, "timestamp", ts);
+  http_reply_json(r, 200, resp);
+}
+
+static void h_status(struct http_req *r)
+{
+  struct monitor *m = r->app;
+  struct logstore_status ls;
+  cleanup_error struct sp_error *err = NULL;
+  if (logstore_status(m->ls, &ls, &err) < 0) {
+    http_reply_error(r, &err);
+    return;
+  }
+  struct supervisor_counts sc;
+  supervisor_counts(m->sup, &sc);
+  cleanup_json cJSON *resp = cJSON_CreateObject();
+  cJSON_AddBoolToObject(resp, "success", true);
+  cJSON_AddStringToObject(resp, "version", SANDPIT_VERSION);
+  json_add_int(resp, "pid", getpid());
+  json_add_int(resp, "uptimeMs", sp_now_ms() - m->started_ms);
+  cJSON *p = cJSON_AddObjectToObject(resp, "processes");
+  json_add_int(p, "total", sc.total);
+  json_add_int(p, "running", sc.running);
+  json_add_int(p, "ready", sc.ready);
+  json_add_int(p, "failed", sc.failed);
+  json_add_int(p, "restarts", sc.restarts);
+  json_add_int(p, "orphansReaped", sc.orphans_reaped);
+  cJSON *d = cJSON_AddObjectToObject(resp, "database");
+  cJSON_AddStringToObject(d, "path", m->db_path);
+  json_add_int(d, "bytes", ls.db_bytes);
+  json_add_int(d, "lines", ls.lines);
+  json_add_int(d, "errors", ls.errors);
+  json_add_int(d, "pendingLines", ls.pending);
+  json_add_int(d, "rotatedLines", ls.rotated_lines);
+  json_add_int(d, "droppedLines", ls.dropped_lines);
+  json_add_int(d, "truncatedLines", ls.truncated_lines);
+  json_add_int(d, "writeFailures", ls.write_failures);
+  json_add_int(d, "lastSeq", ls.last_seq);
+  cJSON_AddBoolToObject(resp, "isolatedUsers", m->is_root);
+  http_reply_json(r, 200, resp);
+}
+
+const struct http_route monitor_routes[] = {
+    {"GET", "/api/ping", h_ping, 0, NULL},
+    {"GET", "/api/status", h_status, 0, NULL},
+    {"POST", "/api/process/start", h_process_start, 0, NULL},
+    {"GET", "/api/process/list", h_process_list, 0, NULL},
+    {"DELETE", "/api/process/kill-all", h_process_kill_all, 0, NULL},
+    {"GET", "/api/process/:id", h_process_get, 0, NULL},
+    {"DELETE", "/api/process/:id", h_process_kill, 0, NULL},
+    {"POST", "/api/process/:id/restart", h_process_restart, 0, NULL},
+    {"GET", "/api/process/:id/logs", h_process_logs, 0, NULL},
+    {"GET", "/api/process/:id/stream", h_process_stream, 0, NULL},
+    {"GET", "/api/logs", h_logs, 0, NULL},
+    {"DELETE", "/api/logs", h_logs_clear, 0, NULL},
+    {"GET", "/api/errors", h_errors, 0, NULL},
+    {"GET", "/api/errors/stats", h_errors_stats, 0, NULL},
+    {"DELETE", "/api/errors", h_errors_clear, 0, NULL},
+};
+const size_t monitor_nroutes = SP_ARRAY_SIZE(monitor_routes);

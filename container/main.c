@@ -1,0 +1,154 @@
+/* sandpit-monitor: pid 1 of an instance.  It supervises processes, stores
+ * their output and errors, and serves all of it over HTTP on a unix socket. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "classify.h"
+#include "error.h"
+#include "log.h"
+#include "logstore.h"
+#include "monitor.h"
+#include "supervisor.h"
+#include "util.h"
+#include "version.h"
+
+extern const char sp_default_rules[];
+extern const char sp_default_rules_end[];
+
+static const char usage[] =
+    "Usage: sandpit-monitor [--socket PATH] [--data DIR] [--workspace DIR] [--rules FILE]\n"
+    "\n"
+    "Supervises dev servers and commands, keeps their output and classified\n"
+    "errors in SQLite, and serves them over HTTP on a unix socket.\n"
+    "\n"
+    "Options:\n"
+    "  -s, --socket PATH     unix socket to serve on (default /run/sandpit/monitor.sock)\n"
+    "  -d, --data DIR        data directory for monitor.db (default /var/lib/sandpit)\n"
+    "  -w, --workspace DIR   workspace root; each sandbox gets DIR/{sandbox}\n"
+    "                        (default /workspace)\n"
+    "  -r, --rules FILE      error classification rules (default: built in)\n"
+    "      --check-rules     load the rules, print how many, and exit\n"
+    "  -h, --help            show this help\n"
+    "  -V, --version         show the version\n"
+    "\n"
+    "Environment: SANDPIT_LOG_LEVEL (debug, info, warn, error).\n";
+
+static char *parent_dir(const char *path)
+{
+  const char *slash = strrchr(path, '/');
+  if (slash == NULL || slash == path)
+    return NULL;
+  return xstrndup(path, (size_t)(slash - path));
+}
+
+int main(int argc, char **argv)
+{
+  static const struct option longopts[] = {
+      {"socket", required_argument, NULL, 's'},
+      {"data", required_argument, NULL, 'd'},
+      {"workspace", required_argument, NULL, 'w'},
+      {"rules", required_argument, NULL, 'r'},
+      {"check-rules", no_argument, NULL, 'R'},
+      {"help", no_argument, NULL, 'h'},
+      {"version", no_argument, NULL, 'V'},
+      {NULL, 0, NULL, 0},
+  };
+  struct monitor m = {
+      .socket_path = "/run/sandpit/monitor.sock",
+      .data_dir = "/var/lib/sandpit",
+      .workspace = "/workspace",
+  };
+  const char *rules_path = NULL;
+  bool check_rules = false;
+  int opt;
+  while ((opt = getopt_long(argc, argv, "s:d:w:r:hV", longopts, NULL)) != -1) {
+    switch (opt) {
+    case 's': m.socket_path = optarg; break;
+    case 'd': m.data_dir = optarg; break;
+    case 'w': m.workspace = optarg; break;
+    case 'r': rules_path = optarg; break;
+    case 'R': check_rules = true; break;
+    case 'h': fputs(usage, stdout); return 0;
+    case 'V': printf("sandpit-monitor %s\n", SANDPIT_VERSION); return 0;
+    default: fputs(usage, stderr); return 2;
+    }
+  }
+  if (optind != argc) {
+    fprintf(stderr, "sandpit-monitor: unexpected argument '%s'\n%s", argv[optind], usage);
+    return 2;
+  }
+  sp_log_set_prog("sandpit-monitor");
+  sp_log_init_from_env();
+  signal(SIGPIPE, SIG_IGN);
+
+  cleanup_error struct sp_error *err = NULL;
+  if (rules_path)
+    m.rules = classify_rules_load(rules_path, &err);
+  else
+    m.rules = classify_rules_parse(sp_default_rules,
+                                   (size_t)(sp_default_rules_end - sp_default_rules),
+                                   "built-in rules", &err);
+  if (m.rules == NULL) {
+    fprintf(stderr, "sandpit-monitor: %s\n", err->msg);
+    return 2;
+  }
+  if (check_rules) {
+    printf("%zu rules\n", classify_rules_count(m.rules));
+    classify_rules_free(m.rules);
+    return 0;
+  }
+
+  int rc = 1;
+  cleanup_free char *sockdir = parent_dir(m.socket_path);
+  if ((sockdir && sp_mkdir_p(sockdir, 0755, &err) < 0) ||
+      sp_mkdir_p(m.data_dir, 0700, &err) < 0) {
+    sp_err("cannot start", LS("error", err->msg));
+    goto out;
+  }
+  m.is_root = geteuid() == 0;
+  m.db_path = xasprintf("%s/monitor.db", m.data_dir);
+  m.ls = logstore_open(m.db_path, NULL, &err);
+  if (m.ls == NULL) {
+    sp_err("cannot open the log store", LS("path", m.db_path), LS("error", err->msg));
+    goto out;
+  }
+  struct supervisor_opts so = {.ls = m.ls, .rules = m.rules};
+  m.sup = supervisor_new(&so, &err);
+  if (m.sup == NULL) {
+    sp_err("cannot start the supervisor", LS("error", err->msg));
+    goto out;
+  }
+  struct http_server_opts ho = {
+      .unix_path = m.socket_path,
+      .routes = monitor_routes,
+      .nroutes = monitor_nroutes,
+      .app = &m,
+  };
+  m.http = http_server_start(&ho, &err);
+  if (m.http == NULL) {
+    sp_err("cannot serve", LS("socket", m.socket_path), LS("error", err->msg));
+    goto out;
+  }
+  m.started_ms = sp_now_ms();
+  if (!m.is_root)
+    sp_warn("not running as root: sandboxes share one user",
+            LI("uid", (long long)geteuid()));
+  sp_info("monitor ready", LS("socket", m.socket_path), LS("data", m.data_dir),
+          LS("workspace", m.workspace), LI("rules", (long long)classify_rules_count(m.rules)),
+          LI("pid", (long long)getpid()));
+  supervisor_run(m.sup);
+  rc = 0;
+out:
+  http_server_stop(m.http);
+  supervisor_free(m.sup);
+  logstore_close(m.ls);
+  classify_rules_free(m.rules);
+  free(m.db_path);
+  sp_info("monitor stopped", LI("code", rc));
+  return rc;
+}

@@ -1,0 +1,2103 @@
+#include "classify.h"
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+
+#include <cjson/cJSON.h>
+#include <pcre2.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "str.h"
+#include "toml.h"
+#include "util.h"
+
+/* Bytes of input examined when cleaning a line (escape sequences may make a
+ * line much longer than what it shows). */
+#define CLEAN_SCAN_MAX (4 * CLASSIFY_LINE_MAX)
+/* A block longer than this is emitted (or dropped) whatever follows. */
+#define BLOCK_MAX_LINES 5000
+/* A block with no rule match yet (a throw-site header, a code frame, a
+ * traceback under way) is dropped when it grows longer than this. */
+#define TENTATIVE_MAX_LINES 400
+/* Blank lines a block may contain in a row. */
+#define BLANKS_MAX 2
+
+#define MATCH_LIMIT 200000
+#define DEPTH_LIMIT 2000
+#define HEAP_LIMIT_KIB 8192
+#define JIT_STACK_MAX (512 * 1024)
+
+#define LITERAL_MIN 3
+
+static const char *const categories[] = {
+    "syntax",  "type",   "module-resolution", "runtime", "network", "port-in-use",
+    "memory",  "dependency", "build",         "warning",
+};
+
+static const char *const known_tools[] = {
+    "vite", "esbuild", "typescript", "react", "nextjs", "node",
+    "npm",  "pnpm",    "bun",        "python", "pino",
+};
+
+enum rule_context { CTX_ANY, CTX_PYTHON_TRACEBACK };
+
+struct rule {
+  char *name, *tool, *category, *severity;
+  pcre2_code *re;
+  /* group numbers of the named captures (several when a name is repeated in
+   * alternatives); 0 terminates */
+  uint32_t g_file[4], g_line[4], g_column[4], g_message[4];
+  bool restart, generic, keep_tool, unfiltered;
+  enum rule_context ctx;
+};
+
+/* A literal some rule's pattern requires, lower-cased; key = first 3 bytes. */
+struct literal {
+  uint32_t key;
+  uint32_t rule;
+  size_t len;
+  unsigned char *s;
+};
+
+struct classify_rules {
+  struct rule *rules;
+  size_t nrules;
+  pcre2_code **benign;
+  size_t nbenign;
+  struct literal *lits; /* sorted by key */
+  size_t nlits;
+  uint32_t *unfiltered; /* indexes of rules without a literal, ascending */
+  size_t nunfiltered;
+  uint8_t keybits[65536 / 8];
+  uint32_t max_groups;
+};
+
+enum mode {
+  MODE_NORMAL,
+  MODE_PYTHON,     /* inside a traceback, before its final line */
+  MODE_PYTHON_END, /* after the final line: only a chained traceback follows */
+  MODE_NPM,        /* npm ERR! block */
+};
+
+enum loc_rank {
+  RANK_CAPTURE = 1,  /* from the event's own line */
+  RANK_LOCATION = 2, /* a location line, a throw-site header, File: */
+  RANK_FRAME = 3,    /* an in-project stack frame */
+  RANK_OTHER = 4,    /* any other frame (python: outside the project) */
+  RANK_NONE = 100,
+};
+
+struct pending {
+  bool active;
+  bool classified; /* a rule matched; otherwise tentative */
+  bool generic, keep_tool, restart, merged;
+  const char *rule, *tool, *category, *severity;
+  char *message;
+  char *file;
+  int line, column;
+  int rank;
+  struct sbuf raw;
+  int raw_lines;
+  size_t lines;
+  int blanks; /* blank lines held back until the block continues */
+  enum mode mode;
+  int64_t last_ms;
+};
+
+struct classifier {
+  const struct classify_rules *r;
+  pcre2_match_data *md;
+  pcre2_match_context *mctx;
+  pcre2_jit_stack *jit;
+  uint32_t *cand; /* cand[i] == gen: rule i passed the prefilter */
+  uint32_t gen;
+  struct sbuf clean;
+  struct pending p;
+};
+
+/* One successful rule match, pointing into the classified line. */
+struct match {
+  const struct rule *rule;
+  const char *s;
+  const char *file, *msg;
+  size_t file_len, msg_len;
+  int line, column;
+};
+
+static unsigned char fold[256];
+
+static void fold_init(void)
+{
+  if (fold['A'] == 'a')
+    return;
+  for (int i = 0; i < 256; i++)
+    fold[i] = (unsigned char)((i >= 'A' && i <= 'Z') ? i + 32 : i);
+}
+
+static inline uint32_t key3(unsigned char a, unsigned char b, unsigned char c)
+{
+  return ((uint32_t)a << 16) | ((uint32_t)b << 8) | c;
+}
+
+static inline uint32_t keyhash(uint32_t k)
+{
+  return ((k * 2654435761u) >> 16) & 0xffff;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Text helpers                                                             */
+
+static bool is_space(unsigned char c) { return c == ' ' || c == '\t'; }
+static bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+static bool is_alpha(unsigned char c)
+{
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+static bool is_alnum(unsigned char c) { return is_alpha(c) || is_digit(c); }
+static bool is_hex(unsigned char c)
+{
+  return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+static bool has_prefix(const char *s, size_t n, const char *prefix)
+{
+  size_t k = strlen(prefix);
+  return n >= k && memcmp(s, prefix, k) == 0;
+}
+
+static const char *skip_ws(const char *s, const char *end)
+{
+  while (s < end && is_space((unsigned char)*s))
+    s++;
+  return s;
+}
+
+static void trim(const char **s, size_t *n)
+{
+  while (*n > 0 && is_space((unsigned char)**s)) {
+    (*s)++;
+    (*n)--;
+  }
+  while (*n > 0 && is_space((unsigned char)(*s)[*n - 1]))
+    (*n)--;
+}
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 if invalid. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+  unsigned char c = s[0];
+  if (c < 0x80)
+    return 1;
+  size_t k;
+  unsigned int cp, min;
+  if (c >= 0xc2 && c <= 0xdf) {
+    k = 1, cp = c & 0x1f, min = 0x80;
+  } else if (c >= 0xe0 && c <= 0xef) {
+    k = 2, cp = c & 0x0f, min = 0x800;
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    k = 3, cp = c & 0x07, min = 0x10000;
+  } else {
+    return 0;
+  }
+  if (n <= k)
+    return 0;
+  for (size_t i = 1; i <= k; i++) {
+    if ((s[i] & 0xc0) != 0x80)
+      return 0;
+    cp = (cp << 6) | (s[i] & 0x3f);
+  }
+  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+    return 0;
+  return k + 1;
+}
+
+/* Append s as valid UTF-8 without control characters other than tab:
+ * invalid bytes become U+FFFD. */
+static void add_utf8(struct sbuf *sb, const char *str, size_t n)
+{
+  const unsigned char *s = (const unsigned char *)str;
+  size_t i = 0, run = 0;
+  sbuf_grow(sb, n);
+  while (i < n) {
+    unsigned char c = s[i];
+    if (c >= 0x20 && c < 0x7f) {
+      i++;
+      continue;
+    }
+    size_t k = c == '\t' ? 1 : (c < 0x20 || c == 0x7f) ? 0 : utf8_seq(s + i, n - i);
+    if (k > 0) {
+      i += k;
+      continue;
+    }
+    sbuf_add(sb, s + run, i - run);
+    sbuf_add(sb, "\xef\xbf\xbd", 3);
+    i++;
+    run = i;
+  }
+  sbuf_add(sb, s + run, n - run);
+}
+
+static char *dup_utf8(const char *s, size_t n)
+{
+  struct sbuf sb = SBUF_INIT;
+  add_utf8(&sb, s, n);
+  return sbuf_detach(&sb, NULL);
+}
+
+/* Remove ANSI escape sequences and other control characters (but tab), and
+ * apply carriage-return overwrites (what follows the last CR wins).  Appends
+ * to `out`; returns the offset in out->buf where the visible text starts. */
+static size_t strip_into(struct sbuf *out, const char *str, size_t n,
+                         size_t max_out)
+{
+  const unsigned char *s = (const unsigned char *)str;
+  size_t base = out->len;
+  size_t seg = base, prev = base;
+  size_t i = 0;
+  sbuf_grow(out, n < max_out ? n : max_out);
+  while (i < n) {
+    unsigned char c = s[i];
+    if (c == 0x1b) {
+      i++;
+      if (i >= n)
+        break;
+      unsigned char t = s[i++];
+      if (t == '[') {
+        while (i < n && !(s[i] >= 0x40 && s[i] <= 0x7e))
+          i++;
+        if (i < n)
+          i++;
+      } else if (t == ']' || t == 'P' || t == 'X' || t == '^' || t == '_') {
+        while (i < n) {
+          if (s[i] == 0x07) {
+            i++;
+            break;
+          }
+          if (s[i] == 0x1b && i + 1 < n && s[i + 1] == '\\') {
+            i += 2;
+            break;
+          }
+          i++;
+        }
+      } else if (t >= 0x20 && t <= 0x2f) {
+        while (i < n && s[i] >= 0x20 && s[i] <= 0x2f)
+          i++;
+        if (i < n)
+          i++;
+      }
+      continue;
+    }
+    if (c == '\r') {
+      if (out->len > seg) {
+        prev = seg;
+        seg = out->len;
+      }
+      i++;
+      continue;
+    }
+    if ((c < 0x20 && c != '\t') || c == 0x7f) {
+      i++;
+      continue;
+    }
+    if (out->len - seg < max_out) {
+      out->buf[out->len++] = (char)c;
+    }
+    i++;
+  }
+  out->buf[out->len] = '\0';
+  if (out->len > seg)
+    return seg;
+  /* The last segment is empty ("text\r"): the previous one is what shows. */
+  out->len = seg;
+  out->buf[out->len] = '\0';
+  return prev;
+}
+
+/* The visible text of a line, at most CLASSIFY_LINE_MAX bytes.  Returns the
+ * input itself when there is nothing to strip. */
+static const char *clean_line(struct classifier *c, const char *line, size_t len,
+                              size_t *out_len)
+{
+  size_t n = len;
+  bool special = false;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char ch = (unsigned char)line[i];
+    if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
+      special = true;
+      break;
+    }
+  }
+  if (!special) {
+    *out_len = n > CLASSIFY_LINE_MAX ? CLASSIFY_LINE_MAX : n;
+    return line;
+  }
+  if (n > CLEAN_SCAN_MAX)
+    n = CLEAN_SCAN_MAX;
+  sbuf_reset(&c->clean);
+  size_t start = strip_into(&c->clean, line, n, CLASSIFY_LINE_MAX);
+  *out_len = c->clean.len - start;
+  return c->clean.buf + start;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Literal extraction for the prefilter                                     */
+
+static const char *class_end(const char *p, const char *end)
+{
+  p++; /* '[' */
+  if (p < end && *p == '^')
+    p++;
+  if (p < end && *p == ']')
+    p++;
+  while (p < end) {
+    if (*p == '\\') {
+      p += 2;
+      continue;
+    }
+    if (*p == '[' && p + 1 < end && p[1] == ':') {
+      const char *q = p + 2;
+      while (q + 1 < end && !(q[0] == ':' && q[1] == ']'))
+        q++;
+      if (q + 1 < end) {
+        p = q + 2;
+        continue;
+      }
+    }
+    if (*p == ']')
+      return p;
+    p++;
+  }
+  return NULL;
+}
+
+static const char *group_end(const char *p, const char *end)
+{
+  int depth = 0;
+  while (p < end) {
+    if (*p == '\\') {
+      p += 2;
+      continue;
+    }
+    if (*p == '[') {
+      p = class_end(p, end);
+      if (p == NULL)
+        return NULL;
+      p++;
+      continue;
+    }
+    if (*p == '(')
+      depth++;
+    else if (*p == ')' && --depth == 0)
+      return p;
+    p++;
+  }
+  return NULL;
+}
+
+/* Is there a '|' at the top level of [p, end)?  Fills `branches` with the
+ * starts of the alternatives (at most max) and returns their number, or 0 if
+ * the pattern cannot be scanned. */
+static size_t split_branches(const char *p, const char *end, const char **starts,
+                             const char **ends, size_t max)
+{
+  size_t n = 0;
+  starts[n] = p;
+  while (p < end) {
+    if (*p == '\\') {
+      p += 2;
+      continue;
+    }
+    if (*p == '[') {
+      p = class_end(p, end);
+      if (p == NULL)
+        return 0;
+      p++;
+      continue;
+    }
+    if (*p == '(') {
+      p = group_end(p, end);
+      if (p == NULL)
+        return 0;
+      p++;
+      continue;
+    }
+    if (*p == '|') {
+      ends[n++] = p;
+      if (n == max)
+        return 0;
+      starts[n] = p + 1;
+    }
+    p++;
+  }
+  ends[n++] = end;
+  return n;
+}
+
+/* Parse a quantifier at p; returns its length (0 if none) and whether it
+ * allows zero repetitions. */
+static size_t quantifier(const char *p, const char *end, bool *optional)
+{
+  if (p >= end)
+    return 0;
+  size_t k = 0;
+  if (*p == '?' || *p == '*') {
+    *optional = true;
+    k = 1;
+  } else if (*p == '+') {
+    *optional = false;
+    k = 1;
+  } else if (*p == '{') {
+    const char *q = p + 1;
+    const char *d = q;
+    while (q < end && is_digit((unsigned char)*q))
+      q++;
+    if (q == d)
+      return 0;
+    bool zero = (q - d == 1 && *d == '0');
+    if (q < end && *q == ',') {
+      q++;
+      while (q < end && is_digit((unsigned char)*q))
+        q++;
+    }
+    if (q >= end || *q != '}')
+      return 0;
+    *optional = zero;
+    k = (size_t)(q + 1 - p);
+  } else {
+    return 0;
+  }
+  if (p + k < end && (p[k] == '?' || p[k] == '+'))
+    k++;
+  return k;
+}
+
+static void keep_longer(struct sbuf *best, const struct sbuf *run)
+{
+  if (run->len > best->len) {
+    sbuf_reset(best);
+    sbuf_add(best, run->buf, run->len);
+  }
+}
+
+/* The longest run of literal bytes that every match of the sequence
+ * [p, end) (no top-level alternation) must contain; into `best`. */
+static void required_literal(const char *p, const char *end, struct sbuf *best,
+                             int depth)
+{
+  struct sbuf run = SBUF_INIT;
+  while (p < end) {
+    bool lit = false;
+    char ch = 0;
+    bool opt = false;
+    if (*p == '\\') {
+      if (p + 1 >= end)
+        break;
+      unsigned char e = (unsigned char)p[1];
+      p += 2;
+      if (is_alnum(e)) {
+        if (e == 'Q') {
+          /* \Q...\E: literal, but rare here; treat as opaque */
+          while (p + 1 < end && !(p[0] == '\\' && p[1] == 'E'))
+            p++;
+          p = p + 1 < end ? p + 2 : end;
+        } else if (p < end && (*p == '{' || *p == '<' || *p == '\'') &&
+                   strchr("xopPgkN", e)) {
+          char close = *p == '{' ? '}' : *p == '<' ? '>' : '\'';
+          while (p < end && *p != close)
+            p++;
+          if (p < end)
+            p++;
+        } else if (e == 'x') {
+          for (int k = 0; k < 2 && p < end && is_hex((unsigned char)*p); k++)
+            p++;
+        } else if (e == 'c' && p < end) {
+          p++;
+        }
+      } else {
+        lit = true;
+        ch = (char)e;
+      }
+    } else if (*p == '[') {
+      const char *q = class_end(p, end);
+      p = q ? q + 1 : end;
+    } else if (*p == '(') {
+      const char *q = group_end(p, end);
+      if (q == NULL)
+        break;
+      const char *in = p + 1;
+      bool use = true;
+      if (in < q && *in == '?') {
+        if (in + 1 >= q) {
+          use = false;
+        } else if (in[1] == ':' || in[1] == '>') {
+          in += 2;
+        } else if (in[1] == '=' || in[1] == '!' || in[1] == '#' || in[1] == '|') {
+          use = false;
+        } else if (in[1] == '<' && in + 2 < q && (in[2] == '=' || in[2] == '!')) {
+          use = false;
+        } else if (in[1] == '<' || in[1] == '\'' || in[1] == 'P') {
+          const char *r = in + 2;
+          while (r < q && *r != '>' && *r != '\'')
+            r++;
+          in = r + 1;
+        } else {
+          const char *f = in + 1;
+          while (f < q && (is_alpha((unsigned char)*f) || *f == '-' || *f == '^'))
+            f++;
+          if (f < q && *f == ':')
+            in = f + 1;
+          else
+            use = false;
+        }
+      } else if (in < q && *in == '*') {
+        use = false; /* (*VERB) */
+      }
+      p = q + 1;
+      size_t k = quantifier(p, end, &opt);
+      p += k;
+      if (use && !(k > 0 && opt) && depth < 32 && in <= q) {
+        const char *bs[2], *be[2];
+        if (split_branches(in, q, bs, be, 2) == 1)
+          required_literal(in, q, best, depth + 1);
+      }
+      keep_longer(best, &run);
+      sbuf_reset(&run);
+      continue;
+    } else if (*p == '.' || *p == '^' || *p == '$' || *p == '|') {
+      p++;
+    } else {
+      bool o;
+      size_t k = quantifier(p, end, &o);
+      if (k > 0) {
+        p += k; /* stray quantifier: cannot happen in a valid pattern */
+      } else {
+        lit = true;
+        ch = *p++;
+      }
+    }
+    if (lit) {
+      size_t k = quantifier(p, end, &opt);
+      if (k == 0) {
+        sbuf_addch(&run, (char)fold[(unsigned char)ch]);
+        continue;
+      }
+      p += k;
+      if (!opt)
+        sbuf_addch(&run, (char)fold[(unsigned char)ch]);
+    } else {
+      p += quantifier(p, end, &opt);
+    }
+    keep_longer(best, &run);
+    sbuf_reset(&run);
+  }
+  keep_longer(best, &run);
+  sbuf_release(&run);
+}
+
+/* Add the literals of rule `idx` to the prefilter, or mark it unfiltered. */
+static void add_literals(struct classify_rules *r, uint32_t idx, const char *pat,
+                         size_t len)
+{
+  const char *bs[16], *be[16];
+  size_t nb = split_branches(pat, pat + len, bs, be, 16);
+  bool ok = nb > 0 && memmem(pat, len, "(?x", 3) == NULL &&
+            memmem(pat, len, "(*", 2) == NULL;
+  struct sbuf lits[16];
+  memset(lits, 0, sizeof lits);
+  for (size_t i = 0; ok && i < nb; i++) {
+    required_literal(bs[i], be[i], &lits[i], 0);
+    if (lits[i].len < LITERAL_MIN)
+      ok = false;
+  }
+  for (size_t i = 0; i < nb; i++) {
+    if (ok) {
+      r->lits = xreallocarray(r->lits, r->nlits + 1, sizeof *r->lits);
+      struct literal *l = &r->lits[r->nlits++];
+      l->len = lits[i].len;
+      l->s = (unsigned char *)sbuf_detach(&lits[i], NULL);
+      l->rule = idx;
+      l->key = key3(l->s[0], l->s[1], l->s[2]);
+    }
+    sbuf_release(&lits[i]);
+  }
+  if (!ok) {
+    r->unfiltered = xreallocarray(r->unfiltered, r->nunfiltered + 1,
+                                  sizeof *r->unfiltered);
+    r->unfiltered[r->nunfiltered++] = idx;
+    r->rules[idx].unfiltered = true;
+  }
+}
+
+static int lit_cmp(const void *a, const void *b)
+{
+  const struct literal *x = a, *y = b;
+  if (x->key != y->key)
+    return x->key < y->key ? -1 : 1;
+  return x->rule < y->rule ? -1 : x->rule > y->rule;
+}
+
+static void prefilter_build(struct classify_rules *r)
+{
+  qsort(r->lits, r->nlits, sizeof *r->lits, lit_cmp);
+  for (size_t i = 0; i < r->nlits; i++) {
+    uint32_t h = keyhash(r->lits[i].key);
+    r->keybits[h >> 3] |= (uint8_t)(1u << (h & 7));
+  }
+}
+
+/* Mark in c->cand the rules whose literal occurs in s; returns whether any
+ * rule (filtered or not) is worth trying. */
+static bool prefilter(struct classifier *c, const char *str, size_t n)
+{
+  const struct classify_rules *r = c->r;
+  const unsigned char *s = (const unsigned char *)str;
+  bool any = r->nunfiltered > 0;
+  if (++c->gen == 0) {
+    memset(c->cand, 0, r->nrules * sizeof *c->cand);
+    c->gen = 1;
+  }
+  if (n < LITERAL_MIN || r->nlits == 0)
+    return any;
+  uint32_t k = key3(0, fold[s[0]], fold[s[1]]);
+  for (size_t i = 2; i < n; i++) {
+    k = ((k << 8) | fold[s[i]]) & 0xffffff;
+    uint32_t h = keyhash(k);
+    if (!(r->keybits[h >> 3] & (1u << (h & 7))))
+      continue;
+    /* binary search for the first literal with this key */
+    size_t lo = 0, hi = r->nlits;
+    while (lo < hi) {
+      size_t mid = (lo + hi) / 2;
+      if (r->lits[mid].key < k)
+        lo = mid + 1;
+      else
+        hi = mid;
+    }
+    size_t at = i - 2;
+    for (; lo < r->nlits && r->lits[lo].key == k; lo++) {
+      const struct literal *l = &r->lits[lo];
+      if (c->cand[l->rule] == c->gen || l->len > n - at)
+        continue;
+      size_t j = 3;
+      while (j < l->len && fold[s[at + j]] == l->s[j])
+        j++;
+      if (j == l->len) {
+        c->cand[l->rule] = c->gen;
+        any = true;
+      }
+    }
+  }
+  return any;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Rules                                                                    */
+
+static int rules_error(struct sp_error **err, const char *file, int line,
+                       const char *rule, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static int rules_error(struct sp_error **err, const char *file, int line,
+                       const char *rule, const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  char *what = xvasprintf(fmt, ap);
+  va_end(ap);
+  if (rule)
+    sp_error_code(err, "INVALID_RULES", 500, "%s:%d: rule \"%s\": %s", file, line,
+                  rule, what);
+  else
+    sp_error_code(err, "INVALID_RULES", 500, "%s:%d: %s", file, line, what);
+  free(what);
+  return -1;
+}
+
+static void rule_release(struct rule *ru)
+{
+  free(ru->name);
+  free(ru->tool);
+  free(ru->category);
+  free(ru->severity);
+  pcre2_code_free(ru->re);
+}
+
+void classify_rules_free(struct classify_rules *r)
+{
+  if (r == NULL)
+    return;
+  for (size_t i = 0; i < r->nrules; i++)
+    rule_release(&r->rules[i]);
+  free(r->rules);
+  for (size_t i = 0; i < r->nbenign; i++)
+    pcre2_code_free(r->benign[i]);
+  free(r->benign);
+  for (size_t i = 0; i < r->nlits; i++)
+    free(r->lits[i].s);
+  free(r->lits);
+  free(r->unfiltered);
+  free(r);
+}
+
+size_t classify_rules_count(const struct classify_rules *r)
+{
+  return r ? r->nrules : 0;
+}
+
+size_t classify_rules_unfiltered(const struct classify_rules *r)
+{
+  return r ? r->nunfiltered : 0;
+}
+
+static void pcre2_code_cleanup(pcre2_code **re) { pcre2_code_free(*re); }
+#define cleanup_pcre2 __attribute__((cleanup(pcre2_code_cleanup)))
+
+static void rules_cleanup(struct classify_rules **r) { classify_rules_free(*r); }
+#define cleanup_rules __attribute__((cleanup(rules_cleanup)))
+
+/* Compile a pattern; JIT when available. */
+static pcre2_code *compile(const struct toml_value *v, const char *file,
+                           const char *rule, struct sp_error **err)
+{
+  int code;
+  PCRE2_SIZE off;
+  pcre2_code *re = pcre2_compile((PCRE2_SPTR)v->u.str.ptr, v->u.str.len,
+                                 PCRE2_DUPNAMES | PCRE2_NEVER_UTF | PCRE2_NEVER_UCP,
+                                 &code, &off, NULL);
+  if (re == NULL) {
+    PCRE2_UCHAR msg[256];
+    pcre2_get_error_message(code, msg, sizeof msg);
+    rules_error(err, file, v->line, rule, "bad pattern at offset %zu: %s",
+                (size_t)off, (const char *)msg);
+    return NULL;
+  }
+  (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* interpreter otherwise */
+  return re;
+}
+
+static bool in_list(const char *s, const char *const *list, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(s, list[i]) == 0)
+      return true;
+  return false;
+}
+
+static int get_string(const struct toml_value *tab, const char *key, bool required,
+                      const char *file, const char *rule,
+                      const struct toml_value **out, struct sp_error **err)
+{
+  const struct toml_value *v = toml_table_get(tab, key);
+  *out = NULL;
+  if (v == NULL) {
+    if (required)
+      return rules_error(err, file, tab->line, rule, "missing key \"%s\"", key);
+    return 0;
+  }
+  if (v->type != TOML_STRING)
+    return rules_error(err, file, v->line, rule, "\"%s\" must be a string, not %s",
+                       key, toml_type_name(v->type));
+  if (v->u.str.len == 0 || strlen(v->u.str.ptr) != v->u.str.len)
+    return rules_error(err, file, v->line, rule, "\"%s\" must be a non-empty string",
+                       key);
+  *out = v;
+  return 0;
+}
+
+static int get_bool(const struct toml_value *tab, const char *key, const char *file,
+                    const char *rule, bool *out, struct sp_error **err)
+{
+  const struct toml_value *v = toml_table_get(tab, key);
+  *out = false;
+  if (v == NULL)
+    return 0;
+  if (v->type != TOML_BOOL)
+    return rules_error(err, file, v->line, rule, "\"%s\" must be a boolean, not %s",
+                       key, toml_type_name(v->type));
+  *out = v->u.b;
+  return 0;
+}
+
+/* Record the group numbers of the named captures. */
+static int named_groups(struct rule *ru, const char *file, int line,
+                        struct sp_error **err)
+{
+  uint32_t count = 0, size = 0;
+  PCRE2_SPTR table = NULL;
+  pcre2_pattern_info(ru->re, PCRE2_INFO_NAMECOUNT, &count);
+  if (count == 0)
+    return 0;
+  pcre2_pattern_info(ru->re, PCRE2_INFO_NAMEENTRYSIZE, &size);
+  pcre2_pattern_info(ru->re, PCRE2_INFO_NAMETABLE, &table);
+  for (uint32_t i = 0; i < count; i++) {
+    const unsigned char *e = table + (size_t)i * size;
+    uint32_t num = ((uint32_t)e[0] << 8) | e[1];
+    const char *name = (const char *)e + 2;
+    uint32_t *slot;
+    if (strcmp(name, "file") == 0)
+      slot = ru->g_file;
+    else if (strcmp(name, "line") == 0)
+      slot = ru->g_line;
+    else if (strcmp(name, "column") == 0)
+      slot = ru->g_column;
+    else if (strcmp(name, "message") == 0)
+      slot = ru->g_message;
+    else
+      return rules_error(err, file, line, ru->name,
+                         "unknown capture name \"%s\" (file, line, column, message)",
+                         name);
+    for (int k = 0; k < 3; k++) {
+      if (slot[k] == 0) {
+        slot[k] = num;
+        break;
+      }
+    }
+  }
+  return 0;
+}
+
+static int parse_rule(struct classify_rules *r, const struct toml_value *tab,
+                      size_t index, const char *file, struct sp_error **err)
+{
+  static const char *const keys[] = {"name",    "tool",    "category",
+                                     "severity", "pattern", "restart",
+                                     "generic", "keep_tool", "context"};
+  char fallback[32];
+  snprintf(fallback, sizeof fallback, "#%zu", index + 1);
+  const char *rname = fallback;
+  if (tab->type != TOML_TABLE)
+    return rules_error(err, file, tab->line, NULL, "rule %s must be a table", rname);
+  const struct toml_value *name, *tool, *cat, *sev, *pat, *ctx;
+  if (get_string(tab, "name", true, file, rname, &name, err) < 0)
+    return -1;
+  rname = name->u.str.ptr;
+  for (size_t i = 0; i < tab->u.tab.len; i++) {
+    const struct toml_kv *kv = &tab->u.tab.items[i];
+    if (!in_list(kv->key, keys, SP_ARRAY_SIZE(keys)))
+      return rules_error(err, file, kv->value->line, rname, "unknown key \"%s\"",
+                         kv->key);
+  }
+  for (size_t i = 0; i < r->nrules; i++)
+    if (strcmp(r->rules[i].name, rname) == 0)
+      return rules_error(err, file, name->line, rname, "duplicate rule name");
+  if (get_string(tab, "tool", true, file, rname, &tool, err) < 0 ||
+      get_string(tab, "category", true, file, rname, &cat, err) < 0 ||
+      get_string(tab, "severity", false, file, rname, &sev, err) < 0 ||
+      get_string(tab, "pattern", true, file, rname, &pat, err) < 0 ||
+      get_string(tab, "context", false, file, rname, &ctx, err) < 0)
+    return -1;
+  for (const char *t = tool->u.str.ptr; *t; t++)
+    if (!(is_alnum((unsigned char)*t) || *t == '-' || *t == '_' || *t == '.'))
+      return rules_error(err, file, tool->line, rname, "bad tool name \"%s\"",
+                         tool->u.str.ptr);
+  if (!in_list(cat->u.str.ptr, categories, SP_ARRAY_SIZE(categories)))
+    return rules_error(err, file, cat->line, rname, "unknown category \"%s\"",
+                       cat->u.str.ptr);
+  const char *severity = sev ? sev->u.str.ptr : "error";
+  if (strcmp(severity, "error") != 0 && strcmp(severity, "warning") != 0)
+    return rules_error(err, file, sev->line, rname,
+                       "severity must be \"error\" or \"warning\", not \"%s\"",
+                       severity);
+  enum rule_context context = CTX_ANY;
+  if (ctx && strcmp(ctx->u.str.ptr, "python-traceback") == 0)
+    context = CTX_PYTHON_TRACEBACK;
+  else if (ctx && strcmp(ctx->u.str.ptr, "any") != 0)
+    return rules_error(err, file, ctx->line, rname,
+                       "context must be \"any\" or \"python-traceback\", not \"%s\"",
+                       ctx->u.str.ptr);
+  struct rule ru = {0};
+  if (get_bool(tab, "restart", file, rname, &ru.restart, err) < 0 ||
+      get_bool(tab, "generic", file, rname, &ru.generic, err) < 0 ||
+      get_bool(tab, "keep_tool", file, rname, &ru.keep_tool, err) < 0)
+    return -1;
+  ru.re = compile(pat, file, rname, err);
+  if (ru.re == NULL)
+    return -1;
+  ru.name = xstrdup(rname);
+  ru.tool = xstrdup(tool->u.str.ptr);
+  ru.category = xstrdup(cat->u.str.ptr);
+  ru.severity = xstrdup(severity);
+  ru.ctx = context;
+  if (named_groups(&ru, file, pat->line, err) < 0) {
+    rule_release(&ru);
+    return -1;
+  }
+  uint32_t groups = 0;
+  pcre2_pattern_info(ru.re, PCRE2_INFO_CAPTURECOUNT, &groups);
+  if (groups + 1 > r->max_groups)
+    r->max_groups = groups + 1;
+  r->rules = xreallocarray(r->rules, r->nrules + 1, sizeof *r->rules);
+  r->rules[r->nrules] = ru;
+  /* Python-traceback rules run only on a traceback's last line, which is
+   * found without the prefilter. */
+  if (context == CTX_ANY)
+    add_literals(r, (uint32_t)r->nrules, pat->u.str.ptr, pat->u.str.len);
+  r->nrules++;
+  return 0;
+}
+
+static int parse_benign(struct classify_rules *r, const struct toml_value *tab,
+                        size_t index, const char *file, struct sp_error **err)
+{
+  char label[32];
+  snprintf(label, sizeof label, "benign #%zu", index + 1);
+  if (tab->type != TOML_TABLE)
+    return rules_error(err, file, tab->line, NULL, "%s must be a table", label);
+  for (size_t i = 0; i < tab->u.tab.len; i++) {
+    const struct toml_kv *kv = &tab->u.tab.items[i];
+    if (strcmp(kv->key, "pattern") != 0 && strcmp(kv->key, "name") != 0)
+      return rules_error(err, file, kv->value->line, label, "unknown key \"%s\"",
+                         kv->key);
+  }
+  const struct toml_value *name, *pat;
+  if (get_string(tab, "name", false, file, label, &name, err) < 0)
+    return -1;
+  const char *bname = name ? name->u.str.ptr : label;
+  if (get_string(tab, "pattern", true, file, bname, &pat, err) < 0)
+    return -1;
+  pcre2_code *re = compile(pat, file, bname, err);
+  if (re == NULL)
+    return -1;
+  r->benign = xreallocarray(r->benign, r->nbenign + 1, sizeof *r->benign);
+  r->benign[r->nbenign++] = re;
+  return 0;
+}
+
+struct classify_rules *classify_rules_parse(const char *text, size_t len,
+                                            const char *name,
+                                            struct sp_error **err)
+{
+  fold_init();
+  if (name == NULL)
+    name = "<rules>";
+  cleanup_toml struct toml_value *doc = toml_parse(text, len, name, err);
+  if (doc == NULL)
+    return NULL;
+  cleanup_rules struct classify_rules *r = xcalloc(1, sizeof *r);
+  r->max_groups = 1;
+  for (size_t i = 0; i < doc->u.tab.len; i++) {
+    const struct toml_kv *kv = &doc->u.tab.items[i];
+    bool is_rule = strcmp(kv->key, "rule") == 0;
+    if (!is_rule && strcmp(kv->key, "benign") != 0) {
+      rules_error(err, name, kv->value->line, NULL,
+                  "unknown key \"%s\" (expected [[rule]] or [[benign]])", kv->key);
+      return NULL;
+    }
+    if (kv->value->type != TOML_ARRAY) {
+      rules_error(err, name, kv->value->line, NULL,
+                  "\"%s\" must be an array of tables ([[%s]])", kv->key, kv->key);
+      return NULL;
+    }
+    for (size_t k = 0; k < kv->value->u.arr.len; k++) {
+      const struct toml_value *t = kv->value->u.arr.items[k];
+      int rc = is_rule ? parse_rule(r, t, k, name, err)
+                       : parse_benign(r, t, k, name, err);
+      if (rc < 0)
+        return NULL;
+    }
+  }
+  if (r->nrules == 0) {
+    rules_error(err, name, 1, NULL, "no [[rule]] defined");
+    return NULL;
+  }
+  prefilter_build(r);
+  return steal_pointer(&r);
+}
+
+struct classify_rules *classify_rules_load(const char *path, struct sp_error **err)
+{
+  size_t len;
+  cleanup_free char *text = sp_read_file(path, 8 << 20, &len, err);
+  if (text == NULL)
+    return NULL;
+  return classify_rules_parse(text, len, path, err);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Matching                                                                 */
+
+static bool run(struct classifier *c, const pcre2_code *re, const char *s, size_t n)
+{
+  int rc = pcre2_match(re, (PCRE2_SPTR)s, n, 0, 0, c->md, c->mctx);
+  return rc > 0;
+}
+
+static bool group(struct classifier *c, const uint32_t *g, const char *s,
+                  const char **out, size_t *len)
+{
+  PCRE2_SIZE *ov = pcre2_get_ovector_pointer(c->md);
+  uint32_t max = pcre2_get_ovector_count(c->md);
+  for (int k = 0; k < 4 && g[k] != 0; k++) {
+    if (g[k] >= max || ov[2 * g[k]] == PCRE2_UNSET)
+      continue;
+    *out = s + ov[2 * g[k]];
+    *len = ov[2 * g[k] + 1] - ov[2 * g[k]];
+    return true;
+  }
+  return false;
+}
+
+static int group_int(struct classifier *c, const uint32_t *g, const char *s)
+{
+  const char *p;
+  size_t n;
+  if (!group(c, g, s, &p, &n))
+    return 0;
+  long v = 0;
+  for (size_t i = 0; i < n && is_digit((unsigned char)p[i]); i++) {
+    v = v * 10 + (p[i] - '0');
+    if (v > 100000000)
+      return 0;
+  }
+  return (int)v;
+}
+
+static bool benign(struct classifier *c, const char *s, size_t n)
+{
+  for (size_t i = 0; i < c->r->nbenign; i++)
+    if (run(c, c->r->benign[i], s, n))
+      return true;
+  return false;
+}
+
+static void fill_match(struct classifier *c, const struct rule *ru, const char *s,
+                       size_t n, struct match *m)
+{
+  memset(m, 0, sizeof *m);
+  m->rule = ru;
+  m->s = s;
+  if (!group(c, ru->g_message, s, &m->msg, &m->msg_len)) {
+    m->msg = s;
+    m->msg_len = n;
+  }
+  trim(&m->msg, &m->msg_len);
+  if (group(c, ru->g_file, s, &m->file, &m->file_len)) {
+    trim(&m->file, &m->file_len);
+    if (m->file_len == 0)
+      m->file = NULL;
+  }
+  m->line = group_int(c, ru->g_line, s);
+  m->column = group_int(c, ru->g_column, s);
+}
+
+/* First rule (in file order) matching s, unless a benign pattern matches. */
+static bool classify_text(struct classifier *c, const char *s, size_t n,
+                          enum rule_context ctx, struct match *m)
+{
+  const struct classify_rules *r = c->r;
+  if (ctx == CTX_PYTHON_TRACEBACK) {
+    for (size_t i = 0; i < r->nrules; i++) {
+      const struct rule *ru = &r->rules[i];
+      if (ru->ctx == CTX_PYTHON_TRACEBACK && run(c, ru->re, s, n)) {
+        fill_match(c, ru, s, n, m);
+        return true;
+      }
+    }
+    return false;
+  }
+  if (!prefilter(c, s, n))
+    return false;
+  for (size_t i = 0; i < r->nrules; i++) {
+    const struct rule *ru = &r->rules[i];
+    if (ru->ctx != CTX_ANY || (c->cand[i] != c->gen && !ru->unfiltered))
+      continue;
+    if (run(c, ru->re, s, n)) {
+      if (benign(c, s, n))
+        return false;
+      fill_match(c, ru, s, n, m);
+      return true;
+    }
+  }
+  return false;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Locations                                                                */
+
+static bool path_in_project(const char *f, size_t n)
+{
+  static const char *const outside[] = {
+      "node_modules", "<anonymous>", "site-packages", "dist-packages",
+      "/lib/python",  "<frozen",     "webpack/bootstrap", "webpack/runtime",
+  };
+  if (n == 0 || has_prefix(f, n, "node:") || has_prefix(f, n, "internal/") ||
+      has_prefix(f, n, "bun:") || has_prefix(f, n, "native") || f[0] == '<')
+    return false;
+  for (size_t i = 0; i < SP_ARRAY_SIZE(outside); i++)
+    if (memmem(f, n, outside[i], strlen(outside[i])))
+      return false;
+  return true;
+}
+
+/* A file name from a location: file:// URLs become paths (percent-decoded). */
+static char *path_dup(const char *f, size_t n)
+{
+  struct sbuf sb = SBUF_INIT;
+  if (has_prefix(f, n, "file://")) {
+    f += 7, n -= 7;
+    if (n >= 4 && f[0] == '/' && is_alpha((unsigned char)f[1]) && f[2] == ':' &&
+        f[3] == '/')
+      f++, n--;
+    for (size_t i = 0; i < n; i++) {
+      if (f[i] == '%' && i + 2 < n && is_hex((unsigned char)f[i + 1]) &&
+          is_hex((unsigned char)f[i + 2])) {
+        char hex[3] = {f[i + 1], f[i + 2], 0};
+        sbuf_addch(&sb, (char)strtol(hex, NULL, 16));
+        i += 2;
+      } else {
+        sbuf_addch(&sb, f[i]);
+      }
+    }
+    char *raw = sbuf_detach(&sb, NULL);
+    char *r = dup_utf8(raw, strlen(raw));
+    free(raw);
+    return r;
+  }
+  return dup_utf8(f, n);
+}
+
+static int parse_uint(const char *s, size_t n)
+{
+  long v = 0;
+  for (size_t i = 0; i < n; i++) {
+    v = v * 10 + (s[i] - '0');
+    if (v > 100000000)
+      return 0;
+  }
+  return (int)v;
+}
+
+/* "PATH:LINE:COL", "PATH:LINE", "PATH(LINE,COL)" (an optional ':' at the
+ * end).  Returns whether s is one, splitting it. */
+static bool split_location(const char *s, size_t n, size_t *flen, int *line,
+                           int *col)
+{
+  if (n > 0 && s[n - 1] == ':')
+    n--;
+  if (n > 0 && s[n - 1] == ')') {
+    /* PATH(L,C) */
+    size_t e = n - 1, i = e;
+    while (i > 0 && (is_digit((unsigned char)s[i - 1]) || s[i - 1] == ','))
+      i--;
+    if (i == 0 || s[i - 1] != '(' || i == e)
+      return false;
+    const char *comma = memchr(s + i, ',', e - i);
+    if (comma == NULL)
+      return false;
+    *line = parse_uint(s + i, (size_t)(comma - (s + i)));
+    *col = parse_uint(comma + 1, (size_t)(s + e - comma - 1));
+    *flen = i - 1;
+    return *flen > 0 && *line > 0;
+  }
+  size_t nums[2], lens[2];
+  int k = 0;
+  size_t end = n;
+  while (k < 2) {
+    size_t i = end;
+    while (i > 0 && is_digit((unsigned char)s[i - 1]))
+      i--;
+    if (i == end || i == 0 || s[i - 1] != ':')
+      break;
+    nums[k] = i;
+    lens[k] = end - i;
+    k++;
+    end = i - 1;
+  }
+  if (k == 0 || end == 0)
+    return false;
+  if (k == 2) {
+    *line = parse_uint(s + nums[1], lens[1]);
+    *col = parse_uint(s + nums[0], lens[0]);
+  } else {
+    *line = parse_uint(s + nums[0], lens[0]);
+    *col = 0;
+  }
+  *flen = end;
+  return *line > 0;
+}
+
+static bool looks_like_path(const char *s, size_t n, bool spaces_ok)
+{
+  if (n == 0)
+    return false;
+  bool sep = false;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char ch = (unsigned char)s[i];
+    if (ch == '/' || ch == '\\' || ch == '.')
+      sep = true;
+    if ((ch == ' ' && !spaces_ok) || ch == '"' || ch == '\'' || ch == '(' ||
+        ch == ')' || ch == '[' || ch == ']' || ch == '<' || ch == '>' || ch == '|')
+      return false;
+  }
+  return sep;
+}
+
+static void set_location(struct pending *p, const char *f, size_t n, int line,
+                         int col, int rank, bool replace_equal)
+{
+  if (f == NULL || n == 0 || rank > p->rank || (rank == p->rank && !replace_equal))
+    return;
+  free(p->file);
+  p->file = path_dup(f, n);
+  p->line = line;
+  p->column = col;
+  p->rank = rank;
+}
+
+/* A stack frame "at fn (PATH:L:C)" / "at PATH:L:C": the location in it. */
+static bool frame_location(const char *t, size_t n, const char **f, size_t *flen,
+                           int *line, int *col)
+{
+  const char *end = t + n;
+  const char *in = t + 3;
+  if (n > 0 && end[-1] == ')') {
+    const char *open = NULL;
+    int depth = 0;
+    for (const char *q = end - 1; q >= in; q--) {
+      if (*q == ')')
+        depth++;
+      else if (*q == '(' && --depth == 0) {
+        open = q;
+        break;
+      }
+    }
+    if (open == NULL)
+      return false;
+    in = open + 1;
+    end--;
+  } else if (has_prefix(in, (size_t)(end - in), "async ")) {
+    in += 6;
+  }
+  *f = in;
+  return split_location(in, (size_t)(end - in), flen, line, col);
+}
+
+/* Python: File "PATH", line N[, in fn] */
+static bool python_frame(const char *t, size_t n, const char **f, size_t *flen,
+                         int *line)
+{
+  if (!has_prefix(t, n, "File \""))
+    return false;
+  const char *p = t + 6, *end = t + n;
+  const char *q = memchr(p, '"', (size_t)(end - p));
+  if (q == NULL || !has_prefix(q, (size_t)(end - q), "\", line "))
+    return false;
+  const char *d = q + 8, *e = d;
+  while (e < end && is_digit((unsigned char)*e))
+    e++;
+  if (e == d)
+    return false;
+  *f = p;
+  *flen = (size_t)(q - p);
+  *line = parse_uint(d, (size_t)(e - d));
+  return true;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Line shapes                                                              */
+
+enum shape {
+  SHAPE_NONE,
+  SHAPE_FRAME,    /* "    at fn (file:1:2)" */
+  SHAPE_LOCATION, /* "  File: path:1:2", "    path:1:2:", "/abs/path:1:2" */
+  SHAPE_CODE,     /* code frames, carets, underlines */
+  SHAPE_DETAIL,   /* "Plugin: vite:x", "Require stack:", "- /path" */
+};
+
+static bool is_code_frame(const char *t, size_t n)
+{
+  size_t i = 0;
+  if (i < n && t[i] == '>')
+    i++;
+  while (i < n && is_space((unsigned char)t[i]))
+    i++;
+  size_t d = i;
+  while (i < n && is_digit((unsigned char)t[i]))
+    i++;
+  bool digits = i > d;
+  while (i < n && is_space((unsigned char)t[i]))
+    i++;
+  if (i < n && t[i] == '|')
+    return true;
+  /* U+2502 BOX DRAWINGS LIGHT VERTICAL, U+2575 (esbuild's end marker) */
+  if (i + 2 < n && (unsigned char)t[i] == 0xe2 &&
+      (((unsigned char)t[i + 1] == 0x94 && (unsigned char)t[i + 2] == 0x82) ||
+       ((unsigned char)t[i + 1] == 0x95 && (unsigned char)t[i + 2] == 0xb5)))
+    return true;
+  if (digits)
+    return false;
+  /* caret or underline lines: only ^ ~ - and spaces */
+  bool mark = false;
+  for (i = 0; i < n; i++) {
+    if (t[i] == '^' || t[i] == '~')
+      mark = true;
+    else if (!is_space((unsigned char)t[i]) && t[i] != '-')
+      return false;
+  }
+  return mark;
+}
+
+static enum shape line_shape(const char *s, size_t n, bool typescript, const char **f,
+                             size_t *flen, int *line, int *col)
+{
+  const char *t = skip_ws(s, s + n);
+  size_t m = n - (size_t)(t - s);
+  size_t indent = (size_t)(t - s);
+  *f = NULL;
+  while (m > 0 && is_space((unsigned char)t[m - 1]))
+    m--;
+  if (m == 0)
+    return SHAPE_NONE;
+  if (has_prefix(t, m, "at ") && m > 3) {
+    if (!frame_location(t, m, f, flen, line, col))
+      *f = NULL;
+    return SHAPE_FRAME;
+  }
+  if (is_code_frame(t, m))
+    return SHAPE_CODE;
+  if (typescript && indent == 0 && is_digit((unsigned char)t[0])) {
+    size_t i = 0;
+    while (i < m && is_digit((unsigned char)t[i]))
+      i++;
+    if (i < m && t[i] == ' ')
+      return SHAPE_CODE;
+  }
+  if (has_prefix(t, m, "File: ")) {
+    if (split_location(t + 6, m - 6, flen, line, col) &&
+        looks_like_path(t + 6, *flen, true)) {
+      *f = t + 6;
+      return SHAPE_LOCATION;
+    }
+  }
+  if (split_location(t, m, flen, line, col) && looks_like_path(t, *flen, false)) {
+    *f = t;
+    return SHAPE_LOCATION;
+  }
+  if (has_prefix(t, m, "Plugin: ") || has_prefix(t, m, "Require stack:") ||
+      (has_prefix(t, m, "- ") && looks_like_path(t + 2, m - 2, true)))
+    return SHAPE_DETAIL;
+  return SHAPE_NONE;
+}
+
+static bool is_blank(const char *s, size_t n)
+{
+  return skip_ws(s, s + n) == s + n;
+}
+
+static bool is_traceback_header(const char *s, size_t n)
+{
+  return has_prefix(s, n, "Traceback (most recent call last)");
+}
+
+static bool is_traceback_chain(const char *s, size_t n)
+{
+  return has_prefix(s, n, "During handling of the above exception") ||
+         has_prefix(s, n, "The above exception was the direct cause");
+}
+
+static bool is_npm_line(const char *s, size_t n)
+{
+  return has_prefix(s, n, "npm ERR!") || has_prefix(s, n, "npm error");
+}
+
+/* A Node.js throw-site header: "/abs/path/file.js:123" on its own line. */
+static bool throw_site(const char *s, size_t n, const char **f, size_t *flen, int *line)
+{
+  int col;
+  if (n < 4 || !is_digit((unsigned char)s[n - 1]) || is_space((unsigned char)s[0]))
+    return false;
+  if (!split_location(s, n, flen, line, &col) || col != 0)
+    return false;
+  if (!looks_like_path(s, *flen, true))
+    return false;
+  *f = s;
+  return s[0] == '/' || s[0] == '\\' || s[0] == '.' || has_prefix(s, n, "file://") ||
+         has_prefix(s, n, "node:") ||
+         (n > 3 && is_alpha((unsigned char)s[0]) && s[1] == ':' &&
+          (s[2] == '\\' || s[2] == '/'));
+}
+
+static bool pino_candidate(const char *s, size_t n)
+{
+  const char *t = skip_ws(s, s + n);
+  return t < s + n && *t == '{' && memmem(t, (size_t)(s + n - t), "\"level\"", 7);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Pending events                                                           */
+
+static void pending_reset(struct pending *p)
+{
+  free(p->message);
+  free(p->file);
+  struct sbuf raw = p->raw;
+  sbuf_reset(&raw);
+  memset(p, 0, sizeof *p);
+  p->raw = raw;
+  p->rank = RANK_NONE;
+}
+
+static void raw_add(struct pending *p, const char *s, size_t n)
+{
+  if (p->raw_lines >= CLASSIFY_RAW_MAX_LINES ||
+      p->raw.len + n + 1 > CLASSIFY_RAW_MAX_BYTES)
+    return;
+  if (p->raw_lines > 0)
+    sbuf_addch(&p->raw, '\n');
+  add_utf8(&p->raw, s, n);
+  p->raw_lines++;
+}
+
+/* Append a line of the block (after any blank lines held back). */
+static void block_add(struct pending *p, const char *s, size_t n, int64_t now)
+{
+  for (; p->blanks > 0; p->blanks--)
+    raw_add(p, "", 0);
+  raw_add(p, s, n);
+  p->lines++;
+  p->last_ms = now;
+}
+
+static void block_start(struct pending *p, const char *s, size_t n, int64_t now,
+                        enum mode mode)
+{
+  pending_reset(p);
+  p->active = true;
+  p->mode = mode;
+  block_add(p, s, n, now);
+}
+
+/* The event takes the rule's classification; locations known from earlier
+ * lines of the block stay unless the match names its own. */
+static void adopt(struct pending *p, const struct match *m)
+{
+  const struct rule *ru = m->rule;
+  bool keep = p->classified && p->generic && p->keep_tool;
+  p->classified = true;
+  p->rule = ru->name;
+  if (!keep) {
+    p->tool = ru->tool;
+    p->keep_tool = ru->keep_tool;
+  }
+  p->category = ru->category;
+  p->severity = ru->severity;
+  p->generic = ru->generic;
+  p->restart = ru->restart;
+  free(p->message);
+  p->message = dup_utf8(m->msg, m->msg_len);
+  if (m->file)
+    set_location(p, m->file, m->file_len, m->line, m->column, RANK_CAPTURE, true);
+  if (strcmp(ru->tool, "npm") == 0 && p->mode == MODE_NORMAL)
+    p->mode = MODE_NPM;
+}
+
+/* The same error reported twice in a row (a bare message, then the same
+ * message with its context): one event. */
+static bool echo(const struct pending *p, const struct match *m)
+{
+  if (p->merged || p->lines > 1 || p->rank != RANK_NONE)
+    return false;
+  if (strcmp(p->tool, m->rule->tool) != 0 ||
+      strcmp(p->category, m->rule->category) != 0)
+    return false;
+  size_t a = strlen(p->message);
+  if (a == 0 || m->msg_len == 0)
+    return false;
+  return memmem(m->msg, m->msg_len, p->message, a) != NULL ||
+         memmem(p->message, a, m->msg, m->msg_len) != NULL;
+}
+
+static void emit(struct classifier *c, classify_cb cb, void *ud)
+{
+  struct pending *p = &c->p;
+  if (p->active && p->classified && cb) {
+    cleanup_free char *norm = classify_normalise(p->message, strlen(p->message));
+    struct classify_event ev = {
+        .rule = p->rule,
+        .tool = p->tool,
+        .category = p->category,
+        .severity = p->severity,
+        .file = p->file,
+        .line = p->file ? p->line : 0,
+        .column = p->file ? p->column : 0,
+        .message = p->message,
+        .raw = sbuf_str(&p->raw),
+        .hash = classify_hash(p->tool, p->category, norm),
+        .restart = p->restart,
+    };
+    cb(ud, &ev);
+  }
+  pending_reset(p);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Pino                                                                     */
+
+static const char *json_str(const cJSON *o, const char *k)
+{
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+  return cJSON_IsString(v) && v->valuestring[0] ? v->valuestring : NULL;
+}
+
+/* A pino (or similar) JSON log line at level warn or above: an event of its
+ * own.  Returns false if the line is not such JSON. */
+static bool pino_line(struct classifier *c, const char *s, size_t n, int64_t now,
+                      classify_cb cb, void *ud, bool *handled)
+{
+  *handled = false;
+  cleanup_json cJSON *j = cJSON_ParseWithLength(s, n);
+  if (!cJSON_IsObject(j))
+    return false;
+  const cJSON *lv = cJSON_GetObjectItemCaseSensitive(j, "level");
+  double level = -1;
+  if (cJSON_IsNumber(lv)) {
+    level = lv->valuedouble;
+  } else if (cJSON_IsString(lv)) {
+    const char *l = lv->valuestring;
+    if (strcasecmp(l, "fatal") == 0 || strcasecmp(l, "critical") == 0)
+      level = 60;
+    else if (strcasecmp(l, "error") == 0)
+      level = 50;
+    else if (strcasecmp(l, "warn") == 0 || strcasecmp(l, "warning") == 0)
+      level = 40;
+    else
+      level = 30;
+  } else {
+    return false;
+  }
+  *handled = true; /* a structured log line: never matched as text */
+  if (level < 40)
+    return true;
+  const char *msg = json_str(j, "msg");
+  if (msg == NULL)
+    msg = json_str(j, "message");
+  const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "err");
+  if (!cJSON_IsObject(e))
+    e = cJSON_GetObjectItemCaseSensitive(j, "error");
+  const char *emsg = cJSON_IsObject(e) ? json_str(e, "message") : NULL;
+  const char *stack = cJSON_IsObject(e) ? json_str(e, "stack") : NULL;
+  if (emsg == NULL && cJSON_IsString(e))
+    emsg = e->valuestring[0] ? e->valuestring : NULL;
+
+  struct pending *p = &c->p;
+  block_start(p, s, n, now, MODE_NORMAL);
+  p->classified = true;
+  p->rule = "pino";
+  p->tool = "pino";
+  const char *names[] = {"tool", "framework", "name"};
+  for (size_t i = 0; i < SP_ARRAY_SIZE(names); i++) {
+    const char *t = json_str(j, names[i]);
+    for (size_t k = 0; t && k < SP_ARRAY_SIZE(known_tools); k++)
+      if (strcmp(t, known_tools[k]) == 0) {
+        p->tool = known_tools[k];
+        i = SP_ARRAY_SIZE(names);
+        break;
+      }
+  }
+  p->severity = level >= 50 ? "error" : "warning";
+  p->category = level >= 50 ? "runtime" : "warning";
+  p->restart = level >= 60;
+  if (msg && emsg && strcmp(msg, emsg) != 0 && strstr(msg, emsg) == NULL) {
+    char *both = xasprintf("%s: %s", msg, emsg);
+    p->message = dup_utf8(both, strlen(both));
+    free(both);
+  } else {
+    const char *one = msg ? msg : emsg ? emsg : "";
+    p->message = dup_utf8(one, strlen(one));
+  }
+  /* The category from what the message says, if a rule recognises it. */
+  if (level >= 50) {
+    const char *texts[] = {emsg, msg};
+    for (size_t i = 0; i < 2; i++) {
+      struct match m;
+      if (texts[i] == NULL)
+        continue;
+      size_t tl = strlen(texts[i]);
+      if (tl > CLASSIFY_LINE_MAX)
+        tl = CLASSIFY_LINE_MAX;
+      if (classify_text(c, texts[i], tl, CTX_ANY, &m) && !m.rule->generic &&
+          strcmp(m.rule->category, "warning") != 0) {
+        p->category = m.rule->category;
+        p->restart = p->restart || m.rule->restart;
+        if (m.file)
+          set_location(p, m.file, m.file_len, m.line, m.column, RANK_CAPTURE, false);
+        break;
+      }
+    }
+  }
+  if (stack) {
+    const char *q = stack;
+    while (*q) {
+      const char *nl = strchr(q, '\n');
+      size_t ln = nl ? (size_t)(nl - q) : strlen(q);
+      const char *f;
+      size_t flen;
+      int line, col;
+      if (line_shape(q, ln, false, &f, &flen, &line, &col) == SHAPE_FRAME && f)
+        set_location(p, f, flen, line, col,
+                     path_in_project(f, flen) ? RANK_FRAME : RANK_OTHER, false);
+      if (nl == NULL)
+        break;
+      q = nl + 1;
+    }
+    if (p->rank == RANK_OTHER) {
+      free(p->file);
+      p->file = NULL;
+      p->rank = RANK_NONE;
+    }
+  }
+  emit(c, cb, ud);
+  return true;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Blocks                                                                   */
+
+static void python_location(struct pending *p, const char *s, size_t n)
+{
+  const char *t = skip_ws(s, s + n);
+  const char *f;
+  size_t flen;
+  int line;
+  if (python_frame(t, (size_t)(s + n - t), &f, &flen, &line))
+    set_location(p, f, flen, line, 0,
+                 path_in_project(f, flen) ? RANK_LOCATION : RANK_OTHER, true);
+}
+
+static void python_final(struct classifier *c, const char *s, size_t n)
+{
+  struct pending *p = &c->p;
+  struct match m;
+  if (classify_text(c, s, n, CTX_PYTHON_TRACEBACK, &m)) {
+    adopt(p, &m);
+  } else {
+    p->classified = true;
+    p->rule = "python-traceback";
+    p->tool = "python";
+    p->category = "runtime";
+    p->severity = "error";
+    p->generic = false;
+    p->restart = false;
+    free(p->message);
+    const char *t = s;
+    size_t tn = n;
+    trim(&t, &tn);
+    p->message = dup_utf8(t, tn);
+  }
+  p->mode = MODE_PYTHON_END;
+}
+
+/* Does the line continue the pending block?  If so it is consumed. */
+static bool continue_block(struct classifier *c, const char *s, size_t n, int64_t now)
+{
+  struct pending *p = &c->p;
+  bool blank = is_blank(s, n);
+  bool indented = n > 0 && is_space((unsigned char)s[0]);
+
+  if (p->lines >= BLOCK_MAX_LINES)
+    return false;
+  if (!p->classified && p->lines >= TENTATIVE_MAX_LINES)
+    return false;
+
+  switch (p->mode) {
+  case MODE_PYTHON:
+    if (blank) {
+      if (p->blanks >= BLANKS_MAX)
+        return false;
+      p->blanks++;
+      return true;
+    }
+    block_add(p, s, n, now);
+    if (indented) {
+      python_location(p, s, n);
+    } else if (!is_traceback_header(s, n) && !is_traceback_chain(s, n)) {
+      python_final(c, s, n);
+    }
+    return true;
+  case MODE_PYTHON_END:
+    if (blank) {
+      if (p->blanks >= BLANKS_MAX)
+        return false;
+      p->blanks++;
+      return true;
+    }
+    if (is_traceback_chain(s, n)) {
+      block_add(p, s, n, now);
+      p->mode = MODE_PYTHON;
+      return true;
+    }
+    return false;
+  case MODE_NPM:
+    if (is_npm_line(s, n)) {
+      block_add(p, s, n, now);
+      if (p->generic) {
+        struct match m;
+        if (classify_text(c, s, n, CTX_ANY, &m))
+          adopt(p, &m);
+      }
+      return true;
+    }
+    if (!indented && !blank)
+      return false;
+    break;
+  case MODE_NORMAL:
+    break;
+  }
+
+  if (pino_candidate(s, n))
+    return false;
+
+  const char *f;
+  size_t flen;
+  int line, col;
+  bool ts = p->tool && strcmp(p->tool, "typescript") == 0;
+  enum shape sh = line_shape(s, n, ts, &f, &flen, &line, &col);
+  if (sh != SHAPE_NONE) {
+    if (sh == SHAPE_FRAME && f)
+      set_location(p, f, flen, line, col, path_in_project(f, flen) ? RANK_FRAME : RANK_NONE,
+                   false);
+    else if (sh == SHAPE_LOCATION)
+      set_location(p, f, flen, line, col, RANK_LOCATION, false);
+    block_add(p, s, n, now);
+    if ((sh == SHAPE_LOCATION || sh == SHAPE_DETAIL) && (!p->classified || p->generic)) {
+      struct match m;
+      if (classify_text(c, s, n, CTX_ANY, &m))
+        adopt(p, &m);
+    }
+    return true;
+  }
+  if ((!p->classified || p->generic) && is_traceback_header(s, n)) {
+    block_add(p, s, n, now);
+    p->mode = MODE_PYTHON;
+    return true;
+  }
+  struct match m;
+  if (classify_text(c, s, n, CTX_ANY, &m)) {
+    if (!p->classified || p->generic) {
+      block_add(p, s, n, now);
+      adopt(p, &m);
+      return true;
+    }
+    if (echo(p, &m)) {
+      block_add(p, s, n, now);
+      p->merged = true;
+      if (m.file)
+        set_location(p, m.file, m.file_len, m.line, m.column, RANK_CAPTURE, true);
+      return true;
+    }
+    return false;
+  }
+  if (blank) {
+    if (p->blanks >= BLANKS_MAX)
+      return false;
+    p->blanks++;
+    return true;
+  }
+  if (indented || (n > 0 && (s[0] == '}' || s[0] == ']' || s[0] == ')'))) {
+    block_add(p, s, n, now);
+    return true;
+  }
+  return false;
+}
+
+/* A line that no block continues. */
+static void fresh_line(struct classifier *c, const char *s, size_t n, int64_t now,
+                       classify_cb cb, void *ud)
+{
+  struct pending *p = &c->p;
+  bool handled;
+  if (pino_candidate(s, n) && (pino_line(c, s, n, now, cb, ud, &handled) || handled))
+    return;
+  struct match m;
+  if (classify_text(c, s, n, CTX_ANY, &m)) {
+    block_start(p, s, n, now, MODE_NORMAL);
+    adopt(p, &m);
+    return;
+  }
+  if (n == 0)
+    return;
+  if (is_traceback_header(s, n)) {
+    block_start(p, s, n, now, MODE_PYTHON);
+    return;
+  }
+  const char *t = skip_ws(s, s + n);
+  const char *f;
+  size_t flen;
+  int line, col;
+  if (t > s && python_frame(t, (size_t)(s + n - t), &f, &flen, &line)) {
+    /* A SyntaxError report starts with the frame, without a header. */
+    block_start(p, s, n, now, MODE_PYTHON);
+    python_location(p, s, n);
+    return;
+  }
+  if (throw_site(s, n, &f, &flen, &line)) {
+    block_start(p, s, n, now, MODE_NORMAL);
+    if (!has_prefix(f, flen, "node:") && !has_prefix(f, flen, "internal/"))
+      set_location(p, f, flen, line, 0, RANK_LOCATION, false);
+    return;
+  }
+  if (is_code_frame(t, (size_t)(s + n - t)) && is_digit((unsigned char)t[0])) {
+    /* bun prints the code frame before the error */
+    block_start(p, s, n, now, MODE_NORMAL);
+    return;
+  }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Classifier                                                               */
+
+struct classifier *classifier_new(const struct classify_rules *r)
+{
+  struct classifier *c = xcalloc(1, sizeof *c);
+  c->r = r;
+  c->md = pcre2_match_data_create(r->max_groups, NULL);
+  if (c->md == NULL)
+    abort();
+  c->mctx = pcre2_match_context_create(NULL);
+  if (c->mctx == NULL)
+    abort();
+  pcre2_set_match_limit(c->mctx, MATCH_LIMIT);
+  pcre2_set_depth_limit(c->mctx, DEPTH_LIMIT);
+  pcre2_set_heap_limit(c->mctx, HEAP_LIMIT_KIB);
+  c->jit = pcre2_jit_stack_create(32 * 1024, JIT_STACK_MAX, NULL);
+  if (c->jit)
+    pcre2_jit_stack_assign(c->mctx, NULL, c->jit);
+  c->cand = xcalloc(r->nrules ? r->nrules : 1, sizeof *c->cand);
+  c->p.rank = RANK_NONE;
+  return c;
+}
+
+void classifier_free(struct classifier *c)
+{
+  if (c == NULL)
+    return;
+  pending_reset(&c->p);
+  sbuf_release(&c->p.raw);
+  sbuf_release(&c->clean);
+  pcre2_match_data_free(c->md);
+  pcre2_match_context_free(c->mctx);
+  pcre2_jit_stack_free(c->jit);
+  free(c->cand);
+  free(c);
+}
+
+void classifier_feed(struct classifier *c, const char *line, size_t len,
+                     int64_t now_ms, classify_cb cb, void *ud)
+{
+  if (c == NULL || (line == NULL && len > 0))
+    return;
+  size_t n;
+  const char *s = clean_line(c, line ? line : "", len, &n);
+  if (c->p.active) {
+    if (continue_block(c, s, n, now_ms))
+      return;
+    emit(c, cb, ud);
+  }
+  fresh_line(c, s, n, now_ms, cb, ud);
+}
+
+void classifier_flush(struct classifier *c, int64_t now_ms, int64_t idle_ms,
+                      classify_cb cb, void *ud)
+{
+  if (c == NULL || !c->p.active)
+    return;
+  if (idle_ms > 0 && now_ms - c->p.last_ms < idle_ms)
+    return;
+  emit(c, cb, ud);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Normalisation and hashing                                                */
+
+/* Length of a timestamp starting at s (0 if none). */
+static size_t timestamp_len(const char *s, size_t n)
+{
+  size_t i = 0;
+  /* date: YYYY-MM-DD or YYYY/MM/DD, optionally followed by a time */
+  if (n >= 10 && is_digit(s[0]) && is_digit(s[1]) && is_digit(s[2]) && is_digit(s[3]) &&
+      (s[4] == '-' || s[4] == '/') && is_digit(s[5]) && is_digit(s[6]) && s[7] == s[4] &&
+      is_digit(s[8]) && is_digit(s[9])) {
+    i = 10;
+    if (i + 1 < n && (s[i] == 'T' || s[i] == ' ') && is_digit((unsigned char)s[i + 1]))
+      i++;
+    else
+      return i;
+  }
+  size_t t = i;
+  while (i < n && is_digit((unsigned char)s[i]) && i - t < 2)
+    i++;
+  if (i == t || i >= n || s[i] != ':' || i + 2 >= n || !is_digit(s[i + 1]) ||
+      !is_digit(s[i + 2]))
+    return t;
+  i += 3;
+  if (i + 2 < n && s[i] == ':' && is_digit(s[i + 1]) && is_digit(s[i + 2]))
+    i += 3;
+  if (i + 1 < n && (s[i] == '.' || s[i] == ',') && is_digit(s[i + 1])) {
+    i++;
+    while (i < n && is_digit((unsigned char)s[i]))
+      i++;
+  }
+  if (i < n && s[i] == 'Z') {
+    i++;
+  } else if (i + 2 < n && (s[i] == '+' || s[i] == '-') && is_digit(s[i + 1]) &&
+             is_digit(s[i + 2])) {
+    i += 3;
+    if (i + 2 < n && s[i] == ':' && is_digit(s[i + 1]))
+      i += 3;
+    else if (i + 1 < n && is_digit(s[i]) && is_digit(s[i + 1]))
+      i += 2;
+  }
+  /* " AM", " p.m." */
+  size_t k = i;
+  if (k < n && s[k] == ' ')
+    k++;
+  if (k < n && (s[k] == 'a' || s[k] == 'A' || s[k] == 'p' || s[k] == 'P')) {
+    size_t e = k + 1;
+    if (e < n && s[e] == '.')
+      e++;
+    if (e < n && (s[e] == 'm' || s[e] == 'M')) {
+      e++;
+      if (e < n && s[e] == '.')
+        e++;
+      if (e >= n || !is_alnum((unsigned char)s[e]))
+        i = e;
+    }
+  }
+  return i;
+}
+
+static bool url_delim(unsigned char c)
+{
+  return c == ' ' || c == '\t' || c == '"' || c == '\'' || c == '(' || c == ')' ||
+         c == '<' || c == '>' || c == '[' || c == ']' || c == '{' || c == '}' ||
+         c == ',' || c == '`';
+}
+
+/* Length of a hash-like run at s (0 if it is not one). */
+static size_t hash_len(const char *s, size_t n, unsigned char before)
+{
+  size_t i = 0;
+  bool digit = false, upper = false, lower = false, hex = true;
+  while (i < n && is_alnum((unsigned char)s[i])) {
+    unsigned char ch = (unsigned char)s[i];
+    digit |= is_digit(ch);
+    upper |= ch >= 'A' && ch <= 'Z';
+    lower |= ch >= 'a' && ch <= 'z';
+    hex &= is_hex(ch);
+    i++;
+  }
+  if (i >= 7 && digit && hex)
+    return i;
+  /* bundler chunk hashes: "dep-DG3BLbPj.js", "index.B1x2Yz9Q.js" */
+  unsigned char after = i < n ? (unsigned char)s[i] : 0;
+  if (i == 8 && digit && (upper || lower) && (before == '-' || before == '.') &&
+      (after == '.' || after == '-'))
+    return i;
+  return 0;
+}
+
+char *classify_normalise(const char *msg, size_t len)
+{
+  struct sbuf in = SBUF_INIT, out = SBUF_INIT;
+  if (msg == NULL)
+    len = 0;
+  if (len > 0)
+    strip_into(&in, msg, len, len);
+  const char *s = sbuf_str(&in);
+  size_t n = in.len;
+  sbuf_grow(&out, n);
+  size_t i = 0;
+  while (i < n) {
+    unsigned char ch = (unsigned char)s[i];
+    unsigned char prev = i > 0 ? (unsigned char)s[i - 1] : ' ';
+    if (is_space(ch)) {
+      if (out.len > 0 && out.buf[out.len - 1] != ' ')
+        sbuf_addch(&out, ' ');
+      i++;
+      continue;
+    }
+    if (is_digit(ch) && !is_alnum(prev) && prev != ':' && prev != '.') {
+      size_t k = timestamp_len(s + i, n - i);
+      if (k > 0) {
+        i += k;
+        continue;
+      }
+    }
+    if (ch == ':' && i + 1 < n && is_digit((unsigned char)s[i + 1]) && !is_space(prev) &&
+        i > 0) {
+      i++;
+      while (i < n && is_digit((unsigned char)s[i]))
+        i++;
+      continue;
+    }
+    if (ch == '(' && i + 1 < n && is_digit((unsigned char)s[i + 1])) {
+      size_t k = i + 1;
+      while (k < n && is_digit((unsigned char)s[k]))
+        k++;
+      if (k < n && (s[k] == ',' || s[k] == ':')) {
+        size_t d = ++k;
+        while (k < n && is_digit((unsigned char)s[k]))
+          k++;
+        if (k > d && k < n && s[k] == ')') {
+          i = k + 1;
+          continue;
+        }
+      }
+    }
+    if ((ch == '?' || ch == '&') && i > 0 && !is_space(prev) && i + 1 < n &&
+        (is_alnum((unsigned char)s[i + 1]) || s[i + 1] == '_')) {
+      size_t k = i + 1;
+      while (k < n && (is_alnum((unsigned char)s[k]) || s[k] == '_' || s[k] == '-'))
+        k++;
+      if (k >= n || s[k] == '=' || s[k] == '&' || url_delim((unsigned char)s[k])) {
+        while (k < n && !url_delim((unsigned char)s[k]))
+          k++;
+        i = k;
+        continue;
+      }
+    }
+    if (is_alnum(ch) && !is_alnum(prev)) {
+      size_t k = hash_len(s + i, n - i, prev);
+      if (k > 0) {
+        i += k;
+        continue;
+      }
+      /* copy the whole word so that the hash test only sees word starts */
+      size_t e = i;
+      while (e < n && is_alnum((unsigned char)s[e]))
+        e++;
+      sbuf_add(&out, s + i, e - i);
+      i = e;
+      continue;
+    }
+    sbuf_addch(&out, (char)ch);
+    i++;
+  }
+  while (out.len > 0 && out.buf[out.len - 1] == ' ')
+    out.len--;
+  if (out.buf)
+    out.buf[out.len] = '\0';
+  sbuf_release(&in);
+  return sbuf_detach(&out, NULL);
+}
+
+uint64_t classify_hash(const char *tool, const char *category, const char *normalised)
+{
+  uint64_t h = 0xcbf29ce484222325ull;
+  const char *parts[3] = {tool, category, normalised};
+  for (int k = 0; k < 3; k++) {
+    for (const unsigned char *p = (const unsigned char *)(parts[k] ? parts[k] : ""); *p;
+         p++) {
+      h ^= *p;
+      h *= 0x100000001b3ull;
+    }
+    if (k < 2) {
+      h ^= 0;
+      h *= 0x100000001b3ull;
+    }
+  }
+  return h;
+}

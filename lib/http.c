@@ -1,0 +1,435 @@
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "json.h"
+#include "log.h"
+#include "util.h"
+
+#define DEFAULT_MAX_BODY (1u << 20)
+
+struct http_server {
+  struct MHD_Daemon *daemon;
+  struct http_server_opts opts;
+  char *unix_path;
+  int listen_fd;
+  int port;
+  volatile int stopping;
+};
+
+struct stream_ctx {
+  http_stream_cb cb;
+  void *ud;
+  void (*ud_free)(void *);
+  struct http_server *server;
+};
+
+static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+  (void)pos;
+  struct stream_ctx *sc = cls;
+  long n;
+  do {
+    if (sc->server->stopping)
+      return MHD_CONTENT_READER_END_OF_STREAM;
+    n = sc->cb(sc->ud, buf, max);
+  } while (n == 0);
+  if (n == HTTP_STREAM_END)
+    return MHD_CONTENT_READER_END_OF_STREAM;
+  if (n < 0)
+    return MHD_CONTENT_READER_END_WITH_ERROR;
+  return (ssize_t)n;
+}
+
+static void stream_free(void *cls)
+{
+  struct stream_ctx *sc = cls;
+  if (sc->ud_free)
+    sc->ud_free(sc->ud);
+  free(sc);
+}
+
+void http_reply_stream(struct http_req *r, int status, const char *content_type,
+                       http_stream_cb cb, void *ud, void (*ud_free)(void *))
+{
+  struct stream_ctx *sc = xcalloc(1, sizeof *sc);
+  sc->cb = cb;
+  sc->ud = ud;
+  sc->ud_free = ud_free;
+  sc->server = r->server;
+  struct MHD_Response *resp =
+      MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_reader, sc, stream_free);
+  if (content_type)
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+  MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+  http_reply_response(r, status, resp);
+}
+
+bool http_stopping(const struct http_req *r) { return r->server->stopping; }
+
+/* Split `url` against `pattern`; captures are copied into r->param_buf. */
+static bool route_match(const char *pattern, const char *url, struct http_req *r)
+{
+  struct sbuf caps = SBUF_INIT;
+  size_t offsets[HTTP_MAX_PARAMS];
+  int n = 0;
+  const char *p = pattern, *u = url;
+  while (*p && *u) {
+    if (*p != '/' || *u != '/')
+      goto no;
+    p++;
+    u++;
+    const char *pe = strchrnul(p, '/');
+    const char *ue = strchrnul(u, '/');
+    if (p[0] == '*' && pe == p + 1) {
+      if (n == HTTP_MAX_PARAMS)
+        goto no;
+      offsets[n++] = caps.len;
+      sbuf_add(&caps, u, strlen(u));
+      sbuf_addch(&caps, '\0');
+      u += strlen(u);
+      p = pe;
+      break;
+    }
+    if (p[0] == ':') {
+      if (ue == u || n == HTTP_MAX_PARAMS)
+        goto no;
+      offsets[n++] = caps.len;
+      sbuf_add(&caps, u, (size_t)(ue - u));
+      sbuf_addch(&caps, '\0');
+    } else if (pe - p != ue - u || memcmp(p, u, (size_t)(pe - p)) != 0) {
+      goto no;
+    }
+    p = pe;
+    u = ue;
+  }
+  if (*p || *u)
+    goto no;
+  free(r->param_buf);
+  r->param_buf = sbuf_detach(&caps, NULL);
+  for (int i = 0; i < HTTP_MAX_PARAMS; i++)
+    r->params[i] = i < n ? r->param_buf + offsets[i] : NULL;
+  return true;
+no:
+  sbuf_release(&caps);
+  return false;
+}
+
+static void route_request(struct http_server *s, struct http_req *r)
+{
+  bool path_matched = false;
+  for (size_t i = 0; i < s->opts.nroutes; i++) {
+    const struct http_route *rt = &s->opts.routes[i];
+    if (!route_match(rt->pattern, r->url, r))
+      continue;
+    path_matched = true;
+    if (strcmp(rt->method, "*") == 0 || strcmp(rt->method, r->method) == 0) {
+      r->route = rt;
+      return;
+    }
+  }
+  r->route = NULL;
+  r->status = path_matched ? 405 : 404;
+}
+
+void http_reply_response(struct http_req *r, int status, struct MHD_Response *resp)
+{
+  if (r->responded) {
+    MHD_destroy_response(resp);
+    return;
+  }
+  r->responded = true;
+  r->status = status;
+  MHD_queue_response(r->conn, (unsigned int)status, resp);
+  MHD_destroy_response(resp);
+}
+
+void http_reply(struct http_req *r, int status, const char *content_type,
+                const void *body, size_t len)
+{
+  struct MHD_Response *resp =
+      MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+  if (content_type)
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+  http_reply_response(r, status, resp);
+}
+
+void http_reply_json(struct http_req *r, int status, const cJSON *j)
+{
+  char *s = json_print(j);
+  struct MHD_Response *resp =
+      MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
+  MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+  http_reply_response(r, status, resp);
+}
+
+void http_reply_error(struct http_req *r, struct sp_error **err)
+{
+  cleanup_json cJSON *j = json_error_body(*err);
+  int status = *err ? (*err)->http_status : 500;
+  http_reply_json(r, status, j);
+  sp_error_free(*err);
+  *err = NULL;
+}
+
+void http_reply_errorf(struct http_req *r, int status, const char *code,
+                       const char *fmt, ...)
+{
+  struct sp_error *e = NULL;
+  va_list ap;
+  va_start(ap, fmt);
+  sp_error_vcode(&e, code, status, 0, fmt, ap);
+  va_end(ap);
+  http_reply_error(r, &e);
+}
+
+const char *http_query(struct http_req *r, const char *key)
+{
+  return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+const char *http_header(struct http_req *r, const char *name)
+{
+  return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+cJSON *http_body_json(struct http_req *r)
+{
+  struct sp_error *err = NULL;
+  cJSON *j = json_parse_object(r->body.buf, r->body.len, &err);
+  if (j == NULL)
+    http_reply_error(r, &err);
+  return j;
+}
+
+static void request_free(struct http_req *r)
+{
+  if (r == NULL)
+    return;
+  if (r->user_free)
+    r->user_free(r->user);
+  sbuf_release(&r->body);
+  sp_error_free(r->body_err);
+  free(r->param_buf);
+  free(r);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
+                                  const char *url, const char *method,
+                                  const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+  (void)version;
+  struct http_server *s = cls;
+  struct http_req *r = *con_cls;
+  if (r == NULL) {
+    r = xcalloc(1, sizeof *r);
+    r->conn = conn;
+    r->server = s;
+    r->method = method;
+    r->url = url;
+    r->app = s->opts.app;
+    r->start_us = sp_monotonic_us();
+    *con_cls = r;
+    route_request(s, r);
+    if (s->opts.pre && !s->opts.pre(r))
+      return MHD_YES;
+    if (r->route == NULL) {
+      if (r->status == 405)
+        http_reply_errorf(r, 405, "METHOD_NOT_ALLOWED", "%s is not allowed on %s",
+                          method, url);
+      else
+        http_reply_errorf(r, 404, "NOT_FOUND", "no route for %s %s", method, url);
+    }
+    return MHD_YES;
+  }
+  if (*upload_data_size != 0) {
+    size_t n = *upload_data_size;
+    *upload_data_size = 0;
+    if (r->responded || r->body_err)
+      return MHD_YES; /* drain what the client still sends */
+    if (r->route->on_body) {
+      r->route->on_body(r, upload_data, n, &r->body_err);
+      return MHD_YES;
+    }
+    size_t max = r->route->max_body ? r->route->max_body : DEFAULT_MAX_BODY;
+    if (r->body.len + n > max) {
+      sp_error_code(&r->body_err, "PAYLOAD_TOO_LARGE", 413,
+                    "request body is larger than %zu bytes", max);
+      return MHD_YES;
+    }
+    sbuf_add(&r->body, upload_data, n);
+    return MHD_YES;
+  }
+  if (r->responded)
+    return MHD_YES;
+  if (r->body_err) {
+    http_reply_error(r, &r->body_err);
+    return MHD_YES;
+  }
+  r->route->handler(r);
+  if (!r->responded)
+    http_reply_errorf(r, 500, "INTERNAL_ERROR", "handler gave no response");
+  return MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+  (void)conn;
+  (void)toe;
+  struct http_server *s = cls;
+  struct http_req *r = *con_cls;
+  if (r && s->opts.post)
+    s->opts.post(r);
+  request_free(r);
+  *con_cls = NULL;
+}
+
+static int listen_unix(const char *path, struct sp_error **err)
+{
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  if (strlen(path) >= sizeof sa.sun_path)
+    return sp_error_code(err, "INVALID_CONFIG", 400, "socket path too long: %s", path);
+  strcpy(sa.sun_path, path);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return sp_error_set(err, errno, "socket");
+  /* A stale socket from a dead process is replaced; a live one is not. */
+  struct stat st;
+  if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+    int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (probe >= 0) {
+      int live = connect(probe, (struct sockaddr *)&sa, sizeof sa) == 0;
+      close(probe);
+      if (live) {
+        close(fd);
+        return sp_error_code(err, "ADDRESS_IN_USE", 409,
+                             "another server is listening on %s", path);
+      }
+    }
+    unlink(path);
+  }
+  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    int e = errno;
+    close(fd);
+    return sp_error_set(err, e, "cannot bind %s", path);
+  }
+  chmod(path, 0660);
+  if (listen(fd, 512) < 0) {
+    int e = errno;
+    close(fd);
+    return sp_error_set(err, e, "cannot listen on %s", path);
+  }
+  return fd;
+}
+
+static int listen_tcp(const char *host, int port, int *bound, struct sp_error **err)
+{
+  struct sockaddr_storage ss = {0};
+  socklen_t slen;
+  int family;
+  struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+  struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+  const char *h = strcmp(host, "localhost") == 0 ? "127.0.0.1" : host;
+  if (inet_pton(AF_INET, h, &sin->sin_addr) == 1) {
+    family = AF_INET;
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons((uint16_t)port);
+    slen = sizeof *sin;
+  } else if (inet_pton(AF_INET6, h, &sin6->sin6_addr) == 1) {
+    family = AF_INET6;
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_port = htons((uint16_t)port);
+    slen = sizeof *sin6;
+  } else {
+    return sp_error_code(err, "INVALID_CONFIG", 400,
+                         "listen host '%s' must be an IP address or localhost", host);
+  }
+  int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return sp_error_set(err, errno, "socket");
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (bind(fd, (struct sockaddr *)&ss, slen) < 0) {
+    int e = errno;
+    close(fd);
+    return sp_error_set(err, e, "cannot listen on %s:%d", host, port);
+  }
+  if (listen(fd, 1024) < 0) {
+    int e = errno;
+    close(fd);
+    return sp_error_set(err, e, "cannot listen on %s:%d", host, port);
+  }
+  getsockname(fd, (struct sockaddr *)&ss, &slen);
+  *bound = ntohs(family == AF_INET ? sin->sin_port : sin6->sin6_port);
+  return fd;
+}
+
+struct http_server *http_server_start(const struct http_server_opts *o,
+                                      struct sp_error **err)
+{
+  struct http_server *s = xcalloc(1, sizeof *s);
+  s->opts = *o;
+  s->listen_fd = -1;
+  if (o->unix_path) {
+    s->listen_fd = listen_unix(o->unix_path, err);
+    s->unix_path = xstrdup(o->unix_path);
+  } else {
+    s->listen_fd = listen_tcp(o->host, o->port, &s->port, err);
+  }
+  if (s->listen_fd < 0) {
+    free(s->unix_path);
+    free(s);
+    return NULL;
+  }
+  unsigned int flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                       MHD_USE_POLL | MHD_USE_ERROR_LOG | MHD_USE_SUSPEND_RESUME;
+  s->daemon = MHD_start_daemon(
+      flags, 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
+      MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_LIMIT,
+      o->connection_limit ? o->connection_limit : 512u, MHD_OPTION_CONNECTION_TIMEOUT,
+      o->timeout_s, MHD_OPTION_THREAD_STACK_SIZE, (size_t)(256 * 1024),
+      MHD_OPTION_END);
+  if (s->daemon == NULL) {
+    close(s->listen_fd);
+    if (s->unix_path)
+      unlink(s->unix_path);
+    free(s->unix_path);
+    free(s);
+    sp_error_code(err, "INTERNAL_ERROR", 500, "cannot start the HTTP server");
+    return NULL;
+  }
+  return s;
+}
+
+void http_server_stop(struct http_server *s)
+{
+  if (s == NULL)
+    return;
+  /* Quiesce first: MHD then hands the listening socket back instead of
+   * closing it, so it is closed exactly once, here. */
+  s->stopping = 1;
+  MHD_quiesce_daemon(s->daemon);
+  MHD_stop_daemon(s->daemon);
+  close(s->listen_fd);
+  if (s->unix_path) {
+    unlink(s->unix_path);
+    free(s->unix_path);
+  }
+  free(s);
+}
+
+int http_server_port(const struct http_server *s) { return s->port; }

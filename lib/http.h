@@ -1,0 +1,111 @@
+/* A small HTTP server layer over libmicrohttpd, shared by sandpitd and
+ * sandpit-monitor.
+ *
+ * Routes are a table of (method, pattern, handler).  Patterns are literal
+ * segments and ":name" captures ("/api/process/:id/logs"); a trailing "*"
+ * segment captures the rest of the path.  Request bodies are collected up to
+ * the route's limit (default 1 MiB) and refused with 413 beyond it, unless
+ * the route streams its body through on_body.
+ *
+ * The server runs one thread per connection, so a handler may block (a
+ * streaming response callback may wait for data). */
+#ifndef SP_HTTP_H
+#define SP_HTTP_H
+
+#include <microhttpd.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "str.h"
+
+struct sp_error;
+struct cJSON;
+struct http_server;
+struct http_req;
+
+#define HTTP_MAX_PARAMS 4
+
+typedef void (*http_handler)(struct http_req *r);
+/* Streamed body: called for each chunk; return -1 (with *err) to refuse. */
+typedef int (*http_body_cb)(struct http_req *r, const char *data, size_t len,
+                            struct sp_error **err);
+
+struct http_route {
+  const char *method; /* "GET", ...; "*" any */
+  const char *pattern;
+  http_handler handler;
+  size_t max_body;      /* 0 = default (1 MiB) */
+  http_body_cb on_body; /* when set, body is streamed, not collected */
+};
+
+struct http_req {
+  struct MHD_Connection *conn;
+  struct http_server *server;
+  const char *method;
+  const char *url;      /* path, without query */
+  const struct http_route *route;
+  const char *params[HTTP_MAX_PARAMS]; /* captures, in pattern order */
+  char *param_buf;
+  struct sbuf body;
+  struct sp_error *body_err;
+  void *app;            /* the server's application pointer */
+  void *user;           /* per-request state of a streaming handler */
+  void (*user_free)(void *);
+  bool responded;
+  int status;           /* status sent, for metrics and logs */
+  int64_t start_us;
+};
+
+struct http_server_opts {
+  const char *unix_path;   /* listen on a unix socket (mode 0660) ... */
+  const char *host;        /* ... or on host:port */
+  int port;
+  const struct http_route *routes;
+  size_t nroutes;
+  void *app;
+  unsigned int connection_limit; /* default 512 */
+  unsigned int timeout_s;        /* idle connection timeout, default 0 = none */
+  /* Called before routing; return false when it answered already (auth). */
+  bool (*pre)(struct http_req *r);
+  /* Called after each response, e.g. for metrics. */
+  void (*post)(struct http_req *r);
+};
+
+struct http_server *http_server_start(const struct http_server_opts *o,
+                                      struct sp_error **err);
+void http_server_stop(struct http_server *s);
+/* The port actually bound (useful with port 0). */
+int http_server_port(const struct http_server *s);
+
+/* Responses.  Each queues exactly one response for the request. */
+void http_reply(struct http_req *r, int status, const char *content_type,
+                const void *body, size_t len);
+void http_reply_json(struct http_req *r, int status, const struct cJSON *j);
+/* Consumes *err. */
+void http_reply_error(struct http_req *r, struct sp_error **err);
+void http_reply_errorf(struct http_req *r, int status, const char *code,
+                       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Queue a response built by the caller (headers may be added first). */
+void http_reply_response(struct http_req *r, int status, struct MHD_Response *resp);
+
+/* A streamed response.  `cb` runs in the connection's thread and may block
+ * (up to about a second at a time, so a shutdown is not held up); it writes
+ * at most `max` bytes into buf and returns how many (> 0), or
+ * HTTP_STREAM_END to end the response, or HTTP_STREAM_ABORT to cut the
+ * connection.  `ud_free` runs when the response is done with. */
+#define HTTP_STREAM_END (-1)
+#define HTTP_STREAM_ABORT (-2)
+typedef long (*http_stream_cb)(void *ud, char *buf, size_t max);
+void http_reply_stream(struct http_req *r, int status, const char *content_type,
+                       http_stream_cb cb, void *ud, void (*ud_free)(void *));
+/* True once the server is stopping: stream callbacks should end. */
+bool http_stopping(const struct http_req *r);
+
+const char *http_query(struct http_req *r, const char *key);
+const char *http_header(struct http_req *r, const char *name);
+/* Parse the collected body as a JSON object; replies 400 and returns NULL on
+ * error. */
+struct cJSON *http_body_json(struct http_req *r);
+
+#endif

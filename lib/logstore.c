@@ -1,0 +1,1384 @@
+/* SQLite store for log lines and classified errors; see logstore.h.
+ *
+ * Locking.  db_mu guards the connection, its statements and every counter
+ * that mirrors the database (per-process lines/bytes, totals, error count).
+ * pend_mu guards the pending batch, the sequence counter and the process
+ * registry (hash and id tables; a struct proc never moves and its name never
+ * changes once registered).  seq_mu guards last_seq for followers.  Lock
+ * order: db_mu, then pend_mu, then seq_mu.
+ *
+ * A flush swaps the pending batch for an empty one under pend_mu and writes
+ * it under db_mu alone, so appends go on while a batch is being written.
+ *
+ * Counters.  Each process's committed lines and bytes are kept in memory so
+ * that checking the budgets after a flush costs nothing, and in its
+ * `processes` row, updated by the same transaction that changes its lines,
+ * so that open does not have to scan the log table.  Changes made inside a
+ * transaction go to txn_* fields and are applied only when it commits
+ * (txn_end), so a rollback leaves the counters right. */
+#include "logstore.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "error.h"
+#include "json.h"
+#include "log.h"
+#include "util.h"
+
+#define SCHEMA_VERSION 1
+#define WRITE_ATTEMPTS 3
+#define ROTATE_CHUNK 8192
+#define ROTATE_MIN_PER_FLUSH 65536
+#define MAX_PROC_ID_VALUE (1 << 24)
+#define LINE_TRUNCATED 1
+
+static void stmt_cleanup(sqlite3_stmt **s) { sqlite3_finalize(*s); }
+#define cleanup_stmt __attribute__((cleanup(stmt_cleanup)))
+
+struct proc {
+  int64_t id;
+  char *name;
+  size_t name_len;
+  uint32_t hash;
+  /* under db_mu */
+  int64_t lines, bytes;         /* committed */
+  int64_t txn_lines, txn_bytes; /* changes in the open transaction */
+  bool persisted;               /* has its row in `processes` */
+  bool in_txn;                  /* row inserted by the open transaction */
+  bool touched;                 /* on the txn_touched list */
+};
+
+/* One pending line; its text lives in the batch's arena at `off`. */
+struct pend {
+  int64_t seq, run, ts;
+  struct proc *proc;
+  size_t off;
+  uint32_t len;
+  uint8_t stream;
+  bool truncated;
+};
+
+struct batch {
+  struct pend *v;
+  size_t n, cap;
+  char *data;
+  size_t len, data_cap;
+};
+
+enum {
+  ST_BEGIN,
+  ST_COMMIT,
+  ST_ROLLBACK,
+  ST_INSERT_LINE,
+  ST_INSERT_PROC,
+  ST_UPDATE_PROC,
+  ST_SET_SEQ_HIGH,
+  ST_ROT_PROC_SCAN,
+  ST_ROT_PROC_DEL,
+  ST_ROT_ALL_SCAN,
+  ST_ROT_ALL_DEL,
+  ST_Q_ALL,
+  ST_Q_PROC,
+  ST_Q_ALL_TAIL,
+  ST_Q_PROC_TAIL,
+  ST_CLEAR_PROC,
+  ST_CLEAR_ALL,
+  ST_ERR_UPSERT,
+  ST_ERR_AGE,
+  ST_ERR_COUNT,
+  ST_ERR_QUERY,
+  ST_ERR_CLEAR,
+  ST_COUNT
+};
+
+#define LINE_COLS "seq, proc, run, stream, ts, flags, text"
+
+static const char *const stmt_sql[ST_COUNT] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_INSERT_LINE] = "INSERT INTO lines(" LINE_COLS ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [ST_INSERT_PROC] = "INSERT INTO processes(id, name) VALUES(?1, ?2)",
+    [ST_UPDATE_PROC] = "UPDATE processes SET lines = lines + ?2, bytes = bytes + ?3 WHERE id = ?1",
+    [ST_SET_SEQ_HIGH] = "INSERT INTO meta(key, value) VALUES('seq_high', ?1) "
+                        "ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)",
+    [ST_ROT_PROC_SCAN] = "SELECT seq, length(text) FROM lines WHERE proc = ?1 ORDER BY seq LIMIT ?2",
+    [ST_ROT_PROC_DEL] = "DELETE FROM lines WHERE proc = ?1 AND seq <= ?2",
+    [ST_ROT_ALL_SCAN] = "SELECT seq, proc, length(text) FROM lines ORDER BY seq LIMIT ?1",
+    [ST_ROT_ALL_DEL] = "DELETE FROM lines WHERE seq <= ?1",
+    [ST_Q_ALL] = "SELECT " LINE_COLS " FROM lines WHERE seq > ?1 ORDER BY seq LIMIT ?3",
+    [ST_Q_PROC] = "SELECT " LINE_COLS " FROM lines WHERE proc = ?2 AND seq > ?1 "
+                  "ORDER BY seq LIMIT ?3",
+    [ST_Q_ALL_TAIL] = "SELECT * FROM (SELECT " LINE_COLS " FROM lines WHERE seq > ?1 "
+                      "ORDER BY seq DESC LIMIT ?4) ORDER BY seq LIMIT ?3",
+    [ST_Q_PROC_TAIL] = "SELECT * FROM (SELECT " LINE_COLS " FROM lines WHERE proc = ?2 "
+                       "AND seq > ?1 ORDER BY seq DESC LIMIT ?4) ORDER BY seq LIMIT ?3",
+    [ST_CLEAR_PROC] = "DELETE FROM lines WHERE proc = ?1",
+    [ST_CLEAR_ALL] = "DELETE FROM lines",
+    [ST_ERR_UPSERT] =
+        "INSERT INTO errors(hash, session, category, severity, tool, file, line, col, "
+        "message, raw, process, first_seen, last_seen, count) "
+        "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, 1) "
+        "ON CONFLICT(hash, session) DO UPDATE SET count = count + 1, "
+        "first_seen = min(first_seen, excluded.first_seen), "
+        "last_seen = max(last_seen, excluded.last_seen), "
+        "raw = coalesce(excluded.raw, raw), "
+        "process = coalesce(excluded.process, process), "
+        "line = CASE WHEN excluded.file IS NULL THEN line ELSE excluded.line END, "
+        "col = CASE WHEN excluded.file IS NULL THEN col ELSE excluded.col END, "
+        "file = coalesce(excluded.file, file) "
+        "RETURNING count",
+    [ST_ERR_AGE] = "DELETE FROM errors WHERE last_seen < ?1",
+    [ST_ERR_COUNT] = "DELETE FROM errors WHERE id IN "
+                     "(SELECT id FROM errors ORDER BY last_seen, id LIMIT ?1)",
+    [ST_ERR_QUERY] = "SELECT id, hash, category, severity, tool, file, line, col, message, "
+                     "raw, first_seen, last_seen, count, process, session FROM errors "
+                     "WHERE last_seen >= ?1 AND (?2 IS NULL OR session = ?2) "
+                     "ORDER BY last_seen DESC, id DESC",
+    [ST_ERR_CLEAR] = "DELETE FROM errors WHERE ?1 IS NULL OR session = ?1",
+};
+
+static const char schema_sql[] =
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE processes("
+    " id INTEGER PRIMARY KEY,"
+    " name TEXT NOT NULL UNIQUE,"
+    " lines INTEGER NOT NULL DEFAULT 0," /* count(*) and total(length(text)) of its */
+    " bytes INTEGER NOT NULL DEFAULT 0);" /* lines, kept by every transaction */
+    "CREATE TABLE lines("
+    " seq INTEGER PRIMARY KEY,"
+    " proc INTEGER NOT NULL,"
+    " run INTEGER NOT NULL,"
+    " stream INTEGER NOT NULL,"
+    " ts INTEGER NOT NULL,"
+    " flags INTEGER NOT NULL DEFAULT 0,"
+    " text BLOB NOT NULL);"
+    "CREATE INDEX lines_proc_seq ON lines(proc, seq);"
+    "CREATE TABLE errors("
+    " id INTEGER PRIMARY KEY,"
+    " hash INTEGER NOT NULL,"
+    " session TEXT NOT NULL,"
+    " category TEXT, severity TEXT, tool TEXT, file TEXT, line INTEGER, col INTEGER,"
+    " message TEXT, raw TEXT, process TEXT,"
+    " first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL, count INTEGER NOT NULL);"
+    "CREATE UNIQUE INDEX errors_hash_session ON errors(hash, session);"
+    "CREATE INDEX errors_last_seen ON errors(last_seen);";
+
+struct logstore {
+  char *path;
+  struct logstore_opts o;
+  int64_t rotate_budget; /* lines rotation may delete per flush */
+
+  pthread_mutex_t db_mu;
+  sqlite3 *db;
+  sqlite3_stmt *st[ST_COUNT];
+  struct batch inflight;       /* the batch being written */
+  int64_t total_lines, total_bytes, error_count;
+  int64_t write_failures, rotated_lines;
+  /* open transaction */
+  struct proc **txn_touched;
+  size_t txn_ntouched, txn_cap;
+  int64_t txn_lines, txn_bytes, txn_errors, txn_rotated;
+  /* scratch list of processes for rotation and clear */
+  struct proc **scratch;
+  size_t scratch_n, scratch_cap;
+
+  pthread_mutex_t pend_mu;
+  struct batch active;
+  size_t inflight_n;
+  int64_t next_seq;
+  size_t flush_at_lines, flush_at_bytes; /* auto-flush thresholds */
+  int64_t dropped_lines, truncated_lines;
+  struct proc **by_id; /* indexed by proc id */
+  size_t by_id_cap;
+  int64_t next_proc_id;
+  struct proc **hash; /* open addressing, power of two */
+  size_t hash_cap, nprocs;
+  struct proc *last; /* last interned, for the common repeat */
+
+  pthread_mutex_t seq_mu;
+  pthread_cond_t seq_cond;
+  int64_t last_seq;
+};
+
+/* ---- helpers ---- */
+
+static int64_t u64_to_i64(uint64_t v)
+{
+  int64_t r;
+  memcpy(&r, &v, sizeof r);
+  return r;
+}
+
+static uint64_t i64_to_u64(int64_t v)
+{
+  uint64_t r;
+  memcpy(&r, &v, sizeof r);
+  return r;
+}
+
+static void sleep_ms(long ms)
+{
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+  }
+}
+
+static int store_error(struct sp_error **err, int rc, const char *what, const char *detail)
+{
+  switch (rc & 0xff) {
+  case SQLITE_FULL:
+    return sp_error_code(err, "STORE_FULL", 507, "log store: %s: %s", what, detail);
+  case SQLITE_BUSY:
+  case SQLITE_LOCKED:
+    return sp_error_code(err, "STORE_BUSY", 503, "log store: %s: %s", what, detail);
+  default:
+    return sp_error_code(err, "STORE_ERROR", 500, "log store: %s: %s", what, detail);
+  }
+}
+
+static int db_error(struct logstore *ls, struct sp_error **err, int rc, const char *what)
+{
+  return store_error(err, rc, what, ls->db ? sqlite3_errmsg(ls->db) : sqlite3_errstr(rc));
+}
+
+/* Step a statement that returns no rows we need, then reset it. */
+static int step_reset(sqlite3_stmt *s)
+{
+  int rc = sqlite3_step(s);
+  sqlite3_reset(s);
+  return (rc == SQLITE_DONE || rc == SQLITE_ROW) ? SQLITE_OK : rc;
+}
+
+static int bind_text_or_null(sqlite3_stmt *s, int i, const char *v)
+{
+  return v ? sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC) : sqlite3_bind_null(s, i);
+}
+
+static const char *col_text(sqlite3_stmt *s, int i)
+{
+  return (const char *)sqlite3_column_text(s, i); /* NULL for SQL NULL */
+}
+
+static int64_t file_size(const char *path)
+{
+  struct stat st;
+  return stat(path, &st) == 0 ? (int64_t)st.st_size : 0;
+}
+
+/* ---- pending batches ---- */
+
+static void batch_reserve(struct batch *b, size_t lines, size_t bytes)
+{
+  if (b->n + lines > b->cap) {
+    size_t cap = b->cap ? b->cap : 1024;
+    while (cap < b->n + lines)
+      cap *= 2;
+    b->v = xreallocarray(b->v, cap, sizeof *b->v);
+    b->cap = cap;
+  }
+  if (b->len + bytes > b->data_cap) {
+    size_t cap = b->data_cap ? b->data_cap : 65536;
+    while (cap < b->len + bytes)
+      cap *= 2;
+    b->data = xrealloc(b->data, cap);
+    b->data_cap = cap;
+  }
+}
+
+static void batch_push(struct batch *b, const struct pend *p, const char *text)
+{
+  batch_reserve(b, 1, p->len);
+  struct pend *e = &b->v[b->n++];
+  *e = *p;
+  e->off = b->len;
+  if (p->len)
+    memcpy(b->data + b->len, text, p->len);
+  b->len += p->len;
+}
+
+/* Append all of src to dst (src keeps its contents). */
+static void batch_append(struct batch *dst, const struct batch *src)
+{
+  batch_reserve(dst, src->n, src->len);
+  if (src->len)
+    memcpy(dst->data + dst->len, src->data, src->len);
+  for (size_t i = 0; i < src->n; i++) {
+    dst->v[dst->n + i] = src->v[i];
+    dst->v[dst->n + i].off += dst->len;
+  }
+  dst->n += src->n;
+  dst->len += src->len;
+}
+
+static void batch_drop_front(struct batch *b, size_t k)
+{
+  if (k >= b->n) {
+    b->n = b->len = 0;
+    return;
+  }
+  size_t cut = b->v[k].off;
+  memmove(b->data, b->data + cut, b->len - cut);
+  b->len -= cut;
+  memmove(b->v, b->v + k, (b->n - k) * sizeof *b->v);
+  b->n -= k;
+  for (size_t i = 0; i < b->n; i++)
+    b->v[i].off -= cut;
+}
+
+static void batch_clear(struct batch *b, size_t keep_bytes)
+{
+  b->n = b->len = 0;
+  if (b->data_cap > keep_bytes) { /* after a backlog: give the memory back */
+    free(b->data);
+    b->data = NULL;
+    b->data_cap = 0;
+    free(b->v);
+    b->v = NULL;
+    b->cap = 0;
+  }
+}
+
+static void batch_free(struct batch *b)
+{
+  free(b->v);
+  free(b->data);
+  memset(b, 0, sizeof *b);
+}
+
+/* ---- process registry (pend_mu) ---- */
+
+static uint32_t name_hash(const char *s, size_t n)
+{
+  uint32_t h = 2166136261u;
+  for (size_t i = 0; i < n; i++) {
+    h ^= (unsigned char)s[i];
+    h *= 16777619u;
+  }
+  return h;
+}
+
+static struct proc *proc_find(struct logstore *ls, const char *name, size_t len, uint32_t h)
+{
+  if (ls->hash_cap == 0)
+    return NULL;
+  for (size_t i = h & (ls->hash_cap - 1);; i = (i + 1) & (ls->hash_cap - 1)) {
+    struct proc *p = ls->hash[i];
+    if (p == NULL)
+      return NULL;
+    if (p->hash == h && p->name_len == len && memcmp(p->name, name, len) == 0)
+      return p;
+  }
+}
+
+static void hash_insert(struct proc **tab, size_t cap, struct proc *p)
+{
+  size_t i = p->hash & (cap - 1);
+  while (tab[i])
+    i = (i + 1) & (cap - 1);
+  tab[i] = p;
+}
+
+/* Register a process; the id must be free and at most MAX_PROC_ID_VALUE. */
+static struct proc *proc_add(struct logstore *ls, int64_t id, const char *name, size_t len)
+{
+  if ((ls->nprocs + 1) * 2 > ls->hash_cap) {
+    size_t cap = ls->hash_cap ? ls->hash_cap * 2 : 64;
+    struct proc **tab = xcalloc(cap, sizeof *tab);
+    for (size_t i = 0; i < ls->hash_cap; i++)
+      if (ls->hash[i])
+        hash_insert(tab, cap, ls->hash[i]);
+    free(ls->hash);
+    ls->hash = tab;
+    ls->hash_cap = cap;
+  }
+  if ((size_t)id >= ls->by_id_cap) {
+    size_t cap = ls->by_id_cap ? ls->by_id_cap : 64;
+    while (cap <= (size_t)id)
+      cap *= 2;
+    ls->by_id = xreallocarray(ls->by_id, cap, sizeof *ls->by_id);
+    memset(ls->by_id + ls->by_id_cap, 0, (cap - ls->by_id_cap) * sizeof *ls->by_id);
+    ls->by_id_cap = cap;
+  }
+  struct proc *p = xcalloc(1, sizeof *p);
+  p->id = id;
+  p->name = xmemdup(name, len);
+  p->name_len = len;
+  p->hash = name_hash(name, len);
+  hash_insert(ls->hash, ls->hash_cap, p);
+  ls->by_id[id] = p;
+  ls->nprocs++;
+  if (id >= ls->next_proc_id)
+    ls->next_proc_id = id + 1;
+  return p;
+}
+
+static struct proc *proc_intern(struct logstore *ls, const char *name, size_t len)
+{
+  if (ls->last && ls->last->name_len == len && memcmp(ls->last->name, name, len) == 0)
+    return ls->last;
+  struct proc *p = proc_find(ls, name, len, name_hash(name, len));
+  if (p == NULL)
+    p = proc_add(ls, ls->next_proc_id, name, len);
+  ls->last = p;
+  return p;
+}
+
+static struct proc *proc_lookup(struct logstore *ls, const char *name)
+{
+  size_t len = strlen(name);
+  pthread_mutex_lock(&ls->pend_mu);
+  struct proc *p = proc_find(ls, name, len, name_hash(name, len));
+  pthread_mutex_unlock(&ls->pend_mu);
+  return p;
+}
+
+static struct proc *proc_by_id(struct logstore *ls, int64_t id)
+{
+  struct proc *p = NULL;
+  pthread_mutex_lock(&ls->pend_mu);
+  if (id >= 0 && (uint64_t)id < ls->by_id_cap)
+    p = ls->by_id[id];
+  pthread_mutex_unlock(&ls->pend_mu);
+  return p;
+}
+
+/* Fill ls->scratch with the registered processes for which keep() holds. */
+static void collect_procs(struct logstore *ls, bool (*keep)(struct logstore *, struct proc *))
+{
+  ls->scratch_n = 0;
+  pthread_mutex_lock(&ls->pend_mu);
+  for (size_t i = 0; i < ls->by_id_cap; i++) {
+    struct proc *p = ls->by_id[i];
+    if (p == NULL || (keep && !keep(ls, p)))
+      continue;
+    if (ls->scratch_n == ls->scratch_cap) {
+      ls->scratch_cap = ls->scratch_cap ? ls->scratch_cap * 2 : 16;
+      ls->scratch = xreallocarray(ls->scratch, ls->scratch_cap, sizeof *ls->scratch);
+    }
+    ls->scratch[ls->scratch_n++] = p;
+  }
+  pthread_mutex_unlock(&ls->pend_mu);
+}
+
+/* ---- transactions (db_mu) ---- */
+
+static void txn_touch(struct logstore *ls, struct proc *p, int64_t dlines, int64_t dbytes)
+{
+  if (!p->touched) {
+    if (ls->txn_ntouched == ls->txn_cap) {
+      ls->txn_cap = ls->txn_cap ? ls->txn_cap * 2 : 16;
+      ls->txn_touched = xreallocarray(ls->txn_touched, ls->txn_cap, sizeof *ls->txn_touched);
+    }
+    ls->txn_touched[ls->txn_ntouched++] = p;
+    p->touched = true;
+  }
+  p->txn_lines += dlines;
+  p->txn_bytes += dbytes;
+  ls->txn_lines += dlines;
+  ls->txn_bytes += dbytes;
+}
+
+static void txn_end(struct logstore *ls, bool committed)
+{
+  for (size_t i = 0; i < ls->txn_ntouched; i++) {
+    struct proc *p = ls->txn_touched[i];
+    if (committed) {
+      p->lines += p->txn_lines;
+      p->bytes += p->txn_bytes;
+      if (p->in_txn)
+        p->persisted = true;
+    }
+    p->txn_lines = p->txn_bytes = 0;
+    p->in_txn = p->touched = false;
+  }
+  ls->txn_ntouched = 0;
+  if (committed) {
+    ls->total_lines += ls->txn_lines;
+    ls->total_bytes += ls->txn_bytes;
+    ls->error_count += ls->txn_errors;
+    ls->rotated_lines += ls->txn_rotated;
+  }
+  ls->txn_lines = ls->txn_bytes = ls->txn_errors = ls->txn_rotated = 0;
+}
+
+/* Write the open transaction's counter changes to the processes rows. */
+static int txn_save_counters(struct logstore *ls)
+{
+  sqlite3_stmt *s = ls->st[ST_UPDATE_PROC];
+  for (size_t i = 0; i < ls->txn_ntouched; i++) {
+    struct proc *p = ls->txn_touched[i];
+    if (p->txn_lines == 0 && p->txn_bytes == 0)
+      continue;
+    sqlite3_bind_int64(s, 1, p->id);
+    sqlite3_bind_int64(s, 2, p->txn_lines);
+    sqlite3_bind_int64(s, 3, p->txn_bytes);
+    int rc = step_reset(s);
+    if (rc != SQLITE_OK)
+      return rc;
+  }
+  return SQLITE_OK;
+}
+
+typedef int (*txn_fn)(struct logstore *ls, void *arg); /* returns an SQLite code */
+
+/* Run fn inside BEGIN IMMEDIATE ... COMMIT, retrying a few times. */
+static int run_txn(struct logstore *ls, txn_fn fn, void *arg, const char *what,
+                   struct sp_error **err)
+{
+  int rc = SQLITE_OK;
+  char msg[256] = "";
+  for (int attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {
+    if (attempt > 0)
+      sleep_ms(10L * attempt);
+    rc = step_reset(ls->st[ST_BEGIN]);
+    if (rc == SQLITE_OK)
+      rc = fn(ls, arg);
+    if (rc == SQLITE_OK)
+      rc = txn_save_counters(ls);
+    if (rc == SQLITE_OK)
+      rc = step_reset(ls->st[ST_COMMIT]);
+    if (rc == SQLITE_OK) {
+      txn_end(ls, true);
+      return 0;
+    }
+    snprintf(msg, sizeof msg, "%s", sqlite3_errmsg(ls->db));
+    if (!sqlite3_get_autocommit(ls->db))
+      step_reset(ls->st[ST_ROLLBACK]);
+    txn_end(ls, false);
+  }
+  ls->write_failures++;
+  return store_error(err, rc, what, msg);
+}
+
+/* ---- writing a batch ---- */
+
+static int write_batch_fn(struct logstore *ls, void *arg)
+{
+  const struct batch *b = arg;
+  static const char empty[1] = "";
+  sqlite3_stmt *ins = ls->st[ST_INSERT_LINE];
+  int rc;
+  for (size_t i = 0; i < b->n; i++) {
+    const struct pend *e = &b->v[i];
+    struct proc *p = e->proc;
+    if (!p->persisted && !p->in_txn) {
+      sqlite3_stmt *s = ls->st[ST_INSERT_PROC];
+      sqlite3_bind_int64(s, 1, p->id);
+      sqlite3_bind_text(s, 2, p->name, (int)p->name_len, SQLITE_STATIC);
+      if ((rc = step_reset(s)) != SQLITE_OK)
+        return rc;
+      p->in_txn = true;
+    }
+    sqlite3_bind_int64(ins, 1, e->seq);
+    sqlite3_bind_int64(ins, 2, p->id);
+    sqlite3_bind_int64(ins, 3, e->run);
+    sqlite3_bind_int(ins, 4, e->stream);
+    sqlite3_bind_int64(ins, 5, e->ts);
+    sqlite3_bind_int(ins, 6, e->truncated ? LINE_TRUNCATED : 0);
+    sqlite3_bind_blob(ins, 7, e->len ? b->data + e->off : empty, (int)e->len, SQLITE_STATIC);
+    rc = sqlite3_step(ins);
+    sqlite3_reset(ins);
+    if (rc != SQLITE_DONE)
+      return rc;
+    txn_touch(ls, p, 1, e->len);
+  }
+  sqlite3_bind_int64(ls->st[ST_SET_SEQ_HIGH], 1, b->v[b->n - 1].seq);
+  return step_reset(ls->st[ST_SET_SEQ_HIGH]);
+}
+
+/* ---- rotation ---- */
+
+static bool proc_over_budget(struct logstore *ls, struct proc *p)
+{
+  return p->lines > ls->o.max_lines_per_process || p->bytes > ls->o.max_bytes_per_process;
+}
+
+static int rotate_proc(struct logstore *ls, struct proc *p, int64_t *budget)
+{
+  sqlite3_stmt *scan = ls->st[ST_ROT_PROC_SCAN], *del = ls->st[ST_ROT_PROC_DEL];
+  while (*budget > 0) {
+    int64_t need_lines = p->lines + p->txn_lines - ls->o.max_lines_per_process;
+    int64_t need_bytes = p->bytes + p->txn_bytes - ls->o.max_bytes_per_process;
+    if (need_lines <= 0 && need_bytes <= 0)
+      return SQLITE_OK;
+    int64_t cut = -1, dlines = 0, dbytes = 0;
+    sqlite3_bind_int64(scan, 1, p->id);
+    sqlite3_bind_int64(scan, 2, SP_MIN(*budget, ROTATE_CHUNK));
+    int rc;
+    while ((rc = sqlite3_step(scan)) == SQLITE_ROW) {
+      cut = sqlite3_column_int64(scan, 0);
+      dlines++;
+      dbytes += sqlite3_column_int64(scan, 1);
+      if (dlines >= need_lines && dbytes >= need_bytes)
+        break;
+    }
+    sqlite3_reset(scan);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+      return rc;
+    if (cut < 0) {
+      /* the counters claim lines the table does not have: believe the table */
+      sp_warn("log store counters out of step", LS("process", p->name),
+              LI("lines", p->lines + p->txn_lines));
+      txn_touch(ls, p, -(p->lines + p->txn_lines), -(p->bytes + p->txn_bytes));
+      return SQLITE_OK;
+    }
+    sqlite3_bind_int64(del, 1, p->id);
+    sqlite3_bind_int64(del, 2, cut);
+    if ((rc = step_reset(del)) != SQLITE_OK)
+      return rc;
+    txn_touch(ls, p, -dlines, -dbytes);
+    ls->txn_rotated += dlines;
+    *budget -= dlines;
+  }
+  return SQLITE_OK;
+}
+
+static int rotate_total(struct logstore *ls, int64_t *budget)
+{
+  sqlite3_stmt *scan = ls->st[ST_ROT_ALL_SCAN], *del = ls->st[ST_ROT_ALL_DEL];
+  while (*budget > 0) {
+    int64_t need = ls->total_bytes + ls->txn_bytes - ls->o.max_total_bytes;
+    if (need <= 0)
+      return SQLITE_OK;
+    int64_t cut = -1, dlines = 0, dbytes = 0;
+    sqlite3_bind_int64(scan, 1, SP_MIN(*budget, ROTATE_CHUNK));
+    int rc;
+    while ((rc = sqlite3_step(scan)) == SQLITE_ROW) {
+      cut = sqlite3_column_int64(scan, 0);
+      int64_t len = sqlite3_column_int64(scan, 2);
+      struct proc *p = proc_by_id(ls, sqlite3_column_int64(scan, 1));
+      dlines++;
+      if (p) { /* rows of an unregistered process were never counted */
+        txn_touch(ls, p, -1, -len);
+        dbytes += len;
+      }
+      if (dbytes >= need)
+        break;
+    }
+    sqlite3_reset(scan);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+      return rc;
+    if (cut < 0) { /* the table is empty whatever the counters say */
+      sp_warn("log store total out of step", LI("bytes", ls->total_bytes + ls->txn_bytes));
+      collect_procs(ls, NULL);
+      for (size_t i = 0; i < ls->scratch_n; i++) {
+        struct proc *p = ls->scratch[i];
+        txn_touch(ls, p, -(p->lines + p->txn_lines), -(p->bytes + p->txn_bytes));
+      }
+      return SQLITE_OK;
+    }
+    sqlite3_bind_int64(del, 1, cut);
+    if ((rc = step_reset(del)) != SQLITE_OK)
+      return rc;
+    ls->txn_rotated += dlines;
+    *budget -= dlines;
+  }
+  return SQLITE_OK;
+}
+
+static int rotate_fn(struct logstore *ls, void *arg)
+{
+  (void)arg;
+  int64_t budget = ls->rotate_budget;
+  for (size_t i = 0; i < ls->scratch_n; i++) {
+    int rc = rotate_proc(ls, ls->scratch[i], &budget);
+    if (rc != SQLITE_OK)
+      return rc;
+  }
+  return rotate_total(ls, &budget);
+}
+
+/* Enforce the line budgets; failures are logged and counted, not returned:
+ * the lines are safe, the next flush tries again. */
+static void rotate(struct logstore *ls)
+{
+  collect_procs(ls, proc_over_budget);
+  if (ls->scratch_n == 0 && ls->total_bytes <= ls->o.max_total_bytes)
+    return;
+  struct sp_error *e = NULL;
+  if (run_txn(ls, rotate_fn, NULL, "rotate", &e) < 0) {
+    sp_warn("log rotation failed", LS("error", e->msg));
+    sp_error_free(e);
+  }
+}
+
+/* ---- error retention (inside a transaction) ---- */
+
+static int errors_retain(struct logstore *ls, int64_t now)
+{
+  sqlite3_stmt *s = ls->st[ST_ERR_AGE];
+  sqlite3_bind_int64(s, 1, now - ls->o.error_max_age_ms);
+  int rc = step_reset(s);
+  if (rc != SQLITE_OK)
+    return rc;
+  ls->txn_errors -= sqlite3_changes(ls->db);
+  int64_t over = ls->error_count + ls->txn_errors - ls->o.error_max_count;
+  if (over > 0) {
+    s = ls->st[ST_ERR_COUNT];
+    sqlite3_bind_int64(s, 1, over);
+    if ((rc = step_reset(s)) != SQLITE_OK)
+      return rc;
+    ls->txn_errors -= sqlite3_changes(ls->db);
+  }
+  return SQLITE_OK;
+}
+
+static int errors_retain_fn(struct logstore *ls, void *arg)
+{
+  return errors_retain(ls, *(const int64_t *)arg);
+}
+
+/* ---- open / close ---- */
+
+static void opts_defaults(struct logstore_opts *o)
+{
+  if (o->max_lines_per_process <= 0)
+    o->max_lines_per_process = 100000;
+  if (o->max_bytes_per_process <= 0)
+    o->max_bytes_per_process = 32LL << 20;
+  if (o->max_total_bytes <= 0)
+    o->max_total_bytes = 256LL << 20;
+  if (o->error_max_count <= 0)
+    o->error_max_count = 1000;
+  if (o->error_max_age_ms <= 0)
+    o->error_max_age_ms = 7LL * 24 * 3600 * 1000;
+  if (o->max_line_bytes <= 0)
+    o->max_line_bytes = 64 << 10;
+  if (o->max_line_bytes > (1 << 30))
+    o->max_line_bytes = 1 << 30; /* SQLite's blob limit */
+  if (o->batch_max_lines <= 0)
+    o->batch_max_lines = 8192;
+  if (o->batch_max_bytes <= 0)
+    o->batch_max_bytes = 8LL << 20;
+  if (o->busy_timeout_ms <= 0)
+    o->busy_timeout_ms = 5000;
+}
+
+static void logstore_free(struct logstore *ls)
+{
+  for (int i = 0; i < ST_COUNT; i++)
+    sqlite3_finalize(ls->st[i]);
+  sqlite3_close_v2(ls->db);
+  for (size_t i = 0; i < ls->by_id_cap; i++) {
+    if (ls->by_id[i]) {
+      free(ls->by_id[i]->name);
+      free(ls->by_id[i]);
+    }
+  }
+  free(ls->by_id);
+  free(ls->hash);
+  free(ls->txn_touched);
+  free(ls->scratch);
+  batch_free(&ls->active);
+  batch_free(&ls->inflight);
+  pthread_mutex_destroy(&ls->db_mu);
+  pthread_mutex_destroy(&ls->pend_mu);
+  pthread_mutex_destroy(&ls->seq_mu);
+  pthread_cond_destroy(&ls->seq_cond);
+  free(ls->path);
+  free(ls);
+}
+
+static int exec_sql(struct logstore *ls, const char *sql, const char *what, struct sp_error **err)
+{
+  int rc = sqlite3_exec(ls->db, sql, NULL, NULL, NULL);
+  return rc == SQLITE_OK ? 0 : db_error(ls, err, rc, what);
+}
+
+/* Run a single-value query; *out = first column of the first row (0 if none). */
+static int query_int(struct logstore *ls, const char *sql, int64_t *out, struct sp_error **err)
+{
+  cleanup_stmt sqlite3_stmt *s = NULL;
+  int rc = sqlite3_prepare_v2(ls->db, sql, -1, &s, NULL);
+  if (rc != SQLITE_OK)
+    return db_error(ls, err, rc, sql);
+  rc = sqlite3_step(s);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    return db_error(ls, err, rc, sql);
+  *out = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+  return 0;
+}
+
+static int open_schema(struct logstore *ls, struct sp_error **err)
+{
+  cleanup_stmt sqlite3_stmt *s = NULL;
+  int rc = sqlite3_prepare_v2(ls->db, "PRAGMA journal_mode=WAL", -1, &s, NULL);
+  if (rc != SQLITE_OK)
+    return db_error(ls, err, rc, "set WAL mode");
+  rc = sqlite3_step(s);
+  if (rc != SQLITE_ROW)
+    return db_error(ls, err, rc, "set WAL mode");
+  const char *mode = col_text(s, 0);
+  if (mode == NULL || strcmp(mode, "wal") != 0)
+    return sp_error_code(err, "STORE_ERROR", 500, "log store: cannot use WAL mode (got %s)",
+                         mode ? mode : "nothing");
+  sqlite3_reset(s); /* an active statement would block the COMMIT below */
+  if (exec_sql(ls,
+               "PRAGMA synchronous=NORMAL;"
+               "PRAGMA cache_size=-16384;"
+               "PRAGMA journal_size_limit=67108864;",
+               "configure", err) < 0)
+    return -1;
+
+  if (exec_sql(ls, "BEGIN IMMEDIATE", "begin", err) < 0)
+    return -1;
+  int64_t version;
+  if (query_int(ls, "PRAGMA user_version", &version, err) < 0)
+    goto fail;
+  if (version == 0) {
+    if (exec_sql(ls, schema_sql, "create schema", err) < 0)
+      goto fail;
+    cleanup_free char *sql = xasprintf("PRAGMA user_version=%d", SCHEMA_VERSION);
+    if (exec_sql(ls, sql, "set schema version", err) < 0)
+      goto fail;
+  } else if (version != SCHEMA_VERSION) {
+    sp_error_code(err, "STORE_VERSION", 500,
+                  "log store %s has schema version %lld, this program knows %d", ls->path,
+                  (long long)version, SCHEMA_VERSION);
+    goto fail;
+  }
+  if (exec_sql(ls, "COMMIT", "commit schema", err) < 0)
+    goto fail;
+  return 0;
+fail:
+  sqlite3_exec(ls->db, "ROLLBACK", NULL, NULL, NULL);
+  return -1;
+}
+
+static int open_load(struct logstore *ls, struct sp_error **err)
+{
+  int rc;
+  {
+    cleanup_stmt sqlite3_stmt *s = NULL;
+    rc = sqlite3_prepare_v2(ls->db, "SELECT id, name, lines, bytes FROM processes ORDER BY id",
+                            -1, &s, NULL);
+    if (rc != SQLITE_OK)
+      return db_error(ls, err, rc, "load processes");
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+      int64_t id = sqlite3_column_int64(s, 0);
+      const char *name = col_text(s, 1);
+      int len = sqlite3_column_bytes(s, 1);
+      if (id <= 0 || id > MAX_PROC_ID_VALUE || name == NULL)
+        return sp_error_code(err, "STORE_ERROR", 500, "log store: bad process row %lld",
+                             (long long)id);
+      struct proc *p = proc_add(ls, id, name, (size_t)len);
+      p->persisted = true;
+      p->lines = sqlite3_column_int64(s, 2);
+      p->bytes = sqlite3_column_int64(s, 3);
+      ls->total_lines += p->lines;
+      ls->total_bytes += p->bytes;
+    }
+    if (rc != SQLITE_DONE)
+      return db_error(ls, err, rc, "load processes");
+  }
+  int64_t max_seq, high;
+  if (query_int(ls, "SELECT coalesce(max(seq), 0) FROM lines", &max_seq, err) < 0 ||
+      query_int(ls, "SELECT value FROM meta WHERE key = 'seq_high'", &high, err) < 0 ||
+      query_int(ls, "SELECT count(*) FROM errors", &ls->error_count, err) < 0)
+    return -1;
+  ls->last_seq = SP_MAX(max_seq, high);
+  ls->next_seq = ls->last_seq + 1;
+  return 0;
+}
+
+struct logstore *logstore_open(const char *path, const struct logstore_opts *opts,
+                               struct sp_error **err)
+{
+  struct logstore *ls = xcalloc(1, sizeof *ls);
+  ls->path = xstrdup(path);
+  if (opts)
+    ls->o = *opts;
+  opts_defaults(&ls->o);
+  ls->rotate_budget = SP_MAX((int64_t)ROTATE_MIN_PER_FLUSH, 4 * (int64_t)ls->o.batch_max_lines);
+  ls->flush_at_lines = (size_t)ls->o.batch_max_lines;
+  ls->flush_at_bytes = (size_t)ls->o.batch_max_bytes;
+  ls->next_proc_id = 1;
+  pthread_mutex_init(&ls->db_mu, NULL);
+  pthread_mutex_init(&ls->pend_mu, NULL);
+  pthread_mutex_init(&ls->seq_mu, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&ls->seq_cond, &ca);
+  pthread_condattr_destroy(&ca);
+
+  int rc = sqlite3_open_v2(path, &ls->db,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
+                               SQLITE_OPEN_EXRESCODE,
+                           NULL);
+  if (rc != SQLITE_OK) {
+    db_error(ls, err, rc, "open");
+    goto fail;
+  }
+  sqlite3_busy_timeout(ls->db, ls->o.busy_timeout_ms);
+  if (open_schema(ls, err) < 0)
+    goto fail;
+  for (int i = 0; i < ST_COUNT; i++) {
+    rc = sqlite3_prepare_v3(ls->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &ls->st[i], NULL);
+    if (rc != SQLITE_OK) {
+      db_error(ls, err, rc, "prepare");
+      goto fail;
+    }
+  }
+  if (open_load(ls, err) < 0)
+    goto fail;
+  int64_t now = sp_now_ms();
+  if (run_txn(ls, errors_retain_fn, &now, "error retention", err) < 0)
+    goto fail;
+  rotate(ls);
+  return ls;
+fail:
+  sp_error_prefix(err, "%s", path);
+  logstore_free(ls);
+  return NULL;
+}
+
+/* ---- flushing ---- */
+
+static void publish_seq(struct logstore *ls, int64_t seq)
+{
+  pthread_mutex_lock(&ls->seq_mu);
+  if (seq > ls->last_seq)
+    ls->last_seq = seq;
+  pthread_cond_broadcast(&ls->seq_cond);
+  pthread_mutex_unlock(&ls->seq_mu);
+}
+
+/* Drop the oldest pending lines while over the hard cap (4 batches), down to
+ * 3 batches so the next drop is a batch away.  pend_mu held. */
+static void enforce_hard_cap(struct logstore *ls)
+{
+  struct batch *b = &ls->active;
+  size_t max_lines = 4 * (size_t)ls->o.batch_max_lines;
+  size_t max_bytes = 4 * (size_t)ls->o.batch_max_bytes;
+  if (b->n <= max_lines && b->len <= max_bytes)
+    return;
+  size_t keep_lines = max_lines - (size_t)ls->o.batch_max_lines;
+  size_t keep_bytes = max_bytes - (size_t)ls->o.batch_max_bytes;
+  size_t k = b->n > keep_lines ? b->n - keep_lines : 0;
+  while (k < b->n && b->len - b->v[k].off > keep_bytes)
+    k++;
+  batch_drop_front(b, k);
+  ls->dropped_lines += (int64_t)k;
+  ls->flush_at_lines = SP_MIN(ls->flush_at_lines, b->n + (size_t)ls->o.batch_max_lines);
+  ls->flush_at_bytes = SP_MIN(ls->flush_at_bytes, b->len + (size_t)ls->o.batch_max_bytes);
+  sp_warn("log store dropped pending lines", LI("dropped", k), LI("pending", b->n));
+}
+
+static int flush_locked(struct logstore *ls, struct sp_error **err)
+{
+  pthread_mutex_lock(&ls->pend_mu);
+  struct batch tmp = ls->inflight; /* empty, keeps its memory */
+  ls->inflight = ls->active;
+  ls->active = tmp;
+  ls->inflight_n = ls->inflight.n;
+  pthread_mutex_unlock(&ls->pend_mu);
+
+  int ret = 0;
+  if (ls->inflight.n > 0) {
+    ret = run_txn(ls, write_batch_fn, &ls->inflight, "write log lines", err);
+    int64_t last = ls->inflight.v[ls->inflight.n - 1].seq;
+    pthread_mutex_lock(&ls->pend_mu);
+    if (ret == 0) {
+      ls->flush_at_lines = (size_t)ls->o.batch_max_lines;
+      ls->flush_at_bytes = (size_t)ls->o.batch_max_bytes;
+    } else {
+      /* keep everything, oldest first, for the next flush */
+      batch_append(&ls->inflight, &ls->active);
+      tmp = ls->active;
+      ls->active = ls->inflight;
+      ls->inflight = tmp;
+      ls->flush_at_lines = ls->active.n + (size_t)ls->o.batch_max_lines;
+      ls->flush_at_bytes = ls->active.len + (size_t)ls->o.batch_max_bytes;
+      enforce_hard_cap(ls);
+    }
+    ls->inflight_n = 0;
+    pthread_mutex_unlock(&ls->pend_mu);
+    batch_clear(&ls->inflight, 2 * (size_t)ls->o.batch_max_bytes);
+    if (ret == 0)
+      publish_seq(ls, last);
+  }
+  rotate(ls);
+  return ret;
+}
+
+int logstore_flush(struct logstore *ls, struct sp_error **err)
+{
+  pthread_mutex_lock(&ls->db_mu);
+  int ret = flush_locked(ls, err);
+  pthread_mutex_unlock(&ls->db_mu);
+  return ret;
+}
+
+void logstore_close(struct logstore *ls)
+{
+  if (ls == NULL)
+    return;
+  struct sp_error *e = NULL;
+  pthread_mutex_lock(&ls->db_mu);
+  if (flush_locked(ls, &e) < 0) {
+    sp_err("log store lost pending lines at close", LS("path", ls->path),
+           LI("lines", ls->active.n), LS("error", e->msg));
+    sp_error_free(e);
+  }
+  pthread_mutex_unlock(&ls->db_mu);
+  logstore_free(ls);
+}
+
+int64_t logstore_append(struct logstore *ls, const char *process_id, int64_t run, int stream,
+                        const char *text, size_t len, int64_t ts_ms)
+{
+  if (ls == NULL || process_id == NULL || (stream != LOGSTORE_STDOUT && stream != LOGSTORE_STDERR) ||
+      (text == NULL && len > 0)) {
+    errno = EINVAL;
+    return -1;
+  }
+  size_t name_len = strnlen(process_id, LOGSTORE_MAX_PROCESS_ID + 1);
+  if (name_len == 0 || name_len > LOGSTORE_MAX_PROCESS_ID) {
+    errno = EINVAL;
+    return -1;
+  }
+  struct pend e = {.run = run, .ts = ts_ms, .stream = (uint8_t)stream};
+  if (len > (size_t)ls->o.max_line_bytes) {
+    len = (size_t)ls->o.max_line_bytes;
+    e.truncated = true;
+  }
+  e.len = (uint32_t)len;
+
+  pthread_mutex_lock(&ls->pend_mu);
+  e.proc = proc_intern(ls, process_id, name_len);
+  e.seq = ls->next_seq++;
+  batch_push(&ls->active, &e, text);
+  if (e.truncated)
+    ls->truncated_lines++;
+  enforce_hard_cap(ls);
+  bool full = ls->active.n >= ls->flush_at_lines || ls->active.len >= ls->flush_at_bytes;
+  pthread_mutex_unlock(&ls->pend_mu);
+
+  if (full) {
+    struct sp_error *err = NULL;
+    if (logstore_flush(ls, &err) < 0) {
+      sp_warn("log store flush failed, lines kept pending", LS("error", err->msg),
+              LI("pending", logstore_pending(ls)));
+      sp_error_free(err);
+    }
+  }
+  return e.seq;
+}
+
+size_t logstore_pending(struct logstore *ls)
+{
+  pthread_mutex_lock(&ls->pend_mu);
+  size_t n = ls->active.n + ls->inflight_n;
+  pthread_mutex_unlock(&ls->pend_mu);
+  return n;
+}
+
+int64_t logstore_last_committed_seq(struct logstore *ls)
+{
+  pthread_mutex_lock(&ls->seq_mu);
+  int64_t seq = ls->last_seq;
+  pthread_mutex_unlock(&ls->seq_mu);
+  return seq;
+}
+
+int64_t logstore_wait(struct logstore *ls, int64_t after_seq, int64_t timeout_ms)
+{
+  struct timespec deadline;
+  clock_gettime(CLOCK_MONOTONIC, &deadline);
+  if (timeout_ms >= 0) {
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+      deadline.tv_sec++;
+      deadline.tv_nsec -= 1000000000L;
+    }
+  }
+  pthread_mutex_lock(&ls->seq_mu);
+  while (ls->last_seq <= after_seq) {
+    if (timeout_ms < 0) {
+      pthread_cond_wait(&ls->seq_cond, &ls->seq_mu);
+    } else if (pthread_cond_timedwait(&ls->seq_cond, &ls->seq_mu, &deadline) == ETIMEDOUT) {
+      break;
+    }
+  }
+  int64_t seq = ls->last_seq;
+  pthread_mutex_unlock(&ls->seq_mu);
+  return seq;
+}
+
+/* ---- queries ---- */
+
+int logstore_query(struct logstore *ls, const char *process_id, int64_t since_seq, int64_t tail,
+                   int64_t limit, logstore_line_cb cb, void *ud, struct sp_error **err)
+{
+  pthread_mutex_lock(&ls->db_mu);
+  struct proc *only = NULL;
+  if (process_id && (only = proc_lookup(ls, process_id)) == NULL) {
+    pthread_mutex_unlock(&ls->db_mu);
+    return 0;
+  }
+  sqlite3_stmt *s = ls->st[tail > 0 ? (only ? ST_Q_PROC_TAIL : ST_Q_ALL_TAIL)
+                                    : (only ? ST_Q_PROC : ST_Q_ALL)];
+  sqlite3_bind_int64(s, 1, since_seq);
+  if (only)
+    sqlite3_bind_int64(s, 2, only->id);
+  sqlite3_bind_int64(s, 3, limit > 0 ? limit : -1);
+  if (tail > 0)
+    sqlite3_bind_int64(s, 4, tail);
+  struct proc *p = only;
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    int64_t pid = sqlite3_column_int64(s, 1);
+    if (p == NULL || p->id != pid)
+      p = proc_by_id(ls, pid);
+    const char *text = col_text(s, 6); /* BLOB -> exact bytes plus a NUL */
+    struct log_line line = {
+        .seq = sqlite3_column_int64(s, 0),
+        .process_id = p ? p->name : "",
+        .run = sqlite3_column_int64(s, 2),
+        .stream = sqlite3_column_int(s, 3),
+        .ts_ms = sqlite3_column_int64(s, 4),
+        .truncated = (sqlite3_column_int(s, 5) & LINE_TRUNCATED) != 0,
+        .text = text ? text : "",
+        .len = (size_t)sqlite3_column_bytes(s, 6),
+    };
+    if (cb(ud, &line) != 0) {
+      rc = SQLITE_DONE;
+      break;
+    }
+  }
+  int ret = 0;
+  if (rc != SQLITE_DONE)
+    ret = db_error(ls, err, rc, "query lines");
+  sqlite3_reset(s);
+  pthread_mutex_unlock(&ls->db_mu);
+  return ret;
+}
+
+static int clear_fn(struct logstore *ls, void *arg)
+{
+  struct proc *only = arg;
+  int rc;
+  if (only) {
+    sqlite3_bind_int64(ls->st[ST_CLEAR_PROC], 1, only->id);
+    rc = step_reset(ls->st[ST_CLEAR_PROC]);
+  } else {
+    rc = step_reset(ls->st[ST_CLEAR_ALL]);
+  }
+  if (rc != SQLITE_OK)
+    return rc;
+  for (size_t i = 0; i < ls->scratch_n; i++) {
+    struct proc *p = ls->scratch[i];
+    if (only == NULL || p == only)
+      txn_touch(ls, p, -(p->lines + p->txn_lines), -(p->bytes + p->txn_bytes));
+  }
+  return SQLITE_OK;
+}
+
+int logstore_clear(struct logstore *ls, const char *process_id, struct sp_error **err)
+{
+  pthread_mutex_lock(&ls->db_mu);
+  int ret = flush_locked(ls, err);
+  struct proc *only = NULL;
+  if (ret == 0 && process_id)
+    only = proc_lookup(ls, process_id);
+  if (ret == 0 && (process_id == NULL || only != NULL)) {
+    collect_procs(ls, NULL);
+    ret = run_txn(ls, clear_fn, only, "clear log lines", err);
+  }
+  pthread_mutex_unlock(&ls->db_mu);
+  return ret;
+}
+
+/* ---- errors ---- */
+
+struct record_arg {
+  const struct error_input *e;
+  int64_t ts, now;
+};
+
+static int record_fn(struct logstore *ls, void *arg)
+{
+  const struct record_arg *a = arg;
+  const struct error_input *e = a->e;
+  sqlite3_stmt *s = ls->st[ST_ERR_UPSERT];
+  sqlite3_bind_int64(s, 1, u64_to_i64(e->hash));
+  sqlite3_bind_text(s, 2, e->session_id ? e->session_id : "", -1, SQLITE_STATIC);
+  bind_text_or_null(s, 3, e->category);
+  bind_text_or_null(s, 4, e->severity);
+  bind_text_or_null(s, 5, e->tool);
+  bind_text_or_null(s, 6, e->file);
+  sqlite3_bind_int(s, 7, e->line);
+  sqlite3_bind_int(s, 8, e->column);
+  bind_text_or_null(s, 9, e->message);
+  bind_text_or_null(s, 10, e->raw);
+  bind_text_or_null(s, 11, e->process_id);
+  sqlite3_bind_int64(s, 12, a->ts);
+  int rc = sqlite3_step(s);
+  int64_t count = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+  if (rc == SQLITE_ROW)
+    rc = sqlite3_step(s);
+  sqlite3_reset(s);
+  sqlite3_clear_bindings(s); /* the bound strings belong to the caller */
+  if (rc != SQLITE_DONE)
+    return rc;
+  if (count == 1)
+    ls->txn_errors++;
+  return errors_retain(ls, a->now);
+}
+
+int errorstore_record(struct logstore *ls, const struct error_input *e, int64_t ts_ms,
+                      struct sp_error **err)
+{
+  if (e == NULL)
+    return sp_error_code(err, "INVALID_REQUEST", 400, "no error to record");
+  struct record_arg a = {e, ts_ms, SP_MAX(ts_ms, sp_now_ms())};
+  pthread_mutex_lock(&ls->db_mu);
+  int ret = run_txn(ls, record_fn, &a, "record error", err);
+  pthread_mutex_unlock(&ls->db_mu);
+  return ret;
+}
+
+int errorstore_query(struct logstore *ls, int64_t since_ms, const char *session_id,
+                     errorstore_cb cb, void *ud, struct sp_error **err)
+{
+  pthread_mutex_lock(&ls->db_mu);
+  sqlite3_stmt *s = ls->st[ST_ERR_QUERY];
+  sqlite3_bind_int64(s, 1, since_ms > 0 ? since_ms : INT64_MIN);
+  bind_text_or_null(s, 2, session_id);
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    const char *session = col_text(s, 14);
+    struct error_record r = {
+        .id = sqlite3_column_int64(s, 0),
+        .hash = i64_to_u64(sqlite3_column_int64(s, 1)),
+        .category = col_text(s, 2),
+        .severity = col_text(s, 3),
+        .tool = col_text(s, 4),
+        .file = col_text(s, 5),
+        .line = sqlite3_column_int64(s, 6),
+        .column = sqlite3_column_int64(s, 7),
+        .message = col_text(s, 8),
+        .raw = col_text(s, 9),
+        .first_seen_ms = sqlite3_column_int64(s, 10),
+        .last_seen_ms = sqlite3_column_int64(s, 11),
+        .count = sqlite3_column_int64(s, 12),
+        .process_id = col_text(s, 13),
+        .session_id = session && *session ? session : NULL,
+    };
+    if (cb(ud, &r) != 0) {
+      rc = SQLITE_DONE;
+      break;
+    }
+  }
+  int ret = 0;
+  if (rc != SQLITE_DONE)
+    ret = db_error(ls, err, rc, "query errors");
+  sqlite3_reset(s);
+  sqlite3_clear_bindings(s);
+  pthread_mutex_unlock(&ls->db_mu);
+  return ret;
+}
+
+static int error_clear_fn(struct logstore *ls, void *arg)
+{
+  sqlite3_stmt *s = ls->st[ST_ERR_CLEAR];
+  bind_text_or_null(s, 1, arg);
+  int rc = step_reset(s);
+  sqlite3_clear_bindings(s);
+  if (rc == SQLITE_OK)
+    ls->txn_errors -= sqlite3_changes(ls->db);
+  return rc;
+}
+
+int errorstore_clear(struct logstore *ls, const char *session_id, struct sp_error **err)
+{
+  pthread_mutex_lock(&ls->db_mu);
+  int ret = run_txn(ls, error_clear_fn, (void *)session_id, "clear errors", err);
+  pthread_mutex_unlock(&ls->db_mu);
+  return ret;
+}
+
+/* Add {value: occurrences} for GROUP BY column to obj under key. */
+static int stats_group(struct logstore *ls, cJSON *obj, const char *key, const char *column,
+                       const char *session_id, struct sp_error **err)
+{
+  cleanup_free char *sql = xasprintf("SELECT coalesce(%s, 'unknown'), sum(count) FROM errors "
+                                     "WHERE ?1 IS NULL OR session = ?1 GROUP BY 1 ORDER BY 1",
+                                     column);
+  cleanup_stmt sqlite3_stmt *s = NULL;
+  int rc = sqlite3_prepare_v2(ls->db, sql, -1, &s, NULL);
+  if (rc != SQLITE_OK)
+    return db_error(ls, err, rc, "error stats");
+  bind_text_or_null(s, 1, session_id);
+  cJSON *group = cJSON_AddObjectToObject(obj, key);
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+    json_add_int(group, col_text(s, 0), sqlite3_column_int64(s, 1));
+  if (rc != SQLITE_DONE)
+    return db_error(ls, err, rc, "error stats");
+  return 0;
+}
+
+static int stats_locked(struct logstore *ls, cJSON *obj, const char *session_id,
+                        struct sp_error **err)
+{
+  cleanup_stmt sqlite3_stmt *s = NULL;
+  int rc = sqlite3_prepare_v2(ls->db,
+                              "SELECT coalesce(sum(count), 0), count(*) FROM errors "
+                              "WHERE ?1 IS NULL OR session = ?1",
+                              -1, &s, NULL);
+  if (rc != SQLITE_OK)
+    return db_error(ls, err, rc, "error stats");
+  bind_text_or_null(s, 1, session_id);
+  if ((rc = sqlite3_step(s)) != SQLITE_ROW)
+    return db_error(ls, err, rc, "error stats");
+  json_add_int(obj, "total", sqlite3_column_int64(s, 0));
+  json_add_int(obj, "unique", sqlite3_column_int64(s, 1));
+  if (stats_group(ls, obj, "byCategory", "category", session_id, err) < 0 ||
+      stats_group(ls, obj, "bySeverity", "severity", session_id, err) < 0 ||
+      stats_group(ls, obj, "byTool", "tool", session_id, err) < 0)
+    return -1;
+  return 0;
+}
+
+struct cJSON *errorstore_stats(struct logstore *ls, const char *session_id,
+                               struct sp_error **err)
+{
+  cleanup_json cJSON *obj = cJSON_CreateObject();
+  pthread_mutex_lock(&ls->db_mu);
+  int ret = stats_locked(ls, obj, session_id, err);
+  pthread_mutex_unlock(&ls->db_mu);
+  return ret < 0 ? NULL : steal_pointer(&obj);
+}
+
+int logstore_status(struct logstore *ls, struct logstore_status *st, struct sp_error **err)
+{
+  (void)err;
+  memset(st, 0, sizeof *st);
+  pthread_mutex_lock(&ls->db_mu);
+  st->lines = ls->total_lines;
+  st->text_bytes = ls->total_bytes;
+  st->errors = ls->error_count;
+  st->write_failures = ls->write_failures;
+  st->rotated_lines = ls->rotated_lines;
+  pthread_mutex_lock(&ls->pend_mu);
+  st->pending = (int64_t)(ls->active.n + ls->inflight_n);
+  st->dropped_lines = ls->dropped_lines;
+  st->truncated_lines = ls->truncated_lines;
+  pthread_mutex_unlock(&ls->pend_mu);
+  pthread_mutex_unlock(&ls->db_mu);
+  cleanup_free char *wal = xasprintf("%s-wal", ls->path);
+  st->db_bytes = file_size(ls->path) + file_size(wal);
+  st->last_seq = logstore_last_committed_seq(ls);
+  return 0;
+}

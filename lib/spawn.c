@@ -1,0 +1,156 @@
+#include "spawn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "util.h"
+
+extern char **environ;
+
+enum { STAGE_CHDIR = 1, STAGE_USER, STAGE_EXEC, STAGE_IO };
+
+struct child_failure {
+  int stage;
+  int errnum;
+};
+
+/* Close every descriptor from 3 up, but `keep` (which is >= 3). */
+static void close_all_but(int keep)
+{
+  if (keep > 3 && syscall(SYS_close_range, 3, keep - 1, 0) < 0)
+    for (int fd = 3; fd < keep; fd++)
+      close(fd);
+  if (syscall(SYS_close_range, keep + 1, ~0U, 0) < 0)
+    for (int fd = keep + 1; fd < 65536; fd++)
+      close(fd);
+}
+
+/* Only async-signal-safe calls from here on: the parent may be threaded. */
+static void __attribute__((noreturn))
+child(const struct spawn_opts *o, int in_fd, int out_fd, int err_fd, int report_fd,
+      char *const *argv)
+{
+  struct child_failure f = {0};
+  sigset_t none;
+  sigemptyset(&none);
+  for (int sig = 1; sig < NSIG; sig++)
+    signal(sig, SIG_DFL);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  setsid();
+  if (dup2(in_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0) {
+    f.stage = STAGE_IO;
+    goto fail;
+  }
+  close_all_but(report_fd);
+  if (o->set_user) {
+    if (setgroups(0, NULL) < 0 || setgid(o->gid) < 0 || setuid(o->uid) < 0) {
+      f.stage = STAGE_USER;
+      goto fail;
+    }
+  }
+  if (o->cwd && chdir(o->cwd) < 0) {
+    f.stage = STAGE_CHDIR;
+    goto fail;
+  }
+  execve("/bin/sh", argv, o->envp ? o->envp : environ);
+  f.stage = STAGE_EXEC;
+fail:
+  f.errnum = errno;
+  if (write(report_fd, &f, sizeof f) < 0) {
+    /* the parent sees EOF and an exit status of 127 */
+  }
+  _exit(127);
+}
+
+int sp_spawn(const struct spawn_opts *o, struct spawn_result *res,
+             struct sp_error **err)
+{
+  int in[2] = {-1, -1}, out[2] = {-1, -1}, errp[2] = {-1, -1}, rep[2] = {-1, -1};
+  int devnull = -1;
+  int rc = -1;
+  char *argv[] = {(char *)"sh", (char *)"-c", (char *)o->command, NULL};
+
+  if (o->stdin_pipe) {
+    if (pipe2(in, O_CLOEXEC) < 0) {
+      sp_error_set(err, errno, "pipe");
+      goto out;
+    }
+  } else {
+    devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (devnull < 0) {
+      sp_error_set(err, errno, "open /dev/null");
+      goto out;
+    }
+  }
+  if (pipe2(out, O_CLOEXEC) < 0 || (!o->merge_stderr && pipe2(errp, O_CLOEXEC) < 0) ||
+      pipe2(rep, O_CLOEXEC) < 0) {
+    sp_error_set(err, errno, "pipe");
+    goto out;
+  }
+  pid_t pid = fork();
+  if (pid < 0) {
+    sp_error_code(err, errno == EAGAIN ? "RESOURCE_EXHAUSTED" : "INTERNAL_ERROR",
+                  errno == EAGAIN ? 503 : 500, "cannot fork: %s", strerror(errno));
+    goto out;
+  }
+  if (pid == 0)
+    child(o, o->stdin_pipe ? in[0] : devnull, out[1], o->merge_stderr ? out[1] : errp[1],
+          rep[1], argv);
+
+  close(rep[1]);
+  rep[1] = -1;
+  struct child_failure f;
+  ssize_t n;
+  do
+    n = read(rep[0], &f, sizeof f);
+  while (n < 0 && errno == EINTR);
+  if (n == (ssize_t)sizeof f) {
+    /* The child reports and exits 127; the reaper collects it. */
+    switch (f.stage) {
+    case STAGE_CHDIR:
+      sp_error_set(err, f.errnum, "cannot change to directory '%s'", o->cwd);
+      break;
+    case STAGE_USER:
+      sp_error_set(err, f.errnum, "cannot switch to uid %u", (unsigned)o->uid);
+      break;
+    case STAGE_EXEC: sp_error_set(err, f.errnum, "cannot execute /bin/sh"); break;
+    default: sp_error_set(err, f.errnum, "cannot set up the child's standard I/O"); break;
+    }
+    goto out;
+  }
+  res->pid = pid;
+  res->stdin_fd = -1;
+  res->stderr_fd = -1;
+  if (o->stdin_pipe) {
+    res->stdin_fd = in[1];
+    in[1] = -1;
+    sp_set_nonblock(res->stdin_fd, true);
+  }
+  res->stdout_fd = out[0];
+  out[0] = -1;
+  sp_set_nonblock(res->stdout_fd, true);
+  if (!o->merge_stderr) {
+    res->stderr_fd = errp[0];
+    errp[0] = -1;
+    sp_set_nonblock(res->stderr_fd, true);
+  }
+  rc = 0;
+out:
+  for (int i = 0; i < 2; i++) {
+    if (in[i] >= 0) close(in[i]);
+    if (out[i] >= 0) close(out[i]);
+    if (errp[i] >= 0) close(errp[i]);
+    if (rep[i] >= 0) close(rep[i]);
+  }
+  if (devnull >= 0)
+    close(devnull);
+  return rc;
+}

@@ -1,0 +1,187 @@
+#include "str.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+void sbuf_grow(struct sbuf *sb, size_t extra)
+{
+  if (sb->len + extra + 1 <= sb->cap)
+    return;
+  size_t cap = sb->cap ? sb->cap : 64;
+  while (cap < sb->len + extra + 1) {
+    if (cap > SIZE_MAX / 2)
+      cap = sb->len + extra + 1;
+    else
+      cap *= 2;
+  }
+  sb->buf = xrealloc(sb->buf, cap);
+  sb->cap = cap;
+}
+
+void sbuf_add(struct sbuf *sb, const void *data, size_t len)
+{
+  sbuf_grow(sb, len);
+  if (len)
+    memcpy(sb->buf + sb->len, data, len);
+  sb->len += len;
+  sb->buf[sb->len] = '\0';
+}
+
+void sbuf_addstr(struct sbuf *sb, const char *s) { sbuf_add(sb, s, strlen(s)); }
+
+void sbuf_addch(struct sbuf *sb, char c) { sbuf_add(sb, &c, 1); }
+
+void sbuf_addf(struct sbuf *sb, const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  char tmp[256];
+  va_list ap2;
+  va_copy(ap2, ap);
+  int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+  va_end(ap);
+  if (n < 0) {
+    va_end(ap2);
+    return;
+  }
+  if ((size_t)n < sizeof tmp) {
+    sbuf_add(sb, tmp, (size_t)n);
+  } else {
+    sbuf_grow(sb, (size_t)n);
+    vsnprintf(sb->buf + sb->len, (size_t)n + 1, fmt, ap2);
+    sb->len += (size_t)n;
+  }
+  va_end(ap2);
+}
+
+void sbuf_add_json_escaped(struct sbuf *sb, const char *s, size_t len)
+{
+  static const char hex[] = "0123456789abcdef";
+  sbuf_grow(sb, len + 2);
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    switch (c) {
+    case '"': sbuf_add(sb, "\\\"", 2); break;
+    case '\\': sbuf_add(sb, "\\\\", 2); break;
+    case '\n': sbuf_add(sb, "\\n", 2); break;
+    case '\r': sbuf_add(sb, "\\r", 2); break;
+    case '\t': sbuf_add(sb, "\\t", 2); break;
+    default:
+      if (c < 0x20 || c == 0x7f) {
+        char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+        sbuf_add(sb, u, 6);
+      } else {
+        sbuf_addch(sb, (char)c);
+      }
+    }
+  }
+}
+
+void sbuf_reset(struct sbuf *sb)
+{
+  sb->len = 0;
+  if (sb->buf)
+    sb->buf[0] = '\0';
+}
+
+const char *sbuf_str(const struct sbuf *sb) { return sb->buf ? sb->buf : ""; }
+
+char *sbuf_detach(struct sbuf *sb, size_t *len)
+{
+  char *r = sb->buf ? sb->buf : xstrdup("");
+  if (len)
+    *len = sb->len;
+  sb->buf = NULL;
+  sb->len = sb->cap = 0;
+  return r;
+}
+
+void sbuf_release(struct sbuf *sb)
+{
+  free(sb->buf);
+  sb->buf = NULL;
+  sb->len = sb->cap = 0;
+}
+
+bool str_starts_with(const char *s, const char *prefix)
+{
+  return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+bool str_ends_with(const char *s, const char *suffix)
+{
+  size_t a = strlen(s), b = strlen(suffix);
+  return a >= b && memcmp(s + a - b, suffix, b) == 0;
+}
+
+bool str_to_ll(const char *s, long long min, long long max, long long *out)
+{
+  if (s == NULL || *s == '\0')
+    return false;
+  const char *p = s;
+  if (*p == '-' || *p == '+')
+    p++;
+  if (*p < '0' || *p > '9')
+    return false;
+  errno = 0;
+  char *end;
+  long long v = strtoll(s, &end, 10);
+  if (errno != 0 || *end != '\0' || v < min || v > max)
+    return false;
+  *out = v;
+  return true;
+}
+
+bool str_is_utf8(const char *str, size_t len)
+{
+  const unsigned char *s = (const unsigned char *)str;
+  size_t i = 0;
+  while (i < len) {
+    unsigned char c = s[i];
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    size_t n;
+    unsigned int cp;
+    if (c >= 0xc2 && c <= 0xdf) {
+      n = 1;
+      cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      n = 2;
+      cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      n = 3;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (len - i <= n)
+      return false;
+    for (size_t k = 1; k <= n; k++) {
+      if ((s[i + k] & 0xc0) != 0x80)
+        return false;
+      cp = (cp << 6) | (s[i + k] & 0x3f);
+    }
+    if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+      return false;
+    i += n + 1;
+  }
+  return true;
+}
+
+bool str_equal_ct(const char *expected, const char *given)
+{
+  size_t el = strlen(expected), gl = strlen(given);
+  unsigned char diff = el != gl;
+  for (size_t i = 0; i < gl; i++)
+    diff |= (unsigned char)given[i] ^ (unsigned char)(el ? expected[i % el] : 0);
+  return diff == 0;
+}

@@ -1,0 +1,46 @@
+/* Growable byte buffers and small string helpers. */
+#ifndef SP_STR_H
+#define SP_STR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* A growable, always NUL-terminated buffer (git's strbuf).  A zeroed struct
+ * is a valid empty buffer. */
+struct sbuf {
+  char *buf;
+  size_t len;
+  size_t cap;
+};
+
+#define SBUF_INIT {NULL, 0, 0}
+
+void sbuf_grow(struct sbuf *sb, size_t extra);
+void sbuf_add(struct sbuf *sb, const void *data, size_t len);
+void sbuf_addstr(struct sbuf *sb, const char *s);
+void sbuf_addch(struct sbuf *sb, char c);
+void sbuf_addf(struct sbuf *sb, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Append s as the inside of a JSON string literal (no quotes). */
+void sbuf_add_json_escaped(struct sbuf *sb, const char *s, size_t len);
+void sbuf_reset(struct sbuf *sb);
+/* Empty string view if nothing was added. */
+const char *sbuf_str(const struct sbuf *sb);
+/* Hand the buffer to the caller (never NULL); sb becomes empty. */
+char *sbuf_detach(struct sbuf *sb, size_t *len);
+void sbuf_release(struct sbuf *sb);
+
+static inline void sbuf_cleanup(struct sbuf *sb) { sbuf_release(sb); }
+#define cleanup_sbuf __attribute__((cleanup(sbuf_cleanup)))
+
+bool str_starts_with(const char *s, const char *prefix);
+bool str_ends_with(const char *s, const char *suffix);
+/* Strict decimal parse of the whole string into [min, max]. */
+bool str_to_ll(const char *s, long long min, long long max, long long *out);
+/* True if s is valid UTF-8 (no overlongs, surrogates or values > U+10FFFF). */
+bool str_is_utf8(const char *s, size_t len);
+/* Constant-time comparison of two strings; the time depends only on the
+ * length of `given`. */
+bool str_equal_ct(const char *expected, const char *given);
+
+#endif

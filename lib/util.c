@@ -1,0 +1,257 @@
+#include "util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "error.h"
+
+static void oom(void)
+{
+  static const char msg[] = "out of memory\n";
+  if (write(2, msg, sizeof msg - 1) < 0) {
+    /* nothing left to do */
+  }
+  abort();
+}
+
+void *xmalloc(size_t n)
+{
+  void *p = malloc(n ? n : 1);
+  if (p == NULL)
+    oom();
+  return p;
+}
+
+void *xcalloc(size_t nmemb, size_t size)
+{
+  void *p = calloc(nmemb ? nmemb : 1, size ? size : 1);
+  if (p == NULL)
+    oom();
+  return p;
+}
+
+void *xrealloc(void *p, size_t n)
+{
+  void *r = realloc(p, n ? n : 1);
+  if (r == NULL)
+    oom();
+  return r;
+}
+
+void *xreallocarray(void *p, size_t nmemb, size_t size)
+{
+  if (size != 0 && nmemb > SIZE_MAX / size)
+    oom();
+  return xrealloc(p, nmemb * size);
+}
+
+char *xstrdup(const char *s)
+{
+  char *r = strdup(s ? s : "");
+  if (r == NULL)
+    oom();
+  return r;
+}
+
+char *xstrndup(const char *s, size_t n)
+{
+  char *r = strndup(s, n);
+  if (r == NULL)
+    oom();
+  return r;
+}
+
+void *xmemdup(const void *p, size_t n)
+{
+  void *r = xmalloc(n + 1);
+  memcpy(r, p, n);
+  ((char *)r)[n] = '\0';
+  return r;
+}
+
+char *xvasprintf(const char *fmt, va_list ap)
+{
+  char *r = NULL;
+  if (vasprintf(&r, fmt, ap) < 0)
+    oom();
+  return r;
+}
+
+char *xasprintf(const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  char *r = xvasprintf(fmt, ap);
+  va_end(ap);
+  return r;
+}
+
+void sp_freep(void *p) { free(*(void **)p); }
+
+void sp_closep(int *fd)
+{
+  if (*fd >= 0) {
+    int saved = errno;
+    close(*fd);
+    errno = saved;
+  }
+}
+
+void sp_fclosep(void *fp)
+{
+  FILE *f = *(FILE **)fp;
+  if (f != NULL)
+    fclose(f);
+}
+
+void sp_closedirp(void *dp)
+{
+  DIR *d = *(DIR **)dp;
+  if (d != NULL)
+    closedir(d);
+}
+
+int64_t sp_monotonic_ms(void) { return sp_monotonic_us() / 1000; }
+
+int64_t sp_monotonic_us(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t sp_now_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+char *sp_iso8601(int64_t epoch_ms, char *buf, size_t len)
+{
+  time_t t = (time_t)(epoch_ms / 1000);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+           tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+           (int)(epoch_ms % 1000));
+  return buf;
+}
+
+int sp_set_cloexec(int fd)
+{
+  int flags = fcntl(fd, F_GETFD);
+  if (flags < 0)
+    return -1;
+  return fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+}
+
+int sp_set_nonblock(int fd, bool on)
+{
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0)
+    return -1;
+  flags = on ? (flags | O_NONBLOCK) : (flags & ~O_NONBLOCK);
+  return fcntl(fd, F_SETFL, flags);
+}
+
+int sp_write_all(int fd, const void *buf, size_t len)
+{
+  const char *p = buf;
+  while (len > 0) {
+    ssize_t n = write(fd, p, len);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      return -1;
+    }
+    p += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+char *sp_read_file(const char *path, size_t max, size_t *len_out,
+                   struct sp_error **err)
+{
+  cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    sp_error_set(err, errno, "cannot open %s", path);
+    return NULL;
+  }
+  size_t cap = 4096, len = 0;
+  cleanup_free char *buf = xmalloc(cap + 1);
+  for (;;) {
+    if (len == cap) {
+      cap *= 2;
+      buf = xrealloc(buf, cap + 1);
+    }
+    ssize_t n = read(fd, buf + len, cap - len);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      sp_error_set(err, errno, "cannot read %s", path);
+      return NULL;
+    }
+    if (n == 0)
+      break;
+    len += (size_t)n;
+    if (max != 0 && len > max) {
+      sp_error_code(err, "FILE_TOO_LARGE", 413, "%s is larger than %zu bytes",
+                    path, max);
+      return NULL;
+    }
+  }
+  buf[len] = '\0';
+  if (len_out)
+    *len_out = len;
+  return steal_pointer(&buf);
+}
+
+int sp_write_file_atomic(const char *path, const void *buf, size_t len,
+                         mode_t mode, struct sp_error **err)
+{
+  cleanup_free char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
+  cleanup_close int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  if (fd < 0)
+    return sp_error_set(err, errno, "cannot create %s", tmp);
+  if (sp_write_all(fd, buf, len) < 0 || fsync(fd) < 0) {
+    int e = errno;
+    unlink(tmp);
+    return sp_error_set(err, e, "cannot write %s", tmp);
+  }
+  if (rename(tmp, path) < 0) {
+    int e = errno;
+    unlink(tmp);
+    return sp_error_set(err, e, "cannot rename %s to %s", tmp, path);
+  }
+  return 0;
+}
+
+int sp_mkdir_p(const char *path, mode_t mode, struct sp_error **err)
+{
+  cleanup_free char *p = xstrdup(path);
+  for (char *s = p + 1; *s; s++) {
+    if (*s != '/')
+      continue;
+    *s = '\0';
+    if (mkdir(p, mode) < 0 && errno != EEXIST)
+      return sp_error_set(err, errno, "cannot create directory %s", p);
+    *s = '/';
+  }
+  if (mkdir(p, mode) < 0 && errno != EEXIST)
+    return sp_error_set(err, errno, "cannot create directory %s", p);
+  struct stat st;
+  if (stat(p, &st) < 0)
+    return sp_error_set(err, errno, "cannot stat %s", p);
+  if (!S_ISDIR(st.st_mode))
+    return sp_error_set(err, ENOTDIR, "%s", p);
+  return 0;
+}

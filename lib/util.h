@@ -1,0 +1,73 @@
+/* Memory, cleanup and small system helpers shared by every program.
+ *
+ * Allocation failure is not an error path: the x* allocators abort. */
+#ifndef SP_UTIL_H
+#define SP_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct sp_error;
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t nmemb, size_t size);
+void *xrealloc(void *p, size_t n);
+/* reallocarray that aborts on overflow or failure */
+void *xreallocarray(void *p, size_t nmemb, size_t size);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+void *xmemdup(const void *p, size_t n);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *xvasprintf(const char *fmt, va_list ap);
+
+/* Take ownership: returns *pp and sets it to NULL, so a cleanup attribute
+ * on the source variable does not free what was handed on. */
+static inline void *steal_ptr(void *pp)
+{
+  void **p = (void **)pp;
+  void *r = *p;
+  *p = NULL;
+  return r;
+}
+#define steal_pointer(pp) steal_ptr((void *)(pp))
+
+void sp_freep(void *p);
+void sp_closep(int *fd);
+void sp_fclosep(void *fp);
+void sp_closedirp(void *dp);
+#define cleanup_free __attribute__((cleanup(sp_freep)))
+#define cleanup_close __attribute__((cleanup(sp_closep)))
+#define cleanup_fclose __attribute__((cleanup(sp_fclosep)))
+#define cleanup_dir __attribute__((cleanup(sp_closedirp)))
+
+/* Milliseconds since an arbitrary point (CLOCK_MONOTONIC). */
+int64_t sp_monotonic_ms(void);
+/* Microseconds since an arbitrary point (CLOCK_MONOTONIC). */
+int64_t sp_monotonic_us(void);
+/* Milliseconds since the epoch (CLOCK_REALTIME). */
+int64_t sp_now_ms(void);
+/* ISO 8601 UTC with milliseconds, "2026-01-02T03:04:05.678Z"; buf >= 32. */
+char *sp_iso8601(int64_t epoch_ms, char *buf, size_t len);
+
+int sp_set_cloexec(int fd);
+int sp_set_nonblock(int fd, bool on);
+/* Write all of buf, retrying on EINTR and short writes.  -1 with errno. */
+int sp_write_all(int fd, const void *buf, size_t len);
+/* Read a whole file, at most max bytes (0 = no limit).  NUL-terminated. */
+char *sp_read_file(const char *path, size_t max, size_t *len_out,
+                   struct sp_error **err);
+/* Write a file atomically: temporary name in the same directory, fsync,
+ * rename. */
+int sp_write_file_atomic(const char *path, const void *buf, size_t len,
+                         mode_t mode, struct sp_error **err);
+/* mkdir -p; existing directories are fine. */
+int sp_mkdir_p(const char *path, mode_t mode, struct sp_error **err);
+
+#define SP_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define SP_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define SP_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+#endif

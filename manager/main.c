@@ -1,0 +1,115 @@
+/* sandpitd: command line. */
+#include <cjson/cJSON.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "error.h"
+#include "json.h"
+#include "log.h"
+#include "manager.h"
+#include "util.h"
+#include "version.h"
+
+static const char usage[] =
+    "Usage: sandpitd [--config FILE]\n"
+    "       sandpitd --check-config FILE\n"
+    "\n"
+    "Runs the sandpit manager: the HTTP front door that maps sandbox IDs to\n"
+    "pooled instances and forwards their requests to the monitor inside.\n"
+    "\n"
+    "Options:\n"
+    "  -c, --config FILE        configuration file (default: wrangler-like.toml)\n"
+    "      --check-config FILE  print the resolved configuration as JSON and exit\n"
+    "                           0, or print the error and exit 2\n"
+    "  -h, --help               show this help\n"
+    "  -V, --version            show the version\n"
+    "\n"
+    "Environment: SANDPIT_API_TOKEN, MAX_SANDBOX_INSTANCES, SANDBOX_INSTANCE_TYPE,\n"
+    "SANDPIT_LOG_LEVEL (debug, info, warn, error) override the file.\n";
+
+static int check_config(const char *path)
+{
+  cleanup_error struct sp_error *err = NULL;
+  cleanup_config struct sp_config *c = config_load(path, &err);
+  if (c == NULL) {
+    fprintf(stderr, "sandpitd: %s\n", err->msg);
+    return 2;
+  }
+  cleanup_json cJSON *j = config_to_json(c);
+  char *s = cJSON_Print(j);
+  printf("%s\n", s);
+  free(s);
+  return 0;
+}
+
+int main(int argc, char **argv)
+{
+  static const struct option longopts[] = {
+      {"config", required_argument, NULL, 'c'},
+      {"check-config", required_argument, NULL, 'C'},
+      {"help", no_argument, NULL, 'h'},
+      {"version", no_argument, NULL, 'V'},
+      {NULL, 0, NULL, 0},
+  };
+  const char *config_path = "wrangler-like.toml";
+  int opt;
+  while ((opt = getopt_long(argc, argv, "c:hV", longopts, NULL)) != -1) {
+    switch (opt) {
+    case 'c': config_path = optarg; break;
+    case 'C': return check_config(optarg);
+    case 'h': fputs(usage, stdout); return 0;
+    case 'V': printf("sandpitd %s\n", SANDPIT_VERSION); return 0;
+    default: fputs(usage, stderr); return 2;
+    }
+  }
+  if (optind != argc) {
+    fprintf(stderr, "sandpitd: unexpected argument '%s'\n%s", argv[optind], usage);
+    return 2;
+  }
+
+  sp_log_set_prog("sandpitd");
+  cleanup_error struct sp_error *err = NULL;
+  struct manager m = {0};
+  m.cfg = config_load(config_path, &err);
+  if (m.cfg == NULL) {
+    fprintf(stderr, "sandpitd: %s\n", err->msg);
+    return 2;
+  }
+  enum sp_log_level lvl;
+  if (sp_log_parse_level(m.cfg->log_level, &lvl))
+    sp_log_set_level(lvl);
+
+  /* Signals arrive through sigwait in this thread; every other thread
+   * inherits the blocked mask. */
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
+  if (manager_load_token(&m, &err) < 0 || manager_serve(&m, &err) < 0) {
+    sp_err("cannot start", LS("error", err->msg));
+    config_free(m.cfg);
+    free(m.api_token);
+    return 1;
+  }
+  int sig = 0;
+  for (;;) {
+    if (sigwait(&set, &sig) != 0)
+      continue;
+    if (sig == SIGHUP)
+      continue;
+    break;
+  }
+  sp_info("stopping", LS("signal", strsignal(sig)));
+  manager_stop(&m);
+  config_free(m.cfg);
+  free(m.api_token);
+  return 0;
+}

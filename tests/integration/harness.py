@@ -1,0 +1,219 @@
+"""Integration test harness: starts the real daemons on temporary sockets,
+ports and directories, and talks HTTP to them over those sockets.
+
+Every suite ends with the line "N passed, N failed" (", N skipped" when
+some were skipped), so a run that executed nothing is visible."""
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+BIN = os.environ.get("SANDPIT_BIN") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "bin")
+ROOT = os.environ.get("SANDPIT_ROOT") or os.path.join(
+    os.path.dirname(__file__), "..", "..")
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path, timeout=30):
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        s.connect(self.unix_path)
+        self.sock = s
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+        try:
+            self.json = json.loads(body) if body else None
+        except ValueError:
+            self.json = None
+
+    def __repr__(self):
+        return "<%d %s>" % (self.status, self.body[:300])
+
+
+def request(conn, method, path, body=None, headers=None, raw=None):
+    hdrs = dict(headers or {})
+    data = raw
+    if body is not None:
+        data = json.dumps(body).encode()
+        hdrs.setdefault("Content-Type", "application/json")
+    conn.request(method, path, body=data, headers=hdrs)
+    r = conn.getresponse()
+    out = r.read()
+    return Response(r.status, dict(r.getheaders()), out.decode("utf-8", "replace"))
+
+
+class Monitor:
+    """A sandpit-monitor on a temporary socket and data directory."""
+
+    def __init__(self, tmp=None, extra_args=(), env=None, data=None):
+        self.tmp = tmp or tempfile.mkdtemp(prefix="sp-mon-")
+        self.sock = os.path.join(self.tmp, "monitor.sock")
+        self.data = data or os.path.join(self.tmp, "data")
+        self.workspace = os.path.join(self.tmp, "workspace")
+        os.makedirs(self.workspace, exist_ok=True)
+        self.log = open(os.path.join(self.tmp, "monitor.log"), "ab")
+        self.args = [os.path.join(BIN, "sandpit-monitor"), "--socket", self.sock,
+                     "--data", self.data, "--workspace", self.workspace, *extra_args]
+        self.env = dict(os.environ, **(env or {}))
+        self.proc = None
+        self.start()
+
+    def start(self):
+        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=self.log,
+                                     env=self.env)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("monitor exited with %d: %s" % (
+                    self.proc.returncode, self.logtext()[-2000:]))
+            try:
+                if self.get("/api/ping").status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.02)
+        raise RuntimeError("monitor did not answer: " + self.logtext()[-2000:])
+
+    def logtext(self):
+        with open(os.path.join(self.tmp, "monitor.log"), "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def conn(self, timeout=30):
+        return UnixHTTPConnection(self.sock, timeout=timeout)
+
+    def req(self, method, path, body=None, headers=None, raw=None, timeout=30):
+        c = self.conn(timeout)
+        try:
+            return request(c, method, path, body, headers, raw)
+        finally:
+            c.close()
+
+    def get(self, path, **kw):
+        return self.req("GET", path, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.req("POST", path, body if body is not None else {}, **kw)
+
+    def delete(self, path, **kw):
+        return self.req("DELETE", path, **kw)
+
+    def sse(self, method, path, body=None, headers=None, timeout=30, until=None):
+        """Read a server-sent event stream to its end (or until `until(event)`),
+        returning the list of decoded data objects."""
+        c = self.conn(timeout)
+        hdrs = dict(headers or {})
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            hdrs["Content-Type"] = "application/json"
+        c.request(method, path, body=data, headers=hdrs)
+        r = c.getresponse()
+        events = []
+        if r.status != 200:
+            body = r.read().decode()
+            c.close()
+            raise AssertionError("SSE %s -> %d %s" % (path, r.status, body))
+        try:
+            while True:
+                line = r.readline()
+                if not line:
+                    break
+                line = line.decode("utf-8", "replace").rstrip("\r\n")
+                if line.startswith("data:"):
+                    ev = json.loads(line[5:].strip())
+                    events.append(ev)
+                    if until and until(ev):
+                        break
+        finally:
+            c.close()
+        return events
+
+    def wait_for(self, fn, timeout=10, interval=0.05):
+        deadline = time.time() + timeout
+        last = None
+        while time.time() < deadline:
+            last = fn()
+            if last:
+                return last
+            time.sleep(interval)
+        return last
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def cleanup(self):
+        self.stop()
+        self.log.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class Suite:
+    def __init__(self, name):
+        self.name = name
+        self.passed = 0
+        self.failed = 0
+        self.skipped = 0
+
+    def check(self, what, cond, detail=""):
+        if cond:
+            self.passed += 1
+            print("  ok   %s" % what)
+        else:
+            self.failed += 1
+            print("  FAIL %s %s" % (what, detail))
+        sys.stdout.flush()
+        return cond
+
+    def eq(self, what, got, want):
+        return self.check(what, got == want, "(got %r, want %r)" % (got, want))
+
+    def skip(self, what, why):
+        self.skipped += 1
+        print("  SKIP %s: %s" % (what, why))
+
+    def run(self, tests):
+        print("== %s" % self.name)
+        for t in tests:
+            print("-- %s" % t.__name__)
+            sys.stdout.flush()
+            try:
+                t(self)
+            except Exception:
+                self.failed += 1
+                print("  FAIL %s raised:" % t.__name__)
+                traceback.print_exc(file=sys.stdout)
+        line = "%d passed, %d failed" % (self.passed, self.failed)
+        if self.skipped:
+            line += ", %d skipped" % self.skipped
+        print(line)
+        sys.stdout.flush()
+        sys.exit(1 if self.failed else 0)
