@@ -13,6 +13,7 @@
 #include "log.h"
 #include "logstore.h"
 #include "monitor.h"
+#include "str.h"
 #include "supervisor.h"
 #include "util.h"
 #include "version.h"
@@ -33,6 +34,11 @@ static const char usage[] =
     "                        (default /workspace)\n"
     "  -r, --rules FILE      error classification rules (default: built in)\n"
     "      --check-rules     load the rules, print how many, and exit\n"
+    "      --log-max-lines N     log lines kept per process (default 100000)\n"
+    "      --log-max-bytes N     log bytes kept per process (default 32 MiB)\n"
+    "      --log-max-total N     log bytes kept in all (default 256 MiB)\n"
+    "      --error-max-count N   distinct errors kept (default 1000)\n"
+    "      --error-max-age SECS  errors not seen for this long are dropped (default 7 days)\n"
     "  -h, --help            show this help\n"
     "  -V, --version         show the version\n"
     "\n"
@@ -54,6 +60,11 @@ int main(int argc, char **argv)
       {"workspace", required_argument, NULL, 'w'},
       {"rules", required_argument, NULL, 'r'},
       {"check-rules", no_argument, NULL, 'R'},
+      {"log-max-lines", required_argument, NULL, 'L'},
+      {"log-max-bytes", required_argument, NULL, 'B'},
+      {"log-max-total", required_argument, NULL, 'T'},
+      {"error-max-count", required_argument, NULL, 'E'},
+      {"error-max-age", required_argument, NULL, 'A'},
       {"help", no_argument, NULL, 'h'},
       {"version", no_argument, NULL, 'V'},
       {NULL, 0, NULL, 0},
@@ -64,6 +75,8 @@ int main(int argc, char **argv)
       .workspace = "/workspace",
   };
   const char *rules_path = NULL;
+  struct logstore_opts lo = {0};
+  long long n;
   bool check_rules = false;
   int opt;
   while ((opt = getopt_long(argc, argv, "s:d:w:r:hV", longopts, NULL)) != -1) {
@@ -73,6 +86,26 @@ int main(int argc, char **argv)
     case 'w': m.workspace = optarg; break;
     case 'r': rules_path = optarg; break;
     case 'R': check_rules = true; break;
+    case 'L':
+    case 'B':
+    case 'T':
+    case 'E':
+    case 'A':
+      if (!str_to_ll(optarg, 1, INT64_MAX / 1000, &n)) {
+        fprintf(stderr, "sandpit-monitor: %s must be a positive integer\n", argv[optind - 2]);
+        return 2;
+      }
+      if (opt == 'L')
+        lo.max_lines_per_process = n;
+      else if (opt == 'B')
+        lo.max_bytes_per_process = n;
+      else if (opt == 'T')
+        lo.max_total_bytes = n;
+      else if (opt == 'E')
+        lo.error_max_count = n;
+      else
+        lo.error_max_age_ms = n * 1000;
+      break;
     case 'h': fputs(usage, stdout); return 0;
     case 'V': printf("sandpit-monitor %s\n", SANDPIT_VERSION); return 0;
     default: fputs(usage, stderr); return 2;
@@ -112,7 +145,7 @@ int main(int argc, char **argv)
   }
   m.is_root = geteuid() == 0;
   m.db_path = xasprintf("%s/monitor.db", m.data_dir);
-  m.ls = logstore_open(m.db_path, NULL, &err);
+  m.ls = logstore_open(m.db_path, &lo, &err);
   if (m.ls == NULL) {
     sp_err("cannot open the log store", LS("path", m.db_path), LS("error", err->msg));
     goto out;

@@ -2,7 +2,6 @@
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 
-#include <cjson/cJSON.h>
 #include <pcre2.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -10,6 +9,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "json.h"
 #include "str.h"
 #include "toml.h"
 #include "util.h"
@@ -103,6 +103,8 @@ struct pending {
   int raw_lines;
   size_t lines;
   int blanks; /* blank lines held back until the block continues */
+  struct sbuf held; /* a plain line held back: kept if a frame follows */
+  bool bun_frame;   /* the block began with a code frame (Bun's style) */
   enum mode mode;
   int64_t last_ms;
 };
@@ -752,9 +754,6 @@ size_t classify_rules_unfiltered(const struct classify_rules *r)
   return r ? r->nunfiltered : 0;
 }
 
-static void pcre2_code_cleanup(pcre2_code **re) { pcre2_code_free(*re); }
-#define cleanup_pcre2 __attribute__((cleanup(pcre2_code_cleanup)))
-
 static void rules_cleanup(struct classify_rules **r) { classify_rules_free(*r); }
 #define cleanup_rules __attribute__((cleanup(rules_cleanup)))
 
@@ -1228,8 +1227,8 @@ static bool looks_like_path(const char *s, size_t n, bool spaces_ok)
     unsigned char ch = (unsigned char)s[i];
     if (ch == '/' || ch == '\\' || ch == '.')
       sep = true;
-    if ((ch == ' ' && !spaces_ok) || ch == '"' || ch == '\'' || ch == '(' ||
-        ch == ')' || ch == '[' || ch == ']' || ch == '<' || ch == '>' || ch == '|')
+    if ((ch == ' ' && !spaces_ok) || ch == '"' || ch == '\'' || ch == '<' ||
+        ch == '>' || ch == '|' || ch == '`' || ch == '=' || ch == ',')
       return false;
   }
   return sep;
@@ -1247,12 +1246,20 @@ static void set_location(struct pending *p, const char *f, size_t n, int line,
   p->rank = rank;
 }
 
-/* A stack frame "at fn (PATH:L:C)" / "at PATH:L:C": the location in it. */
+/* A stack frame "at fn (PATH:L:C)" / "at PATH:L:C" / React's
+ * "in Comp (at PATH:L)": the location in it. */
 static bool frame_location(const char *t, size_t n, const char **f, size_t *flen,
                            int *line, int *col)
 {
   const char *end = t + n;
   const char *in = t + 3;
+  if (t[0] == 'i') {
+    const char *at = memmem(t, n, "(at ", 4);
+    if (at == NULL || end[-1] != ')')
+      return false;
+    *f = at + 4;
+    return split_location(*f, (size_t)(end - 1 - *f), flen, line, col);
+  }
   if (n > 0 && end[-1] == ')') {
     const char *open = NULL;
     int depth = 0;
@@ -1340,6 +1347,19 @@ static bool is_code_frame(const char *t, size_t n)
   return mark;
 }
 
+/* A path on its own line, as Next.js prints before "Module not found":
+ * "./src/app/layout.tsx". */
+static bool bare_path(const char *t, size_t m)
+{
+  if (!(has_prefix(t, m, "./") || has_prefix(t, m, "../")) || memchr(t, ' ', m))
+    return false;
+  const char *dot = NULL;
+  for (const char *q = t + 2; q < t + m; q++)
+    if (*q == '.')
+      dot = q;
+  return dot && dot + 1 < t + m && looks_like_path(t, m, false);
+}
+
 static enum shape line_shape(const char *s, size_t n, bool typescript, const char **f,
                              size_t *flen, int *line, int *col)
 {
@@ -1347,11 +1367,13 @@ static enum shape line_shape(const char *s, size_t n, bool typescript, const cha
   size_t m = n - (size_t)(t - s);
   size_t indent = (size_t)(t - s);
   *f = NULL;
+  *line = *col = 0;
   while (m > 0 && is_space((unsigned char)t[m - 1]))
     m--;
   if (m == 0)
     return SHAPE_NONE;
-  if (has_prefix(t, m, "at ") && m > 3) {
+  if ((has_prefix(t, m, "at ") && m > 3) ||
+      (indent > 0 && has_prefix(t, m, "in ") && memmem(t, m, "(at ", 4))) {
     if (!frame_location(t, m, f, flen, line, col))
       *f = NULL;
     return SHAPE_FRAME;
@@ -1372,10 +1394,21 @@ static enum shape line_shape(const char *s, size_t n, bool typescript, const cha
       return SHAPE_LOCATION;
     }
   }
-  if (split_location(t, m, flen, line, col) && looks_like_path(t, *flen, false)) {
+  if (split_location(t, m, flen, line, col) && *col > 0) {
+    /* esbuild's "    FILE:L:C:" may name a pseudo-file: "(define name)" */
+    bool esbuild = t[m - 1] == ':' && indent > 0;
+    if (esbuild || looks_like_path(t, *flen, false)) {
+      *f = t;
+      return SHAPE_LOCATION;
+    }
+  }
+  if (bare_path(t, m)) {
     *f = t;
+    *flen = m;
+    *line = *col = 0;
     return SHAPE_LOCATION;
   }
+  *line = *col = 0;
   if (has_prefix(t, m, "Plugin: ") || has_prefix(t, m, "Require stack:") ||
       (has_prefix(t, m, "- ") && looks_like_path(t + 2, m - 2, true)))
     return SHAPE_DETAIL;
@@ -1407,7 +1440,12 @@ static bool is_npm_line(const char *s, size_t n)
 static bool throw_site(const char *s, size_t n, const char **f, size_t *flen, int *line)
 {
   int col;
-  if (n < 4 || !is_digit((unsigned char)s[n - 1]) || is_space((unsigned char)s[0]))
+  const char *t = skip_ws(s, s + n);
+  n -= (size_t)(t - s);
+  s = t;
+  while (n > 0 && is_space((unsigned char)s[n - 1]))
+    n--;
+  if (n < 4 || !is_digit((unsigned char)s[n - 1]))
     return false;
   if (!split_location(s, n, flen, line, &col) || col != 0)
     return false;
@@ -1415,9 +1453,22 @@ static bool throw_site(const char *s, size_t n, const char **f, size_t *flen, in
     return false;
   *f = s;
   return s[0] == '/' || s[0] == '\\' || s[0] == '.' || has_prefix(s, n, "file://") ||
-         has_prefix(s, n, "node:") ||
+         has_prefix(s, n, "node:") || has_prefix(s, n, "internal/") ||
          (n > 3 && is_alpha((unsigned char)s[0]) && s[1] == ':' &&
           (s[2] == '\\' || s[2] == '/'));
+}
+
+/* Does the line open a block of its own (without a rule matching it)? */
+static bool is_starter(const char *s, size_t n)
+{
+  const char *t = skip_ws(s, s + n);
+  size_t m = (size_t)(s + n - t);
+  const char *f;
+  size_t flen;
+  int line;
+  return is_traceback_header(t, m) || python_frame(t, m, &f, &flen, &line) ||
+         throw_site(s, n, &f, &flen, &line) ||
+         (m > 0 && is_digit((unsigned char)t[0]) && is_code_frame(t, m));
 }
 
 static bool pino_candidate(const char *s, size_t n)
@@ -1433,10 +1484,12 @@ static void pending_reset(struct pending *p)
 {
   free(p->message);
   free(p->file);
-  struct sbuf raw = p->raw;
+  struct sbuf raw = p->raw, held = p->held;
   sbuf_reset(&raw);
+  sbuf_reset(&held);
   memset(p, 0, sizeof *p);
   p->raw = raw;
+  p->held = held;
   p->rank = RANK_NONE;
 }
 
@@ -1454,6 +1507,11 @@ static void raw_add(struct pending *p, const char *s, size_t n)
 /* Append a line of the block (after any blank lines held back). */
 static void block_add(struct pending *p, const char *s, size_t n, int64_t now)
 {
+  if (p->held.len > 0) {
+    raw_add(p, p->held.buf, p->held.len);
+    sbuf_reset(&p->held);
+    p->lines++;
+  }
   for (; p->blanks > 0; p->blanks--)
     raw_add(p, "", 0);
   raw_add(p, s, n);
@@ -1481,6 +1539,10 @@ static void adopt(struct pending *p, const struct match *m)
   if (!keep) {
     p->tool = ru->tool;
     p->keep_tool = ru->keep_tool;
+    /* Node prints a throw-site header before an uncaught error, Bun a code
+     * frame: a "node" error after a code frame is Bun's. */
+    if (p->bun_frame && strcmp(p->tool, "node") == 0)
+      p->tool = "bun";
   }
   p->category = ru->category;
   p->severity = ru->severity;
@@ -1581,6 +1643,8 @@ static bool pino_line(struct classifier *c, const char *s, size_t n, int64_t now
   const char *stack = cJSON_IsObject(e) ? json_str(e, "stack") : NULL;
   if (emsg == NULL && cJSON_IsString(e))
     emsg = e->valuestring[0] ? e->valuestring : NULL;
+  if (stack == NULL)
+    stack = json_str(j, "stack"); /* older pino: the error's fields inline */
 
   struct pending *p = &c->p;
   block_start(p, s, n, now, MODE_NORMAL);
@@ -1656,6 +1720,23 @@ static bool pino_line(struct classifier *c, const char *s, size_t n, int64_t now
 /* ------------------------------------------------------------------------ */
 /* Blocks                                                                   */
 
+static bool is_python_frame(const char *s, size_t n)
+{
+  const char *f;
+  size_t flen;
+  int line;
+  return python_frame(s, n, &f, &flen, &line);
+}
+
+/* Frames inside the runtime itself never locate an error. */
+static bool runtime_internal(const char *f, size_t n)
+{
+  return n == 0 || f[0] == '<' || has_prefix(f, n, "node:") ||
+         has_prefix(f, n, "internal/") || has_prefix(f, n, "bun:") ||
+         (!memchr(f, '/', n) && !memchr(f, '\\', n) && !memchr(f, '.', n));
+}
+
+/* The innermost frame of a traceback is the one reported. */
 static void python_location(struct pending *p, const char *s, size_t n)
 {
   const char *t = skip_ws(s, s + n);
@@ -1663,8 +1744,7 @@ static void python_location(struct pending *p, const char *s, size_t n)
   size_t flen;
   int line;
   if (python_frame(t, (size_t)(s + n - t), &f, &flen, &line))
-    set_location(p, f, flen, line, 0,
-                 path_in_project(f, flen) ? RANK_LOCATION : RANK_OTHER, true);
+    set_location(p, f, flen, line, 0, RANK_LOCATION, true);
 }
 
 static void python_final(struct classifier *c, const char *s, size_t n)
@@ -1690,12 +1770,21 @@ static void python_final(struct classifier *c, const char *s, size_t n)
   p->mode = MODE_PYTHON_END;
 }
 
+static bool hold_blank(struct pending *p)
+{
+  if (p->blanks >= BLANKS_MAX || p->held.len > 0)
+    return false;
+  p->blanks++;
+  return true;
+}
+
 /* Does the line continue the pending block?  If so it is consumed. */
 static bool continue_block(struct classifier *c, const char *s, size_t n, int64_t now)
 {
   struct pending *p = &c->p;
   bool blank = is_blank(s, n);
   bool indented = n > 0 && is_space((unsigned char)s[0]);
+  struct match m;
 
   if (p->lines >= BLOCK_MAX_LINES)
     return false;
@@ -1704,26 +1793,18 @@ static bool continue_block(struct classifier *c, const char *s, size_t n, int64_
 
   switch (p->mode) {
   case MODE_PYTHON:
-    if (blank) {
-      if (p->blanks >= BLANKS_MAX)
-        return false;
-      p->blanks++;
-      return true;
-    }
+    if (blank)
+      return hold_blank(p);
     block_add(p, s, n, now);
-    if (indented) {
+    if (indented || is_python_frame(s, n)) {
       python_location(p, s, n);
     } else if (!is_traceback_header(s, n) && !is_traceback_chain(s, n)) {
       python_final(c, s, n);
     }
     return true;
   case MODE_PYTHON_END:
-    if (blank) {
-      if (p->blanks >= BLANKS_MAX)
-        return false;
-      p->blanks++;
-      return true;
-    }
+    if (blank)
+      return hold_blank(p);
     if (is_traceback_chain(s, n)) {
       block_add(p, s, n, now);
       p->mode = MODE_PYTHON;
@@ -1733,10 +1814,11 @@ static bool continue_block(struct classifier *c, const char *s, size_t n, int64_
   case MODE_NPM:
     if (is_npm_line(s, n)) {
       block_add(p, s, n, now);
-      if (p->generic) {
-        struct match m;
-        if (classify_text(c, s, n, CTX_ANY, &m))
+      if (classify_text(c, s, n, CTX_ANY, &m)) {
+        if (p->generic)
           adopt(p, &m);
+        else if (m.file)
+          set_location(p, m.file, m.file_len, m.line, m.column, RANK_CAPTURE, false);
       }
       return true;
     }
@@ -1756,25 +1838,26 @@ static bool continue_block(struct classifier *c, const char *s, size_t n, int64_
   bool ts = p->tool && strcmp(p->tool, "typescript") == 0;
   enum shape sh = line_shape(s, n, ts, &f, &flen, &line, &col);
   if (sh != SHAPE_NONE) {
-    if (sh == SHAPE_FRAME && f)
-      set_location(p, f, flen, line, col, path_in_project(f, flen) ? RANK_FRAME : RANK_NONE,
-                   false);
-    else if (sh == SHAPE_LOCATION)
+    if (sh == SHAPE_FRAME && f) {
+      if (!runtime_internal(f, flen))
+        set_location(p, f, flen, line, col,
+                     path_in_project(f, flen) ? RANK_FRAME : RANK_OTHER, false);
+    } else if (sh == SHAPE_LOCATION) {
       set_location(p, f, flen, line, col, RANK_LOCATION, false);
-    block_add(p, s, n, now);
-    if ((sh == SHAPE_LOCATION || sh == SHAPE_DETAIL) && (!p->classified || p->generic)) {
-      struct match m;
-      if (classify_text(c, s, n, CTX_ANY, &m))
-        adopt(p, &m);
     }
+    block_add(p, s, n, now);
+    if ((sh == SHAPE_LOCATION || sh == SHAPE_DETAIL) && (!p->classified || p->generic) &&
+        classify_text(c, s, n, CTX_ANY, &m))
+      adopt(p, &m);
     return true;
   }
+  if (p->held.len > 0)
+    return false;
   if ((!p->classified || p->generic) && is_traceback_header(s, n)) {
     block_add(p, s, n, now);
     p->mode = MODE_PYTHON;
     return true;
   }
-  struct match m;
   if (classify_text(c, s, n, CTX_ANY, &m)) {
     if (!p->classified || p->generic) {
       block_add(p, s, n, now);
@@ -1790,14 +1873,16 @@ static bool continue_block(struct classifier *c, const char *s, size_t n, int64_
     }
     return false;
   }
-  if (blank) {
-    if (p->blanks >= BLANKS_MAX)
-      return false;
-    p->blanks++;
-    return true;
-  }
+  if (blank)
+    return hold_blank(p);
   if (indented || (n > 0 && (s[0] == '}' || s[0] == ']' || s[0] == ')'))) {
     block_add(p, s, n, now);
+    return true;
+  }
+  /* A plain line ("Check the render method of `App`.") may still be
+   * followed by the event's frames: hold it back for one line. */
+  if (p->classified && !is_starter(s, n)) {
+    sbuf_add(&p->held, s, n);
     return true;
   }
   return false;
@@ -1817,17 +1902,18 @@ static void fresh_line(struct classifier *c, const char *s, size_t n, int64_t no
     adopt(p, &m);
     return;
   }
-  if (n == 0)
+  const char *t = skip_ws(s, s + n);
+  size_t tn = (size_t)(s + n - t);
+  if (tn == 0)
     return;
-  if (is_traceback_header(s, n)) {
+  if (is_traceback_header(t, tn)) {
     block_start(p, s, n, now, MODE_PYTHON);
     return;
   }
-  const char *t = skip_ws(s, s + n);
   const char *f;
   size_t flen;
-  int line, col;
-  if (t > s && python_frame(t, (size_t)(s + n - t), &f, &flen, &line)) {
+  int line;
+  if (python_frame(t, tn, &f, &flen, &line)) {
     /* A SyntaxError report starts with the frame, without a header. */
     block_start(p, s, n, now, MODE_PYTHON);
     python_location(p, s, n);
@@ -1839,11 +1925,75 @@ static void fresh_line(struct classifier *c, const char *s, size_t n, int64_t no
       set_location(p, f, flen, line, 0, RANK_LOCATION, false);
     return;
   }
-  if (is_code_frame(t, (size_t)(s + n - t)) && is_digit((unsigned char)t[0])) {
-    /* bun prints the code frame before the error */
+  if (is_digit((unsigned char)t[0]) && is_code_frame(t, tn)) {
     block_start(p, s, n, now, MODE_NORMAL);
+    p->bun_frame = true;
     return;
   }
+}
+
+/* Length of the prefix that a log multiplexer puts in front of every line:
+ * docker compose ("web-1  | "), BuildKit ("#9 0.329 ", "46.59 "),
+ * concurrently ("[0] ", "[name   ] "), a box-drawing gutter ("│ "). */
+static size_t mux_prefix(const char *s, size_t n)
+{
+  size_t i = 0;
+  if (n >= 3 && (unsigned char)s[0] == 0xe2 && (unsigned char)s[1] == 0x94 &&
+      ((unsigned char)s[2] == 0x82 || (unsigned char)s[2] == 0x83))
+    return n > 3 && s[3] == ' ' ? 4 : 3;
+  if (s[0] == '#') {
+    i = 1;
+    while (i < n && is_digit((unsigned char)s[i]))
+      i++;
+    if (i == 1 || i >= n || s[i] != ' ')
+      return 0;
+    i++;
+  }
+  size_t d = i;
+  while (i < n && is_digit((unsigned char)s[i]))
+    i++;
+  if (i > d && i + 1 < n && s[i] == '.' && is_digit((unsigned char)s[i + 1])) {
+    i++;
+    while (i < n && is_digit((unsigned char)s[i]))
+      i++;
+    if (i < n && s[i] == ' ')
+      return i + 1;
+    if (i == n)
+      return n;
+  }
+  if (d > 0)
+    return d;
+  if (s[0] == '[') {
+    i = 1;
+    while (i < n && s[i] != ']' && s[i] != ' ')
+      i++;
+    size_t name = i;
+    while (i < n && s[i] == ' ')
+      i++;
+    bool digits = name > 1;
+    for (size_t k = 1; k < name; k++)
+      digits = digits && is_digit((unsigned char)s[k]);
+    if (i < n && s[i] == ']' && (digits || i > name + 1) && i + 1 < n && s[i + 1] == ' ')
+      return i + 2;
+    if (i < n && s[i] == ']' && (digits || i > name + 1) && i + 1 == n)
+      return n;
+    return 0;
+  }
+  if (is_alnum((unsigned char)s[0])) {
+    bool letter = false;
+    i = 0;
+    while (i < n && (is_alnum((unsigned char)s[i]) || s[i] == '_' || s[i] == '-' ||
+                     s[i] == '.')) {
+      letter |= is_alpha((unsigned char)s[i]);
+      i++;
+    }
+    size_t sp = i;
+    while (i < n && s[i] == ' ')
+      i++;
+    if (letter && i > sp && i < n && s[i] == '|' && (i + 1 == n || s[i + 1] == ' '))
+      return i + 1 < n ? i + 2 : n;
+  }
+  return 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1876,6 +2026,7 @@ void classifier_free(struct classifier *c)
     return;
   pending_reset(&c->p);
   sbuf_release(&c->p.raw);
+  sbuf_release(&c->p.held);
   sbuf_release(&c->clean);
   pcre2_match_data_free(c->md);
   pcre2_match_context_free(c->mctx);
@@ -1891,6 +2042,11 @@ void classifier_feed(struct classifier *c, const char *line, size_t len,
     return;
   size_t n;
   const char *s = clean_line(c, line ? line : "", len, &n);
+  for (int k = 0; k < 2 && n > 0; k++) {
+    size_t skip = mux_prefix(s, n);
+    s += skip;
+    n -= skip;
+  }
   if (c->p.active) {
     if (continue_block(c, s, n, now_ms))
       return;

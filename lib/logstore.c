@@ -577,6 +577,7 @@ static int write_batch_fn(struct logstore *ls, void *arg)
       if ((rc = step_reset(s)) != SQLITE_OK)
         return rc;
       p->in_txn = true;
+      txn_touch(ls, p, 0, 0); /* so that txn_end settles in_txn either way */
     }
     sqlite3_bind_int64(ins, 1, e->seq);
     sqlite3_bind_int64(ins, 2, p->id);
@@ -759,6 +760,10 @@ static void opts_defaults(struct logstore_opts *o)
     o->batch_max_lines = 8192;
   if (o->batch_max_bytes <= 0)
     o->batch_max_bytes = 8LL << 20;
+  if (o->batch_max_bytes < o->max_line_bytes) /* the hard cap must hold a whole line */
+    o->batch_max_bytes = o->max_line_bytes;
+  if (o->batch_max_lines > (1 << 22))
+    o->batch_max_lines = 1 << 22;
   if (o->busy_timeout_ms <= 0)
     o->busy_timeout_ms = 5000;
 }
@@ -842,7 +847,7 @@ static int open_schema(struct logstore *ls, struct sp_error **err)
       goto fail;
   } else if (version != SCHEMA_VERSION) {
     sp_error_code(err, "STORE_VERSION", 500,
-                  "log store %s has schema version %lld, this program knows %d", ls->path,
+                  "log store: schema version %lld, this program knows %d",
                   (long long)version, SCHEMA_VERSION);
     goto fail;
   }

@@ -46,7 +46,8 @@ struct logstore_opts {
   int64_t max_line_bytes;        /* a longer line is stored cut to this size and flagged
                                     truncated; default 64 KiB */
   int batch_max_lines;           /* append auto-flushes at this many pending lines; default 8192 */
-  int64_t batch_max_bytes;       /* ... or at this many pending text bytes; default 8 MiB */
+  int64_t batch_max_bytes;       /* ... or at this many pending text bytes; default 8 MiB,
+                                    at least max_line_bytes */
   int busy_timeout_ms;           /* SQLite busy timeout per attempt; default 5000 */
 };
 
@@ -122,7 +123,14 @@ int logstore_clear(struct logstore *ls, const char *process_id, struct sp_error 
 int64_t logstore_last_committed_seq(struct logstore *ls);
 
 /* For followers: wait until a line with seq > after_seq is committed or
- * timeout_ms passes (< 0 = forever).  Returns the last committed seq. */
+ * timeout_ms passes (< 0 = forever).  Returns the last committed seq.
+ * The sequence is global: a follower of one process should wait on the
+ * committed seq it has already searched, not on the seq of its own last line,
+ * or the wait returns at once while other processes write:
+ *
+ *   int64_t seen = logstore_last_committed_seq(ls);  (before the query)
+ *   logstore_query(ls, id, last_line_seq, 0, limit, cb, ud, &err);
+ *   if (no line came) logstore_wait(ls, seen, 500); */
 int64_t logstore_wait(struct logstore *ls, int64_t after_seq, int64_t timeout_ms);
 
 /* Errors.  session_id NULL and "" are the same session ("no session"). */

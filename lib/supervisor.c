@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -28,7 +29,9 @@
 
 #define READ_CHUNK 65536
 #define READS_PER_EVENT 4
-#define MAX_LINE_BYTES 65536
+/* Lines are cut here; one byte more than the log store keeps, so that it
+ * stores them cut to its limit and flags them truncated. */
+#define MAX_LINE_BYTES (65536 + 1)
 #define PIPE_GRACE_MS 2000
 #define PROBE_TIMEOUT_MS 2000
 #define MAX_DEATHS_TRACKED 64
@@ -710,6 +713,9 @@ struct supervisor *supervisor_new(const struct supervisor_opts *o, struct sp_err
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, NULL);
+  /* Orphans of the process trees we start come back to us to be reaped,
+   * as they would to pid 1 (which the monitor is inside an instance). */
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
   s->epfd = epoll_create1(EPOLL_CLOEXEC);
   s->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
   s->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

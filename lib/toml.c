@@ -428,8 +428,8 @@ static int check_encoding(struct parser *p)
     } else if (c == 0) {
       return perr(p, k, "NUL byte (U+0000) in document; TOML text cannot contain NUL");
     } else if (c < 0x80) {
-      return perr(p, k, "control character U+%04X is not allowed (use an escape in a "
-                        "basic string)", c);
+      return perr(p, k, "control character U+%04X is not allowed (in a basic string, "
+                        "write it as the escape \\u%04X)", c, c);
     } else {
       uint32_t cp;
       size_t len = utf8_decode(s + k, n - k, &cp);
@@ -766,11 +766,13 @@ static int dec_digit(int c) { return is_digit(c) ? c - '0' : -1; }
 static int oct_digit(int c) { return c >= '0' && c <= '7' ? c - '0' : -1; }
 static int bin_digit(int c) { return c == '0' || c == '1' ? c - '0' : -1; }
 
-static struct node *new_scalar(struct parser *p, enum toml_type type, size_t off, int depth)
+/* A node for a value that starts at offset off. */
+static struct node *node_at(struct parser *p, enum toml_type type, enum node_kind kind,
+                            size_t off, int depth)
 {
   int line, col;
   where(p, off, &line, &col);
-  return node_new(type, K_SCALAR, depth, line, col);
+  return node_new(type, kind, depth, line, col);
 }
 
 static double c_strtod(struct parser *p, const char *s)
@@ -795,7 +797,7 @@ static struct node *parse_number(struct parser *p, const char *t, size_t len, si
   }
   /* inf and nan */
   if (len - k == 3 && (memcmp(t + k, "inf", 3) == 0 || memcmp(t + k, "nan", 3) == 0)) {
-    struct node *nd = new_scalar(p, TOML_FLOAT, off, depth);
+    struct node *nd = node_at(p, TOML_FLOAT, K_SCALAR, off, depth);
     nd->v.u.f = t[k] == 'i' ? (neg ? -INFINITY : INFINITY) : (neg ? -NAN : NAN);
     return nd;
   }
@@ -837,7 +839,7 @@ static struct node *parse_number(struct parser *p, const char *t, size_t len, si
       }
       v = v * base + d;
     }
-    struct node *nd = new_scalar(p, TOML_INTEGER, off, depth);
+    struct node *nd = node_at(p, TOML_INTEGER, K_SCALAR, off, depth);
     nd->v.u.i = (int64_t)v;
     return nd;
   }
@@ -911,7 +913,7 @@ static struct node *parse_number(struct parser *p, const char *t, size_t len, si
       }
       v = v * 10 + d;
     }
-    struct node *nd = new_scalar(p, TOML_INTEGER, off, depth);
+    struct node *nd = node_at(p, TOML_INTEGER, K_SCALAR, off, depth);
     nd->v.u.i = neg ? (int64_t)(0 - v) : (int64_t)v;
     return nd;
   }
@@ -926,7 +928,7 @@ static struct node *parse_number(struct parser *p, const char *t, size_t len, si
     perr(p, off, "float out of range '%.*s'", (int)SP_MIN(len, 64), t);
     return NULL;
   }
-  struct node *nd = new_scalar(p, TOML_FLOAT, off, depth);
+  struct node *nd = node_at(p, TOML_FLOAT, K_SCALAR, off, depth);
   nd->v.u.f = d;
   return nd;
 }
@@ -1042,7 +1044,7 @@ static struct node *parse_datetime(struct parser *p, const char *t, size_t len, 
     perr(p, off, "invalid %s '%.*s'", toml_type_name(type), (int)SP_MIN(len, 64), t);
     return NULL;
   }
-  struct node *nd = new_scalar(p, type, off, depth);
+  struct node *nd = node_at(p, type, K_SCALAR, off, depth);
   char *s = xmemdup(t, len);
   for (size_t j = 0; j < len; j++) {
     if (s[j] == 't' || s[j] == ' ')
@@ -1090,7 +1092,7 @@ static struct node *parse_bare_value(struct parser *p, int depth)
   }
   p->i = j;
   if ((len == 4 && memcmp(t, "true", 4) == 0) || (len == 5 && memcmp(t, "false", 5) == 0)) {
-    struct node *nd = new_scalar(p, TOML_BOOL, start, depth);
+    struct node *nd = node_at(p, TOML_BOOL, K_SCALAR, start, depth);
     nd->v.u.b = t[0] == 't';
     return nd;
   }
@@ -1131,8 +1133,7 @@ static struct node *parse_array(struct parser *p, int depth)
   char b[32];
   if (depth_check(p, depth, start) < 0)
     return NULL;
-  cleanup_node struct node *arr = new_scalar(p, TOML_ARRAY, start, depth);
-  arr->kind = K_ARR_STATIC;
+  cleanup_node struct node *arr = node_at(p, TOML_ARRAY, K_ARR_STATIC, start, depth);
   p->i++;
   for (;;) {
     skip_ws_nl(p);
@@ -1179,8 +1180,7 @@ static struct node *parse_inline_table(struct parser *p, int depth)
   char b[32];
   if (depth_check(p, depth, start) < 0)
     return NULL;
-  cleanup_node struct node *tab = new_scalar(p, TOML_TABLE, start, depth);
-  tab->kind = K_TAB_INLINE;
+  cleanup_node struct node *tab = node_at(p, TOML_TABLE, K_TAB_INLINE, start, depth);
   p->i++;
   skip_ws(p);
   if (peek(p, 0) == '}') {
@@ -1303,8 +1303,13 @@ static int parse_keyval(struct parser *p, struct node *tab)
       e = new_table(p, t, part, K_TAB_DOTTED, part->line, part->col);
       if (e == NULL)
         return -1;
-    } else if (is_table(e) && (e->kind == K_TAB_DOTTED || e->kind == K_TAB_IMPLICIT)) {
+    } else if (is_table(e) && e->kind == K_TAB_DOTTED) {
+      /* defined by dotted keys in this same table: may be extended */
+    } else if (is_table(e) && e->kind == K_TAB_IMPLICIT) {
+      /* only created as a parent of a header so far: this defines it */
       e->kind = K_TAB_DOTTED;
+      e->v.line = part->line;
+      e->v.col = part->col;
     } else {
       cleanup_free char *name = section_key_text(p, tab, &kp, k + 1);
       if (is_table(e) && e->kind == K_TAB_HEADER)

@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "check_main.h"
 #include "error.h"
 #include "json.h"
 #include "logstore.h"
@@ -405,6 +406,7 @@ static int integrity_cb(void *ud, int ncol, char **vals, char **names)
 
 START_TEST(test_crash)
 {
+  srand((unsigned)getpid());
   int fds[2];
   ck_assert_int_eq(pipe(fds), 0);
   pid_t pid = fork();
@@ -642,7 +644,7 @@ START_TEST(test_write_failure_keeps_and_caps)
 }
 END_TEST
 
-START_TEST(test_open_garbage)
+START_TEST(test_open_refuses)
 {
   FILE *f = fopen(dbpath, "w");
   ck_assert_ptr_nonnull(f);
@@ -654,6 +656,18 @@ START_TEST(test_open_garbage)
   ck_assert_ptr_nonnull(err);
   ck_assert_str_eq(err->code, "STORE_ERROR");
   ck_assert_ptr_nonnull(strstr(err->msg, dbpath));
+  sp_error_free(err);
+  err = NULL;
+
+  /* a database from a newer schema is refused, not rewritten */
+  unlink(dbpath);
+  logstore_close(open_store(NULL));
+  sqlite3 *db = NULL;
+  ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+  ck_assert_int_eq(sqlite3_exec(db, "PRAGMA user_version=99", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+  ck_assert_ptr_null(logstore_open(dbpath, NULL, &err));
+  ck_assert_str_eq(err->code, "STORE_VERSION");
   sp_error_free(err);
 }
 END_TEST
@@ -995,8 +1009,12 @@ START_TEST(test_speed)
   ck_assert_int_eq(st.rotated_lines, 0);
   printf("logstore speed: %d lines of 80 bytes, 4 processes, no rotation: %.0f lines/s\n", N,
          rate);
-  teardown();
-  setup();
+  const char *suffixes[] = {"", "-wal", "-shm"};
+  for (size_t i = 0; i < SP_ARRAY_SIZE(suffixes); i++) {
+    char p[400];
+    snprintf(p, sizeof p, "%s%s", dbpath, suffixes[i]);
+    unlink(p);
+  }
   rate = ingest(NULL, N, &st);
   ck_assert_int_eq(st.lines, 400000);
   ck_assert_int_eq(st.rotated_lines, 600000);
@@ -1023,7 +1041,7 @@ static Suite *logstore_suite(void)
   tcase_add_test(tc, test_roundtrip);
   tcase_add_test(tc, test_truncate_and_invalid);
   tcase_add_test(tc, test_durability);
-  tcase_add_test(tc, test_open_garbage);
+  tcase_add_test(tc, test_open_refuses);
   tc = add_tcase(s, "crash");
   tcase_add_test(tc, test_crash);
   tc = add_tcase(s, "rotation");
@@ -1045,12 +1063,4 @@ static Suite *logstore_suite(void)
   return s;
 }
 
-int main(void)
-{
-  srand((unsigned)getpid());
-  SRunner *sr = srunner_create(logstore_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+CHECK_MAIN(logstore_suite)

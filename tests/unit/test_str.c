@@ -1,0 +1,142 @@
+#include <check.h>
+#include <errno.h>
+#include <string.h>
+
+#include "check_main.h"
+#include "error.h"
+#include "str.h"
+#include "util.h"
+
+START_TEST(sbuf_grows_and_formats)
+{
+  struct sbuf sb = SBUF_INIT;
+  ck_assert_str_eq(sbuf_str(&sb), "");
+  for (int i = 0; i < 1000; i++)
+    sbuf_addf(&sb, "%d,", i);
+  ck_assert_uint_eq(sb.len, strlen(sb.buf));
+  ck_assert(str_starts_with(sb.buf, "0,1,2,"));
+  ck_assert(str_ends_with(sb.buf, "998,999,"));
+  char big[1000];
+  memset(big, 'x', sizeof big - 1);
+  big[sizeof big - 1] = '\0';
+  sbuf_reset(&sb);
+  sbuf_addf(&sb, "<%s>", big);
+  ck_assert_uint_eq(sb.len, 1001);
+  size_t len;
+  char *s = sbuf_detach(&sb, &len);
+  ck_assert_uint_eq(len, 1001);
+  ck_assert_ptr_null(sb.buf);
+  free(s);
+  sbuf_release(&sb);
+}
+END_TEST
+
+START_TEST(json_escaping)
+{
+  struct sbuf sb = SBUF_INIT;
+  const char in[] = "a\"b\\c\nd\te\x01\x7f";
+  sbuf_add_json_escaped(&sb, in, sizeof in - 1);
+  ck_assert_str_eq(sb.buf, "a\\\"b\\\\c\\nd\\te\\u0001\\u007f");
+  sbuf_release(&sb);
+}
+END_TEST
+
+START_TEST(strict_integers)
+{
+  long long v;
+  ck_assert(str_to_ll("42", 0, 100, &v) && v == 42);
+  ck_assert(str_to_ll("-5", -10, 10, &v) && v == -5);
+  ck_assert(!str_to_ll("", 0, 100, &v));
+  ck_assert(!str_to_ll("4x", 0, 100, &v));
+  ck_assert(!str_to_ll(" 4", 0, 100, &v));
+  ck_assert(!str_to_ll("101", 0, 100, &v));
+  ck_assert(!str_to_ll("99999999999999999999", 0, INT64_MAX, &v));
+}
+END_TEST
+
+START_TEST(utf8_validation)
+{
+  ck_assert(str_is_utf8("plain", 5));
+  ck_assert(str_is_utf8("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 9));
+  ck_assert(!str_is_utf8("\xff", 1));
+  ck_assert(!str_is_utf8("\xc3", 1));             /* truncated */
+  ck_assert(!str_is_utf8("\xc0\xaf", 2));         /* overlong */
+  ck_assert(!str_is_utf8("\xed\xa0\x80", 3));     /* surrogate */
+  ck_assert(!str_is_utf8("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
+  ck_assert(str_is_utf8("a\0b", 3));              /* NUL is valid UTF-8 */
+}
+END_TEST
+
+START_TEST(constant_time_compare)
+{
+  ck_assert(str_equal_ct("secret-token", "secret-token"));
+  ck_assert(!str_equal_ct("secret-token", "secret-tokem"));
+  ck_assert(!str_equal_ct("secret-token", "secret"));
+  ck_assert(!str_equal_ct("secret-token", ""));
+  ck_assert(!str_equal_ct("", "x"));
+}
+END_TEST
+
+START_TEST(error_contract)
+{
+  struct sp_error *err = NULL;
+  ck_assert_int_eq(sp_error_set(&err, ENOENT, "cannot open %s", "x"), -1);
+  ck_assert_str_eq(err->code, "FILE_NOT_FOUND");
+  ck_assert_int_eq(err->http_status, 404);
+  ck_assert_str_eq(err->msg, "cannot open x: No such file or directory");
+  /* a second error does not replace the first */
+  sp_error_set(&err, EACCES, "other");
+  ck_assert_str_eq(err->code, "FILE_NOT_FOUND");
+  sp_error_prefix(&err, "reading config");
+  ck_assert_str_eq(err->msg, "reading config: cannot open x: No such file or directory");
+  sp_error_free(err);
+  err = NULL;
+  ck_assert_int_eq(sp_error_code(&err, "COMMAND_TIMEOUT", 408, "after %d ms", 5), -1);
+  ck_assert_str_eq(err->code, "COMMAND_TIMEOUT");
+  ck_assert_int_eq(err->http_status, 408);
+  sp_error_free(err);
+  ck_assert_int_eq(sp_error_set(NULL, EINVAL, "ignored"), -1);
+}
+END_TEST
+
+START_TEST(atomic_write_and_read)
+{
+  char dir[] = "/tmp/sp-unit-XXXXXX";
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  cleanup_free char *sub = xasprintf("%s/a/b/c", dir);
+  struct sp_error *err = NULL;
+  ck_assert_int_eq(sp_mkdir_p(sub, 0700, &err), 0);
+  ck_assert_int_eq(sp_mkdir_p(sub, 0700, &err), 0);
+  cleanup_free char *f = xasprintf("%s/file", sub);
+  ck_assert_int_eq(sp_write_file_atomic(f, "hello\0world", 11, 0600, &err), 0);
+  size_t len;
+  cleanup_free char *got = sp_read_file(f, 0, &len, &err);
+  ck_assert_uint_eq(len, 11);
+  ck_assert_mem_eq(got, "hello\0world", 11);
+  ck_assert_ptr_null(sp_read_file(f, 5, &len, &err));
+  ck_assert_str_eq(err->code, "FILE_TOO_LARGE");
+  sp_error_free(err);
+  err = NULL;
+  ck_assert_int_eq(sp_mkdir_p(f, 0700, &err), -1); /* a file is in the way */
+  sp_error_free(err);
+  cleanup_free char *cmd = xasprintf("rm -rf %s", dir);
+  ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+  Suite *s = suite_create("str");
+  TCase *tc = tcase_create("core");
+  tcase_add_test(tc, sbuf_grows_and_formats);
+  tcase_add_test(tc, json_escaping);
+  tcase_add_test(tc, strict_integers);
+  tcase_add_test(tc, utf8_validation);
+  tcase_add_test(tc, constant_time_compare);
+  tcase_add_test(tc, error_contract);
+  tcase_add_test(tc, atomic_write_and_read);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+CHECK_MAIN(suite)
