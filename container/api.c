@@ -14,12 +14,11 @@
 #include "log.h"
 #include "logstore.h"
 #include "monitor.h"
+#include "sandbox.h"
 #include "str.h"
 #include "supervisor.h"
 #include "util.h"
 #include "version.h"
-
-extern char **environ;
 
 #define LOGS_MAX_LINES 100000
 #define LOGS_MAX_BYTES (32u << 20)
@@ -65,86 +64,11 @@ static void now_iso(char *buf, size_t len) { sp_iso8601(sp_now_ms(), buf, len); 
 
 /* ---- processes ---- */
 
-static char **build_env(const cJSON *env, struct sp_error **err)
-{
-  size_t base = 0;
-  while (environ[base])
-    base++;
-  size_t extra = env ? (size_t)cJSON_GetArraySize(env) : 0;
-  char **v = xcalloc(base + extra + 1, sizeof *v);
-  size_t n = 0;
-  for (size_t i = 0; i < base; i++)
-    v[n++] = xstrdup(environ[i]);
-  const cJSON *e;
-  cJSON_ArrayForEach(e, env)
-  {
-    if (!cJSON_IsString(e) || e->string == NULL || e->string[0] == '\0' ||
-        strchr(e->string, '=') != NULL) {
-      sp_error_code(err, "INVALID_REQUEST", 400,
-                    "'env' must map variable names (without '=') to strings");
-      goto bad;
-    }
-    size_t klen = strlen(e->string);
-    size_t i;
-    for (i = 0; i < n; i++)
-      if (strncmp(v[i], e->string, klen) == 0 && v[i][klen] == '=')
-        break;
-    char *kv = xasprintf("%s=%s", e->string, e->valuestring);
-    if (i < n) {
-      free(v[i]);
-      v[i] = kv;
-    } else {
-      v[n++] = kv;
-    }
-  }
-  return v;
-bad:
-  for (size_t i = 0; i < n; i++)
-    free(v[i]);
-  free(v);
-  return NULL;
-}
-
-static void strv_free(char **v)
-{
-  for (char **p = v; p && *p; p++)
-    free(*p);
-  free(v);
-}
-
-/* The sandbox's workspace, created on first use. */
-static char *sandbox_dir(struct monitor *m, const char *sandbox, struct sp_error **err)
-{
-  char *dir = xasprintf("%s/%s", m->workspace, sandbox);
-  if (sp_mkdir_p(dir, 0700, err) < 0) {
-    free(dir);
-    return NULL;
-  }
-  return dir;
-}
-
-static char *resolve_cwd(struct monitor *m, const char *sandbox, const char *cwd,
-                         struct sp_error **err)
-{
-  cleanup_free char *dir = sandbox_dir(m, sandbox, err);
-  if (dir == NULL)
-    return NULL;
-  if (cwd == NULL || cwd[0] == '\0')
-    return steal_pointer(&dir);
-  if (strlen(cwd) > 4096 || memchr(cwd, '\0', strlen(cwd)) != NULL) {
-    sp_error_code(err, "INVALID_PATH", 400, "'cwd' is too long");
-    return NULL;
-  }
-  if (cwd[0] == '/')
-    return xstrdup(cwd);
-  return xasprintf("%s/%s", dir, cwd);
-}
-
 static void h_process_start(struct http_req *r)
 {
   struct monitor *m = r->app;
-  const char *sandbox = monitor_sandbox(r);
-  if (sandbox == NULL)
+  const struct sandbox *sb = monitor_sandbox_get(r);
+  if (sb == NULL)
     return;
   cleanup_json cJSON *body = http_body_json(r);
   if (body == NULL)
@@ -153,7 +77,7 @@ static void h_process_start(struct http_req *r)
   const char *command, *id, *cwd, *session;
   int64_t port, max_restarts;
   bool auto_restart;
-  /* The SDK nests some options under "options". */
+  /* Options may also come nested under "options". */
   const cJSON *opts = cJSON_GetObjectItemCaseSensitive(body, "options");
   const cJSON *src = cJSON_IsObject(opts) ? opts : body;
   if (json_get_string(body, "command", NULL, &command, &err) < 0 ||
@@ -166,21 +90,24 @@ static void h_process_start(struct http_req *r)
     http_reply_error(r, &err);
     return;
   }
-  if (id == NULL)
-    json_get_string(body, "processId", NULL, &id, &err);
-  const cJSON *env = cJSON_GetObjectItemCaseSensitive(src, "env");
-  if (env && !cJSON_IsObject(env) && !cJSON_IsNull(env)) {
-    http_reply_errorf(r, 400, "INVALID_REQUEST", "'env' must be an object");
-    return;
-  }
-  char **envp = build_env(cJSON_IsObject(env) ? env : NULL, &err);
-  if (envp == NULL) {
+  if (id == NULL && src != body && json_get_string(body, "processId", NULL, &id, &err) < 0) {
     http_reply_error(r, &err);
     return;
   }
-  cleanup_free char *dir = resolve_cwd(m, sandbox, cwd, &err);
-  if (dir == NULL) {
-    strv_free(envp);
+  const cJSON *env = cJSON_GetObjectItemCaseSensitive(src, "env");
+  if (env && !cJSON_IsObject(env) && !cJSON_IsNull(env)) {
+    http_reply_errorf(r, 400, "VALIDATION_FAILED", "'env' must be an object of strings");
+    return;
+  }
+  struct session *se = session_acquire(m->sandboxes, sb, session, &err);
+  if (se == NULL) {
+    http_reply_error(r, &err);
+    return;
+  }
+  char **envp = session_env(se, cJSON_IsObject(env) ? env : NULL, &err);
+  cleanup_free char *dir = cwd && *cwd ? path_resolve(se->cwd, cwd) : xstrdup(se->cwd);
+  session_release(m->sandboxes, se);
+  if (envp == NULL) {
     http_reply_error(r, &err);
     return;
   }
@@ -190,10 +117,14 @@ static void h_process_start(struct http_req *r)
       .cwd = dir,
       .env = envp,
       .session_id = session,
-      .sandbox = sandbox,
+      .sandbox = sb->id,
       .port = (int)port,
       .auto_restart = auto_restart,
       .max_restarts = (int)max_restarts,
+      .set_user = sb->set_user,
+      .uid = sb->uid,
+      .gid = sb->gid,
+      .nproc_limit = sb->nproc_limit,
   };
   cJSON *p = supervisor_start(m->sup, &spec, &err);
   strv_free(envp);
@@ -534,6 +465,9 @@ static long follow_cb(void *ud, char *out, size_t max)
   struct proc_state st = {0};
   if (f->sse_process)
     supervisor_state(f->m->sup, f->sandbox, f->id, &st);
+  /* Sequence numbers are global: wait for lines past what the store had
+   * committed when we looked, not past our own last line. */
+  int64_t committed = logstore_last_committed_seq(f->m->ls);
   struct sp_error *err = NULL;
   if (logstore_query(f->m->ls, f->key, f->seq, 0, 2000, follow_line, f, &err) < 0) {
     sp_error_free(err);
@@ -566,7 +500,7 @@ static long follow_cb(void *ud, char *out, size_t max)
     f->last_send = sp_monotonic_ms();
     return 0;
   }
-  logstore_wait(f->m->ls, f->seq, 500);
+  logstore_wait(f->m->ls, committed, 500);
   return 0;
 }
 
@@ -915,6 +849,14 @@ static void h_status(struct http_req *r)
 
 const struct http_route monitor_routes[] = {
     {"GET", "/api/ping", h_ping, 0, NULL},
+    {"POST", "/api/execute", api_execute, 0, NULL},
+    {"POST", "/api/execute/stream", api_execute_stream, 0, NULL},
+    {"POST", "/api/session/create", api_session_create, 0, NULL},
+    {"POST", "/api/session/delete", api_session_delete, 0, NULL},
+    {"GET", "/api/session/list", api_session_list, 0, NULL},
+    {"GET", "/api/version", api_version, 0, NULL},
+    {"GET", "/api/commands", api_commands, 0, NULL},
+    {"POST", "/api/port-watch", api_port_watch, 0, NULL},
     {"GET", "/api/status", h_status, 0, NULL},
     {"POST", "/api/process/start", h_process_start, 0, NULL},
     {"GET", "/api/process/list", h_process_list, 0, NULL},

@@ -2,6 +2,7 @@
  * their output and errors, and serves all of it over HTTP on a unix socket. */
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include "log.h"
 #include "logstore.h"
 #include "monitor.h"
+#include "sandbox.h"
 #include "str.h"
 #include "supervisor.h"
 #include "util.h"
@@ -39,6 +41,7 @@ static const char usage[] =
     "      --log-max-total N     log bytes kept in all (default 256 MiB)\n"
     "      --error-max-count N   distinct errors kept (default 1000)\n"
     "      --error-max-age SECS  errors not seen for this long are dropped (default 7 days)\n"
+    "      --exec-output-max N   bytes of stdout (and of stderr) kept per command (default 16 MiB)\n"
     "  -h, --help            show this help\n"
     "  -V, --version         show the version\n"
     "\n"
@@ -65,6 +68,7 @@ int main(int argc, char **argv)
       {"log-max-total", required_argument, NULL, 'T'},
       {"error-max-count", required_argument, NULL, 'E'},
       {"error-max-age", required_argument, NULL, 'A'},
+      {"exec-output-max", required_argument, NULL, 'O'},
       {"help", no_argument, NULL, 'h'},
       {"version", no_argument, NULL, 'V'},
       {NULL, 0, NULL, 0},
@@ -73,6 +77,7 @@ int main(int argc, char **argv)
       .socket_path = "/run/sandpit/monitor.sock",
       .data_dir = "/var/lib/sandpit",
       .workspace = "/workspace",
+      .exec_output_max = 16u << 20,
   };
   const char *rules_path = NULL;
   struct logstore_opts lo = {0};
@@ -86,6 +91,13 @@ int main(int argc, char **argv)
     case 'w': m.workspace = optarg; break;
     case 'r': rules_path = optarg; break;
     case 'R': check_rules = true; break;
+    case 'O':
+      if (!str_to_ll(optarg, 1, 1LL << 40, &n)) {
+        fprintf(stderr, "sandpit-monitor: --exec-output-max must be a positive integer\n");
+        return 2;
+      }
+      m.exec_output_max = (size_t)n;
+      break;
     case 'L':
     case 'B':
     case 'T':
@@ -144,6 +156,15 @@ int main(int argc, char **argv)
     goto out;
   }
   m.is_root = geteuid() == 0;
+  /* Threads take on sandbox users' file identities; none of root's
+   * supplementary groups may come along. */
+  if (m.is_root && setgroups(0, NULL) < 0)
+    sp_warn("cannot drop supplementary groups", LS("error", strerror(errno)));
+  m.sandboxes = sandboxes_new(m.workspace, m.is_root, &err);
+  if (m.sandboxes == NULL) {
+    sp_err("cannot set up the workspace", LS("path", m.workspace), LS("error", err->msg));
+    goto out;
+  }
   m.db_path = xasprintf("%s/monitor.db", m.data_dir);
   m.ls = logstore_open(m.db_path, &lo, &err);
   if (m.ls == NULL) {
@@ -181,6 +202,7 @@ out:
   supervisor_free(m.sup);
   logstore_close(m.ls);
   classify_rules_free(m.rules);
+  sandboxes_free(m.sandboxes);
   free(m.db_path);
   sp_info("monitor stopped", LI("code", rc));
   return rc;

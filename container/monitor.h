@@ -10,6 +10,7 @@
 struct logstore;
 struct classify_rules;
 struct supervisor;
+struct sandboxes;
 
 struct monitor {
   const char *socket_path;
@@ -22,6 +23,8 @@ struct monitor {
   struct http_server *http;
   int64_t started_ms;
   bool is_root;
+  struct sandboxes *sandboxes;
+  size_t exec_output_max; /* bytes of stdout (and of stderr) kept per command */
 };
 
 /* The sandbox a request is for: its X-Sandpit-Sandbox header, or "default".
@@ -30,6 +33,22 @@ const char *monitor_sandbox(struct http_req *r);
 /* The sandbox named by the header, or NULL when there is none (observation
  * routes then see every sandbox, optionally filtered by ?session=). */
 const char *monitor_scope(struct http_req *r, bool *bad);
+
+/* The sandbox of a request (created on first use); replies with an error
+ * and returns NULL when the header is malformed or the sandbox cannot be
+ * set up. */
+struct sandbox;
+const struct sandbox *monitor_sandbox_get(struct http_req *r);
+
+/* Handlers of api_exec.c and api_files.c. */
+void api_execute(struct http_req *r);
+void api_execute_stream(struct http_req *r);
+void api_session_create(struct http_req *r);
+void api_session_delete(struct http_req *r);
+void api_session_list(struct http_req *r);
+void api_version(struct http_req *r);
+void api_commands(struct http_req *r);
+void api_port_watch(struct http_req *r);
 
 /* The route table. */
 extern const struct http_route monitor_routes[];

@@ -104,6 +104,7 @@ struct pending {
   size_t lines;
   int blanks; /* blank lines held back until the block continues */
   struct sbuf held; /* a plain line held back: kept if a frame follows */
+  struct sbuf last; /* the block's last line (short ones only) */
   bool bun_frame;   /* the block began with a code frame (Bun's style) */
   enum mode mode;
   int64_t last_ms;
@@ -476,20 +477,84 @@ static size_t quantifier(const char *p, const char *end, bool *optional)
   return k;
 }
 
-static void keep_longer(struct sbuf *best, const struct sbuf *run)
+/* A set of literals of which every match contains at least one. */
+#define LITS_MAX 16
+struct lits {
+  size_t n;
+  struct sbuf s[LITS_MAX];
+};
+
+/* How selective a set is: its shortest literal. */
+static size_t lits_quality(const struct lits *l)
 {
-  if (run->len > best->len) {
-    sbuf_reset(best);
-    sbuf_add(best, run->buf, run->len);
-  }
+  size_t q = SIZE_MAX;
+  for (size_t i = 0; i < l->n; i++)
+    q = SP_MIN(q, l->s[i].len);
+  return l->n ? q : 0;
 }
 
-/* The longest run of literal bytes that every match of the sequence
- * [p, end) (no top-level alternation) must contain; into `best`. */
-static void required_literal(const char *p, const char *end, struct sbuf *best,
-                             int depth)
+static void lits_release(struct lits *l)
 {
-  struct sbuf run = SBUF_INIT;
+  for (size_t i = 0; i < l->n; i++)
+    sbuf_release(&l->s[i]);
+  l->n = 0;
+}
+
+static void lits_consider(struct lits *best, struct lits *cand)
+{
+  if (lits_quality(cand) > lits_quality(best)) {
+    lits_release(best);
+    *best = *cand;
+    cand->n = 0;
+  }
+  lits_release(cand);
+}
+
+/* End a run of literal bytes: keep it if it beats the best so far. */
+static void run_break(struct sbuf *run, struct lits *best)
+{
+  if (run->len > lits_quality(best)) {
+    struct lits one = {.n = 1};
+    sbuf_add(&one.s[0], run->buf, run->len);
+    lits_consider(best, &one);
+  }
+  sbuf_reset(run);
+}
+
+static void scan_seq(const char *p, const char *end, struct sbuf *run, struct lits *best,
+                     int depth);
+
+/* The literals of an alternation: the best set of every branch, united.
+ * False if some branch has nothing selective. */
+static bool branch_set(const char *p, const char *end, struct lits *out, int depth)
+{
+  const char *bs[LITS_MAX], *be[LITS_MAX];
+  size_t nb = split_branches(p, end, bs, be, LITS_MAX);
+  if (nb == 0 || depth > 16)
+    return false;
+  for (size_t i = 0; i < nb; i++) {
+    struct lits b = {0};
+    struct sbuf run = SBUF_INIT;
+    scan_seq(bs[i], be[i], &run, &b, depth + 1);
+    run_break(&run, &b);
+    sbuf_release(&run);
+    if (lits_quality(&b) < LITERAL_MIN || out->n + b.n > LITS_MAX) {
+      lits_release(&b);
+      return false;
+    }
+    for (size_t k = 0; k < b.n; k++)
+      out->s[out->n++] = b.s[k];
+    b.n = 0;
+  }
+  return true;
+}
+
+/* Scan a sequence (no top-level alternation) for the literal bytes every
+ * match must contain.  `run` is the literal run under way: a group without
+ * a quantifier continues it. */
+static void scan_seq(const char *p, const char *end, struct sbuf *run, struct lits *best,
+                     int depth)
+{
   while (p < end) {
     bool lit = false;
     char ch = 0;
@@ -552,7 +617,7 @@ static void required_literal(const char *p, const char *end, struct sbuf *best,
           if (f < q && *f == ':')
             in = f + 1;
           else
-            use = false;
+            use = false; /* (?i): flags only */
         }
       } else if (in < q && *in == '*') {
         use = false; /* (*VERB) */
@@ -560,13 +625,25 @@ static void required_literal(const char *p, const char *end, struct sbuf *best,
       p = q + 1;
       size_t k = quantifier(p, end, &opt);
       p += k;
-      if (use && !(k > 0 && opt) && depth < 32 && in <= q) {
-        const char *bs[2], *be[2];
-        if (split_branches(in, q, bs, be, 2) == 1)
-          required_literal(in, q, best, depth + 1);
+      if (!use || (k > 0 && opt) || in > q || depth > 16) {
+        run_break(run, best);
+        continue;
       }
-      keep_longer(best, &run);
-      sbuf_reset(&run);
+      const char *bs[2], *be[2];
+      if (split_branches(in, q, bs, be, 2) != 1) {
+        run_break(run, best);
+        struct lits set = {0};
+        if (branch_set(in, q, &set, depth + 1))
+          lits_consider(best, &set);
+        else
+          lits_release(&set);
+        continue;
+      }
+      if (k > 0)
+        run_break(run, best);
+      scan_seq(in, q, run, best, depth + 1);
+      if (k > 0)
+        run_break(run, best);
       continue;
     } else if (*p == '.' || *p == '^' || *p == '$' || *p == '|') {
       p++;
@@ -583,48 +660,36 @@ static void required_literal(const char *p, const char *end, struct sbuf *best,
     if (lit) {
       size_t k = quantifier(p, end, &opt);
       if (k == 0) {
-        sbuf_addch(&run, (char)fold[(unsigned char)ch]);
+        sbuf_addch(run, (char)fold[(unsigned char)ch]);
         continue;
       }
       p += k;
       if (!opt)
-        sbuf_addch(&run, (char)fold[(unsigned char)ch]);
+        sbuf_addch(run, (char)fold[(unsigned char)ch]);
     } else {
       p += quantifier(p, end, &opt);
     }
-    keep_longer(best, &run);
-    sbuf_reset(&run);
+    run_break(run, best);
   }
-  keep_longer(best, &run);
-  sbuf_release(&run);
 }
 
 /* Add the literals of rule `idx` to the prefilter, or mark it unfiltered. */
 static void add_literals(struct classify_rules *r, uint32_t idx, const char *pat,
                          size_t len)
 {
-  const char *bs[16], *be[16];
-  size_t nb = split_branches(pat, pat + len, bs, be, 16);
-  bool ok = nb > 0 && memmem(pat, len, "(?x", 3) == NULL &&
-            memmem(pat, len, "(*", 2) == NULL;
-  struct sbuf lits[16];
-  memset(lits, 0, sizeof lits);
-  for (size_t i = 0; ok && i < nb; i++) {
-    required_literal(bs[i], be[i], &lits[i], 0);
-    if (lits[i].len < LITERAL_MIN)
-      ok = false;
+  struct lits best = {0};
+  bool ok = memmem(pat, len, "(?x", 3) == NULL && memmem(pat, len, "(*", 2) == NULL;
+  if (ok)
+    ok = branch_set(pat, pat + len, &best, 0) && lits_quality(&best) >= LITERAL_MIN;
+  for (size_t i = 0; ok && i < best.n; i++) {
+    r->lits = xreallocarray(r->lits, r->nlits + 1, sizeof *r->lits);
+    struct literal *l = &r->lits[r->nlits++];
+    l->len = best.s[i].len;
+    l->s = (unsigned char *)sbuf_detach(&best.s[i], NULL);
+    l->rule = idx;
+    l->key = key3(l->s[0], l->s[1], l->s[2]);
   }
-  for (size_t i = 0; i < nb; i++) {
-    if (ok) {
-      r->lits = xreallocarray(r->lits, r->nlits + 1, sizeof *r->lits);
-      struct literal *l = &r->lits[r->nlits++];
-      l->len = lits[i].len;
-      l->s = (unsigned char *)sbuf_detach(&lits[i], NULL);
-      l->rule = idx;
-      l->key = key3(l->s[0], l->s[1], l->s[2]);
-    }
-    sbuf_release(&lits[i]);
-  }
+  lits_release(&best);
   if (!ok) {
     r->unfiltered = xreallocarray(r->unfiltered, r->nunfiltered + 1,
                                   sizeof *r->unfiltered);
@@ -643,7 +708,8 @@ static int lit_cmp(const void *a, const void *b)
 
 static void prefilter_build(struct classify_rules *r)
 {
-  qsort(r->lits, r->nlits, sizeof *r->lits, lit_cmp);
+  if (r->nlits > 1)
+    qsort(r->lits, r->nlits, sizeof *r->lits, lit_cmp);
   for (size_t i = 0; i < r->nlits; i++) {
     uint32_t h = keyhash(r->lits[i].key);
     r->keybits[h >> 3] |= (uint8_t)(1u << (h & 7));
@@ -1170,7 +1236,8 @@ static int parse_uint(const char *s, size_t n)
 }
 
 /* "PATH:LINE:COL", "PATH:LINE", "PATH(LINE,COL)" (an optional ':' at the
- * end).  Returns whether s is one, splitting it. */
+ * end).  Returns whether s is one, splitting it; *col is -1 if there is no
+ * column. */
 static bool split_location(const char *s, size_t n, size_t *flen, int *line,
                            int *col)
 {
@@ -1212,7 +1279,7 @@ static bool split_location(const char *s, size_t n, size_t *flen, int *line,
     *col = parse_uint(s + nums[0], lens[0]);
   } else {
     *line = parse_uint(s + nums[0], lens[0]);
-    *col = 0;
+    *col = -1; /* none */
   }
   *flen = end;
   return *line > 0;
@@ -1239,6 +1306,8 @@ static void set_location(struct pending *p, const char *f, size_t n, int line,
 {
   if (f == NULL || n == 0 || rank > p->rank || (rank == p->rank && !replace_equal))
     return;
+  if (col < 0)
+    col = 0;
   free(p->file);
   p->file = path_dup(f, n);
   p->line = line;
@@ -1394,7 +1463,7 @@ static enum shape line_shape(const char *s, size_t n, bool typescript, const cha
       return SHAPE_LOCATION;
     }
   }
-  if (split_location(t, m, flen, line, col) && *col > 0) {
+  if (split_location(t, m, flen, line, col) && *col >= 0) {
     /* esbuild's "    FILE:L:C:" may name a pseudo-file: "(define name)" */
     bool esbuild = t[m - 1] == ':' && indent > 0;
     if (esbuild || looks_like_path(t, *flen, false)) {
@@ -1447,7 +1516,7 @@ static bool throw_site(const char *s, size_t n, const char **f, size_t *flen, in
     n--;
   if (n < 4 || !is_digit((unsigned char)s[n - 1]))
     return false;
-  if (!split_location(s, n, flen, line, &col) || col != 0)
+  if (!split_location(s, n, flen, line, &col) || col >= 0)
     return false;
   if (!looks_like_path(s, *flen, true))
     return false;
@@ -1484,12 +1553,14 @@ static void pending_reset(struct pending *p)
 {
   free(p->message);
   free(p->file);
-  struct sbuf raw = p->raw, held = p->held;
+  struct sbuf raw = p->raw, held = p->held, last = p->last;
   sbuf_reset(&raw);
   sbuf_reset(&held);
+  sbuf_reset(&last);
   memset(p, 0, sizeof *p);
   p->raw = raw;
   p->held = held;
+  p->last = last;
   p->rank = RANK_NONE;
 }
 
@@ -1515,6 +1586,9 @@ static void block_add(struct pending *p, const char *s, size_t n, int64_t now)
   for (; p->blanks > 0; p->blanks--)
     raw_add(p, "", 0);
   raw_add(p, s, n);
+  sbuf_reset(&p->last);
+  if (n <= 512)
+    sbuf_add(&p->last, s, n);
   p->lines++;
   p->last_ms = now;
 }
@@ -1610,6 +1684,24 @@ static bool pino_line(struct classifier *c, const char *s, size_t n, int64_t now
                       classify_cb cb, void *ud, bool *handled)
 {
   *handled = false;
+  /* Most structured lines are info: read a numeric level without parsing. */
+  const char *lv0 = memmem(s, n, "\"level\"", 7);
+  if (lv0) {
+    const char *q = skip_ws(lv0 + 7, s + n);
+    if (q < s + n && *q == ':') {
+      q = skip_ws(q + 1, s + n);
+      int level = 0, digits = 0;
+      while (q < s + n && is_digit((unsigned char)*q) && digits < 4) {
+        level = level * 10 + (*q++ - '0');
+        digits++;
+      }
+      if (digits > 0 && digits < 4 && level < 40 && q < s + n &&
+          (*q == ',' || *q == '}' || is_space((unsigned char)*q))) {
+        *handled = true;
+        return true;
+      }
+    }
+  }
   cleanup_json cJSON *j = cJSON_ParseWithLength(s, n);
   if (!cJSON_IsObject(j))
     return false;
@@ -1778,6 +1870,23 @@ static bool hold_blank(struct pending *p)
   return true;
 }
 
+/* Terminals wrap long lines: is `prev` the first half of the path that the
+ * location line goes on with ("...node_modules/react-rec" then
+ * "onciler/cjs/x.js:6424:17")? */
+static bool wrapped_path(const struct sbuf *prev, const char *f, size_t flen)
+{
+  if (prev->len < 60 || flen == 0 || f[0] == '/' || f[0] == '.' || f[0] == '~' ||
+      f[0] == '\\' || (flen > 1 && f[1] == ':'))
+    return false;
+  const char *t = skip_ws(prev->buf, prev->buf + prev->len);
+  size_t m = (size_t)(prev->buf + prev->len - t);
+  if (m == 0 || memchr(t, ' ', m) || !memchr(t, '/', m) || t[m - 1] == '/')
+    return false;
+  size_t fl;
+  int l, c;
+  return !split_location(t, m, &fl, &l, &c) && looks_like_path(t, m, false);
+}
+
 /* Does the line continue the pending block?  If so it is consumed. */
 static bool continue_block(struct classifier *c, const char *s, size_t n, int64_t now)
 {
@@ -1843,7 +1952,16 @@ static bool continue_block(struct classifier *c, const char *s, size_t n, int64_
         set_location(p, f, flen, line, col,
                      path_in_project(f, flen) ? RANK_FRAME : RANK_OTHER, false);
     } else if (sh == SHAPE_LOCATION) {
+      struct sbuf joined = SBUF_INIT;
+      if (wrapped_path(&p->last, f, flen)) {
+        const char *t = skip_ws(p->last.buf, p->last.buf + p->last.len);
+        sbuf_add(&joined, t, (size_t)(p->last.buf + p->last.len - t));
+        sbuf_add(&joined, f, flen);
+        f = joined.buf;
+        flen = joined.len;
+      }
       set_location(p, f, flen, line, col, RANK_LOCATION, false);
+      sbuf_release(&joined);
     }
     block_add(p, s, n, now);
     if ((sh == SHAPE_LOCATION || sh == SHAPE_DETAIL) && (!p->classified || p->generic) &&
@@ -2027,6 +2145,7 @@ void classifier_free(struct classifier *c)
   pending_reset(&c->p);
   sbuf_release(&c->p.raw);
   sbuf_release(&c->p.held);
+  sbuf_release(&c->p.last);
   sbuf_release(&c->clean);
   pcre2_match_data_free(c->md);
   pcre2_match_context_free(c->mctx);

@@ -9,18 +9,25 @@
 
 static void code_for_errno(int errnum, const char **code, int *status)
 {
+  /* The codes of the Cloudflare Sandbox SDK, so its client maps them. */
   switch (errnum) {
   case ENOENT: *code = "FILE_NOT_FOUND"; *status = 404; break;
   case EACCES:
   case EPERM: *code = "PERMISSION_DENIED"; *status = 403; break;
   case EEXIST: *code = "FILE_EXISTS"; *status = 409; break;
-  case ENOTDIR: *code = "NOT_A_DIRECTORY"; *status = 400; break;
-  case EISDIR: *code = "IS_A_DIRECTORY"; *status = 400; break;
+  case ENOTDIR: *code = "NOT_DIRECTORY"; *status = 400; break;
+  case EISDIR: *code = "IS_DIRECTORY"; *status = 400; break;
   case ENOTEMPTY: *code = "DIRECTORY_NOT_EMPTY"; *status = 409; break;
   case ENOSPC:
   case EDQUOT: *code = "NO_SPACE"; *status = 507; break;
-  case ENAMETOOLONG: *code = "INVALID_PATH"; *status = 400; break;
-  case ELOOP: *code = "INVALID_PATH"; *status = 400; break;
+  case ENAMETOOLONG: *code = "NAME_TOO_LONG"; *status = 400; break;
+  case ELOOP: *code = "TOO_MANY_LINKS"; *status = 400; break;
+  case EROFS: *code = "READ_ONLY"; *status = 403; break;
+  case EBUSY:
+  case ETXTBSY: *code = "RESOURCE_BUSY"; *status = 409; break;
+  case EMFILE:
+  case ENFILE: *code = "TOO_MANY_FILES"; *status = 500; break;
+  case EFBIG: *code = "FILE_TOO_LARGE"; *status = 413; break;
   case EINVAL: *code = "INVALID_REQUEST"; *status = 400; break;
   default: *code = "INTERNAL_ERROR"; *status = 500; break;
   }

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -33,6 +34,17 @@ static void close_all_but(int keep)
       close(fd);
 }
 
+/* Close every descriptor from 3 up but `a` (== 3) and `b` (> 3). */
+static void close_all_but_two(int a, int b)
+{
+  if (b > a + 1 && syscall(SYS_close_range, a + 1, b - 1, 0) < 0)
+    for (int fd = a + 1; fd < b; fd++)
+      close(fd);
+  if (syscall(SYS_close_range, b + 1, ~0U, 0) < 0)
+    for (int fd = b + 1; fd < 65536; fd++)
+      close(fd);
+}
+
 /* Only async-signal-safe calls from here on: the parent may be threaded. */
 static void __attribute__((noreturn))
 child(const struct spawn_opts *o, int in_fd, int out_fd, int err_fd, int report_fd,
@@ -49,8 +61,30 @@ child(const struct spawn_opts *o, int in_fd, int out_fd, int err_fd, int report_
     f.stage = STAGE_IO;
     goto fail;
   }
-  close_all_but(report_fd);
+  if (o->extra_fd > 0) {
+    /* Descriptor 3 is the caller's; keep our failure pipe clear of it. */
+    if (report_fd == 3) {
+      int moved = fcntl(report_fd, F_DUPFD_CLOEXEC, 4);
+      if (moved < 0) {
+        f.stage = STAGE_IO;
+        goto fail;
+      }
+      report_fd = moved;
+    }
+    if (o->extra_fd == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(o->extra_fd, 3) < 0) {
+      f.stage = STAGE_IO;
+      goto fail;
+    }
+    close_all_but_two(3, report_fd);
+  } else {
+    close_all_but(report_fd);
+  }
   if (o->set_user) {
+    /* Counted per user: a fork bomb in one sandbox stops at its own limit. */
+    if (o->nproc_limit > 0) {
+      struct rlimit rl = {(rlim_t)o->nproc_limit, (rlim_t)o->nproc_limit};
+      setrlimit(RLIMIT_NPROC, &rl);
+    }
     if (setgroups(0, NULL) < 0 || setgid(o->gid) < 0 || setuid(o->uid) < 0) {
       f.stage = STAGE_USER;
       goto fail;
@@ -60,7 +94,7 @@ child(const struct spawn_opts *o, int in_fd, int out_fd, int err_fd, int report_
     f.stage = STAGE_CHDIR;
     goto fail;
   }
-  execve("/bin/sh", argv, o->envp ? o->envp : environ);
+  execve(o->shell ? o->shell : "/bin/sh", argv, o->envp ? o->envp : environ);
   f.stage = STAGE_EXEC;
 fail:
   f.errnum = errno;
@@ -76,7 +110,10 @@ int sp_spawn(const struct spawn_opts *o, struct spawn_result *res,
   int in[2] = {-1, -1}, out[2] = {-1, -1}, errp[2] = {-1, -1}, rep[2] = {-1, -1};
   int devnull = -1;
   int rc = -1;
-  char *argv[] = {(char *)"sh", (char *)"-c", (char *)o->command, NULL};
+  char *argv[] = {(char *)"sh", (char *)"-c", (char *)o->command, (char *)"sh", (char *)o->arg,
+                  NULL};
+  if (o->arg == NULL)
+    argv[3] = NULL;
 
   if (o->stdin_pipe) {
     if (pipe2(in, O_CLOEXEC) < 0) {
@@ -121,7 +158,9 @@ int sp_spawn(const struct spawn_opts *o, struct spawn_result *res,
     case STAGE_USER:
       sp_error_set(err, f.errnum, "cannot switch to uid %u", (unsigned)o->uid);
       break;
-    case STAGE_EXEC: sp_error_set(err, f.errnum, "cannot execute /bin/sh"); break;
+    case STAGE_EXEC:
+      sp_error_set(err, f.errnum, "cannot execute %s", o->shell ? o->shell : "/bin/sh");
+      break;
     default: sp_error_set(err, f.errnum, "cannot set up the child's standard I/O"); break;
     }
     goto out;

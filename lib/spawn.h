@@ -14,12 +14,16 @@
 struct sp_error;
 
 struct spawn_opts {
-  const char *command;  /* run as /bin/sh -c COMMAND */
+  const char *command;  /* run as SHELL -c COMMAND [ARG] */
+  const char *shell;    /* NULL: /bin/sh */
+  const char *arg;      /* NULL, or the command's $1 ($0 is "sh") */
+  int extra_fd;         /* > 0: given to the child as descriptor 3; 0: none */
   const char *cwd;      /* NULL: inherit */
   char *const *envp;    /* full environment; NULL: inherit */
   bool set_user;        /* switch to uid/gid (supplementary groups cleared) */
   uid_t uid;
   gid_t gid;
+  long nproc_limit;     /* > 0 with set_user: RLIMIT_NPROC for that user */
   bool stdin_pipe;      /* give the caller a pipe to the child's stdin */
   bool merge_stderr;    /* stderr goes to the stdout pipe */
 };

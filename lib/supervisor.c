@@ -65,6 +65,7 @@ struct proc {
   bool set_user;
   uid_t uid;
   gid_t gid;
+  long nproc_limit;
 
   const char *status;
   bool ready;
@@ -367,6 +368,7 @@ static int spawn_run(struct supervisor *s, struct proc *p, struct sp_error **err
       .set_user = p->set_user,
       .uid = p->uid,
       .gid = p->gid,
+      .nproc_limit = p->nproc_limit,
   };
   struct spawn_result res;
   if (sp_spawn(&so, &res, err) < 0) {
@@ -968,6 +970,7 @@ cJSON *supervisor_start(struct supervisor *s, const struct proc_spec *spec,
   p->set_user = spec->set_user;
   p->uid = spec->uid;
   p->gid = spec->gid;
+  p->nproc_limit = spec->nproc_limit;
   p->backoff_ms = s->o.backoff_min_ms;
   p->out.fd = p->err.fd = p->probe_fd = -1;
   if (s->o.rules) {

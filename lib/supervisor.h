@@ -55,6 +55,7 @@ struct proc_spec {
   bool set_user;
   uid_t uid;
   gid_t gid;
+  long nproc_limit;          /* RLIMIT_NPROC of that user; 0: unchanged */
 };
 
 /* Blocks SIGCHLD, SIGTERM, SIGINT and SIGHUP in the calling thread (create

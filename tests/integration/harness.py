@@ -65,6 +65,8 @@ class Monitor:
 
     def __init__(self, tmp=None, extra_args=(), env=None, data=None):
         self.tmp = tmp or tempfile.mkdtemp(prefix="sp-mon-")
+        # sandbox users must be able to reach their workspaces below it
+        os.chmod(self.tmp, 0o755)
         self.sock = os.path.join(self.tmp, "monitor.sock")
         self.data = data or os.path.join(self.tmp, "data")
         self.workspace = os.path.join(self.tmp, "workspace")

@@ -1,0 +1,517 @@
+/* sandpit-monitor: commands, sessions, utilities and port watching. */
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "exec.h"
+#include "json.h"
+#include "log.h"
+#include "monitor.h"
+#include "sandbox.h"
+#include "str.h"
+#include "supervisor.h"
+#include "util.h"
+#include "version.h"
+
+static void add_ts(cJSON *j)
+{
+  char ts[40];
+  cJSON_AddStringToObject(j, "timestamp", sp_iso8601(sp_now_ms(), ts, sizeof ts));
+}
+
+const struct sandbox *monitor_sandbox_get(struct http_req *r)
+{
+  struct monitor *m = r->app;
+  const char *id = monitor_sandbox(r);
+  if (id == NULL)
+    return NULL;
+  cleanup_error struct sp_error *err = NULL;
+  const struct sandbox *sb = sandboxes_get(m->sandboxes, id, &err);
+  if (sb == NULL)
+    http_reply_error(r, &err);
+  return sb;
+}
+
+/* ---- execute ---- */
+
+static void collect_sink(void *ud, enum exec_stream s, const char *data, size_t len)
+{
+  struct sbuf *bufs = ud;
+  sbuf_add(&bufs[s == EXEC_STDERR], data, len);
+}
+
+static void reply_timeout(struct http_req *r, struct exec_run *x, const char *out, const char *errs)
+{
+  cleanup_json cJSON *j = cJSON_CreateObject();
+  cJSON_AddStringToObject(j, "code", "COMMAND_TIMEOUT");
+  cleanup_free char *msg = xasprintf("Command timeout after %lldms: its process group was killed",
+                                     (long long)exec_timeout_ms(x));
+  cJSON_AddStringToObject(j, "message", msg);
+  cJSON *ctx = cJSON_AddObjectToObject(j, "context");
+  cJSON_AddStringToObject(ctx, "command", exec_command(x));
+  cJSON_AddStringToObject(ctx, "stdout", out);
+  cJSON_AddStringToObject(ctx, "stderr", errs);
+  json_add_int(ctx, "timeoutMs", exec_timeout_ms(x));
+  json_add_int(j, "httpStatus", 408);
+  cJSON_AddStringToObject(j, "operation", "command.execute");
+  add_ts(j);
+  http_reply_json(r, 408, j);
+}
+
+void api_execute(struct http_req *r)
+{
+  struct monitor *m = r->app;
+  const struct sandbox *sb = monitor_sandbox_get(r);
+  if (sb == NULL)
+    return;
+  cleanup_json cJSON *body = http_body_json(r);
+  if (body == NULL)
+    return;
+  cleanup_error struct sp_error *err = NULL;
+  struct exec_run *x = exec_start(m, sb, body, &err);
+  if (x == NULL) {
+    http_reply_error(r, &err);
+    return;
+  }
+  struct sbuf bufs[2] = {SBUF_INIT, SBUF_INIT};
+  while (!exec_step(x, 1000, collect_sink, bufs)) {
+  }
+  if (exec_timed_out(x)) {
+    reply_timeout(r, x, sbuf_str(&bufs[0]), sbuf_str(&bufs[1]));
+  } else {
+    cleanup_json cJSON *j = cJSON_CreateObject();
+    int code = exec_exit_code(x);
+    cJSON_AddBoolToObject(j, "success", code == 0);
+    json_add_int(j, "exitCode", code);
+    cJSON_AddStringToObject(j, "stdout", sbuf_str(&bufs[0]));
+    cJSON_AddStringToObject(j, "stderr", sbuf_str(&bufs[1]));
+    cJSON_AddStringToObject(j, "command", exec_command(x));
+    json_add_int(j, "duration", exec_duration_ms(x));
+    cJSON_AddStringToObject(j, "sessionId", exec_session(x));
+    if (exec_truncated(x))
+      cJSON_AddBoolToObject(j, "truncated", true);
+    add_ts(j);
+    http_reply_json(r, 200, j);
+  }
+  sbuf_release(&bufs[0]);
+  sbuf_release(&bufs[1]);
+  exec_free(x);
+}
+
+struct exec_stream_ctx {
+  struct exec_run *x;
+  struct sbuf out;
+  size_t off;
+  int phase; /* 0 start, 1 running, 2 done */
+};
+
+static void sse_data(struct sbuf *sb, const cJSON *j)
+{
+  char *s = json_print(j);
+  sbuf_addf(sb, "data: %s\n\n", s);
+  free(s);
+}
+
+static void stream_sink(void *ud, enum exec_stream s, const char *data, size_t len)
+{
+  struct exec_stream_ctx *c = ud;
+  cleanup_json cJSON *j = cJSON_CreateObject();
+  cJSON_AddStringToObject(j, "type", s == EXEC_STDERR ? "stderr" : "stdout");
+  cleanup_free char *d = xmemdup(data, len);
+  cJSON_AddStringToObject(j, "data", d);
+  add_ts(j);
+  sse_data(&c->out, j);
+}
+
+static long exec_stream_cb(void *ud, char *buf, size_t max)
+{
+  struct exec_stream_ctx *c = ud;
+  if (c->off < c->out.len) {
+    size_t n = SP_MIN(max, c->out.len - c->off);
+    memcpy(buf, c->out.buf + c->off, n);
+    c->off += n;
+    return (long)n;
+  }
+  sbuf_reset(&c->out);
+  c->off = 0;
+  if (c->phase == 2)
+    return HTTP_STREAM_END;
+  if (c->phase == 0) {
+    cleanup_json cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "type", "start");
+    cJSON_AddStringToObject(j, "command", exec_command(c->x));
+    add_ts(j);
+    sse_data(&c->out, j);
+    c->phase = 1;
+    return 0;
+  }
+  if (!exec_step(c->x, 500, stream_sink, c))
+    return 0;
+  cleanup_json cJSON *j = cJSON_CreateObject();
+  if (exec_timed_out(c->x)) {
+    cleanup_free char *msg = xasprintf("Command timeout after %lldms: its process group was killed",
+                                       (long long)exec_timeout_ms(c->x));
+    cJSON_AddStringToObject(j, "type", "error");
+    cJSON_AddStringToObject(j, "code", "COMMAND_TIMEOUT");
+    cJSON_AddStringToObject(j, "error", msg);
+    cJSON_AddStringToObject(j, "data", msg);
+    json_add_int(j, "exitCode", exec_exit_code(c->x));
+  } else {
+    cJSON_AddStringToObject(j, "type", "complete");
+    json_add_int(j, "exitCode", exec_exit_code(c->x));
+    if (exec_truncated(c->x))
+      cJSON_AddBoolToObject(j, "truncated", true);
+  }
+  json_add_int(j, "duration", exec_duration_ms(c->x));
+  add_ts(j);
+  sse_data(&c->out, j);
+  c->phase = 2;
+  return 0;
+}
+
+static void exec_stream_free(void *ud)
+{
+  struct exec_stream_ctx *c = ud;
+  exec_free(c->x);
+  sbuf_release(&c->out);
+  free(c);
+}
+
+void api_execute_stream(struct http_req *r)
+{
+  struct monitor *m = r->app;
+  const struct sandbox *sb = monitor_sandbox_get(r);
+  if (sb == NULL)
+    return;
+  cleanup_json cJSON *body = http_body_json(r);
+  if (body == NULL)
+    return;
+  cleanup_error struct sp_error *err = NULL;
+  struct exec_run *x = exec_start(m, sb, body, &err);
+  if (x == NULL) {
+    http_reply_error(r, &err);
+    return;
+  }
+  struct exec_stream_ctx *c = xcalloc(1, sizeof *c);
+  c->x = x;
+  http_reply_stream(r, 200, "text/event-stream", exec_stream_cb, c, exec_stream_free);
+}
+
+/* ---- sessions ---- */
+
+void api_session_create(struct http_req *r)
+{
+  struct monitor *m = r->app;
+  const struct sandbox *sb = monitor_sandbox_get(r);
+  if (sb == NULL)
+    return;
+  cleanup_json cJSON *body = http_body_json(r);
+  if (body == NULL)
+    return;
+  cleanup_error struct sp_error *err = NULL;
+  const char *id, *cwd;
+  int64_t timeout;
+  if (json_get_string(body, "id", NULL, &id, &err) < 0 ||
+      json_get_string(body, "cwd", NULL, &cwd, &err) < 0 ||
+      json_get_int(body, "commandTimeoutMs", 0, 0, 24LL * 3600 * 1000, &timeout, &err) < 0) {
+    http_reply_error(r, &err);
+    return;
+  }
+  cleanup_free char *gen = NULL;
+  if (id == NULL)
+    id = gen = xasprintf("session_%lld_%04x", (long long)sp_now_ms(), (unsigned)(rand() & 0xffff));
+  const cJSON *env = cJSON_GetObjectItemCaseSensitive(body, "env");
+  if (env && !cJSON_IsObject(env) && !cJSON_IsNull(env)) {
+    http_reply_errorf(r, 400, "VALIDATION_FAILED", "'env' must be an object of strings");
+    return;
+  }
+  if (session_create(m->sandboxes, sb, id, cJSON_IsObject(env) ? env : NULL, cwd, timeout,
+                     &err) < 0) {
+    http_reply_error(r, &err);
+    return;
+  }
+  cleanup_json cJSON *j = cJSON_CreateObject();
+  cJSON_AddBoolToObject(j, "success", true);
+  cJSON_AddStringToObject(j, "id", id);
+  cJSON_AddStringToObject(j, "message", "Session created");
+  cJSON_AddNullToObject(j, "containerPlacementId");
+  add_ts(j);
+  http_reply_json(r, 200, j);
+}
+
+void api_session_delete(struct http_req *r)
+{
+  struct monitor *m = r->app;
+  const struct sandbox *sb = monitor_sandbox_get(r);
+  if (sb == NULL)
+    return;
+  cleanup_json cJSON *body = http_body_json(r);
+  if (body == NULL)
+    return;
+  cleanup_error struct sp_error *err = NULL;
+  const char *id;
+  if (json_get_string(body, "sessionId", NULL, &id, &err) < 0) {
+    http_reply_error(r, &err);
+    return;
+  }
+  if (id == NULL) {
+    http_reply_errorf(r, 400, "VALIDATION_FAILED", "'sessionId' is required");
+    return;
+  }
+  if (session_delete(m->sandboxes, sb, id, &err) < 0) {
+    http_reply_error(r, &err);
+    return;
+  }
+  cleanup_json cJSON *j = cJSON_CreateObject();
+  cJSON_AddBoolToObject(j, "success", true);
+  cJSON_AddStringToObject(j, "sessionId", id);
+  add_ts(j);
+  http_reply_json(r, 200, j);
+}
+
+void api_session_list(struct http_req *r)
+{
+  struct monitor *m = r->app;
+  const struct sandbox *sb = monitor_sandbox_get(r);
+  if (sb == NULL)
+    return;
+  cleanup_json cJSON *j = cJSON_CreateObject();
+  cJSON_AddBoolToObject(j, "success", true);
+  cJSON *list = session_list(m->sandboxes, sb);
+  cJSON_AddItemToObject(j, "sessions", cJSON_Duplicate(list, true));
+  cJSON_AddItemToObject(j, "data", list);
+  add_ts(j);
+  http_reply_json(r, 200, j);
+}
+
+/* ---- utilities ---- */
+
+void api_version(struct http_req *r)
+{
+  cleanup_json cJSON *j = cJSON_CreateObject();
+  cJSON_AddBoolToObject(j, "success", true);
+  cJSON_AddStringToObject(j, "version", SANDPIT_VERSION);
+  cJSON_AddStringToObject(j, "server", "sandpit-monitor");
+  add_ts(j);
+  http_reply_json(r, 200, j);
+}
+
+void api_commands(struct http_req *r)
+{
+  static const char *const known[] = {"bash", "sh", "node", "npm", "npx", "pnpm", "bun",
+                                      "python3", "pip3", "git", "curl", "make", "gcc",
+                                      "go", "java", "tar", "gzip", "ls", "cat", "grep",
+                                      "sed", "find"};
+  static const char *const dirs[] = {"/usr/local/bin", "/usr/bin", "/bin"};
+  cleanup_json cJSON *j = cJSON_CreateObject();
+  cJSON_AddBoolToObject(j, "success", true);
+  cJSON *arr = cJSON_AddArrayToObject(j, "availableCommands");
+  for (size_t i = 0; i < SP_ARRAY_SIZE(known); i++) {
+    for (size_t d = 0; d < SP_ARRAY_SIZE(dirs); d++) {
+      cleanup_free char *p = xasprintf("%s/%s", dirs[d], known[i]);
+      if (access(p, X_OK) == 0) {
+        cJSON_AddItemToArray(arr, cJSON_CreateString(known[i]));
+        break;
+      }
+    }
+  }
+  json_add_int(j, "count", cJSON_GetArraySize(arr));
+  add_ts(j);
+  http_reply_json(r, 200, j);
+}
+
+/* ---- port watch ---- */
+
+struct watch {
+  struct monitor *m;
+  char *sandbox, *process_id, *path;
+  int port;
+  bool http;
+  int status_min, status_max, interval_ms;
+  struct sbuf out;
+  size_t off;
+  int phase; /* 0 watching, 1 polling, 2 done */
+  int64_t next;
+};
+
+/* One readiness check: 0 ready (status in *status), -1 not yet. */
+static int probe(struct watch *w, int *status)
+{
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0)
+    return -1;
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)w->port)};
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int rc = -1;
+  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 && errno != EINPROGRESS)
+    goto out;
+  struct pollfd p = {fd, POLLOUT, 0};
+  if (poll(&p, 1, 2000) != 1)
+    goto out;
+  int e = 0;
+  socklen_t l = sizeof e;
+  getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &l);
+  if (e != 0)
+    goto out;
+  if (!w->http) {
+    rc = 0;
+    goto out;
+  }
+  cleanup_free char *req = xasprintf("GET %s HTTP/1.0\r\nHost: localhost:%d\r\n"
+                                     "User-Agent: sandpit-port-watch\r\n\r\n",
+                                     w->path, w->port);
+  if (write(fd, req, strlen(req)) != (ssize_t)strlen(req))
+    goto out;
+  char buf[64];
+  size_t got = 0;
+  int64_t deadline = sp_monotonic_ms() + 5000;
+  while (got < 12 && sp_monotonic_ms() < deadline) {
+    p = (struct pollfd){fd, POLLIN, 0};
+    if (poll(&p, 1, 500) != 1)
+      continue;
+    ssize_t n = read(fd, buf + got, sizeof buf - 1 - got);
+    if (n <= 0)
+      break;
+    got += (size_t)n;
+  }
+  buf[got] = '\0';
+  int code;
+  if (got >= 12 && sscanf(buf, "HTTP/%*d.%*d %d", &code) == 1 && code >= w->status_min &&
+      code <= w->status_max) {
+    *status = code;
+    rc = 0;
+  }
+out:
+  close(fd);
+  return rc;
+}
+
+static long watch_cb(void *ud, char *buf, size_t max)
+{
+  struct watch *w = ud;
+  if (w->off < w->out.len) {
+    size_t n = SP_MIN(max, w->out.len - w->off);
+    memcpy(buf, w->out.buf + w->off, n);
+    w->off += n;
+    return (long)n;
+  }
+  sbuf_reset(&w->out);
+  w->off = 0;
+  if (w->phase == 2)
+    return HTTP_STREAM_END;
+  cleanup_json cJSON *j = cJSON_CreateObject();
+  json_add_int(j, "port", w->port);
+  if (w->phase == 0) {
+    cJSON_AddStringToObject(j, "type", "watching");
+    sse_data(&w->out, j);
+    w->phase = 1;
+    return 0;
+  }
+  int64_t now = sp_monotonic_ms();
+  if (now < w->next) {
+    usleep((useconds_t)SP_MIN(w->next - now, 1000) * 1000);
+    return 0;
+  }
+  w->next = now + w->interval_ms;
+  if (w->process_id) {
+    struct proc_state st;
+    supervisor_state(w->m->sup, w->sandbox, w->process_id, &st);
+    if (!st.found) {
+      cJSON_AddStringToObject(j, "type", "error");
+      cJSON_AddStringToObject(j, "error", "Process not found");
+      sse_data(&w->out, j);
+      w->phase = 2;
+      return 0;
+    }
+    if (st.final) {
+      cJSON_AddStringToObject(j, "type", "process_exited");
+      if (st.has_exit)
+        json_add_int(j, "exitCode", st.exit_code);
+      else
+        cJSON_AddNullToObject(j, "exitCode");
+      sse_data(&w->out, j);
+      w->phase = 2;
+      return 0;
+    }
+  }
+  int status = 0;
+  if (probe(w, &status) == 0) {
+    cJSON_AddStringToObject(j, "type", "ready");
+    if (w->http)
+      json_add_int(j, "statusCode", status);
+    sse_data(&w->out, j);
+    w->phase = 2;
+    return 0;
+  }
+  if (sp_monotonic_ms() - w->next > 15000) {
+    /* keep the connection alive; the client decides how long to wait */
+  }
+  sbuf_addstr(&w->out, ": waiting\n\n");
+  return 0;
+}
+
+static void watch_free(void *ud)
+{
+  struct watch *w = ud;
+  free(w->sandbox);
+  free(w->process_id);
+  free(w->path);
+  sbuf_release(&w->out);
+  free(w);
+}
+
+void api_port_watch(struct http_req *r)
+{
+  struct monitor *m = r->app;
+  const char *sandbox = monitor_sandbox(r);
+  if (sandbox == NULL)
+    return;
+  cleanup_json cJSON *body = http_body_json(r);
+  if (body == NULL)
+    return;
+  cleanup_error struct sp_error *err = NULL;
+  int64_t port, smin, smax, interval;
+  const char *mode, *path, *pid;
+  if (json_get_int(body, "port", 0, 1, 65535, &port, &err) < 0 ||
+      json_get_string(body, "mode", "http", &mode, &err) < 0 ||
+      json_get_string(body, "path", "/", &path, &err) < 0 ||
+      json_get_string(body, "processId", NULL, &pid, &err) < 0 ||
+      json_get_int(body, "statusMin", 200, 100, 599, &smin, &err) < 0 ||
+      json_get_int(body, "statusMax", 399, 100, 599, &smax, &err) < 0 ||
+      json_get_int(body, "interval", 500, 0, 600000, &interval, &err) < 0) {
+    http_reply_error(r, &err);
+    return;
+  }
+  if (port == 0) {
+    http_reply_errorf(r, 400, "INVALID_PORT", "'port' is required (1-65535)");
+    return;
+  }
+  if (strcmp(mode, "http") != 0 && strcmp(mode, "tcp") != 0) {
+    http_reply_errorf(r, 400, "VALIDATION_FAILED", "'mode' must be \"http\" or \"tcp\"");
+    return;
+  }
+  if (path[0] != '/' || strpbrk(path, "\r\n ") != NULL || strlen(path) > 2048) {
+    http_reply_errorf(r, 400, "VALIDATION_FAILED", "'path' must be an absolute URL path");
+    return;
+  }
+  struct watch *w = xcalloc(1, sizeof *w);
+  w->m = m;
+  w->sandbox = xstrdup(sandbox);
+  w->process_id = pid ? xstrdup(pid) : NULL;
+  w->path = xstrdup(path);
+  w->port = (int)port;
+  w->http = strcmp(mode, "http") == 0;
+  w->status_min = (int)smin;
+  w->status_max = (int)smax;
+  w->interval_ms = (int)SP_MAX(100, SP_MIN(interval, 10000));
+  http_reply_stream(r, 200, "text/event-stream", watch_cb, w, watch_free);
+}
+

@@ -1,0 +1,414 @@
+#include "exec.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "json.h"
+#include "log.h"
+#include "monitor.h"
+#include "sandbox.h"
+#include "spawn.h"
+#include "str.h"
+#include "supervisor.h"
+#include "util.h"
+
+#define DRAIN_GRACE_MS 100
+#define STATE_MAX (1 << 20)
+#define STDIN_MAX (16 << 20)
+
+/* Runs the user's command; on exit, reports "cwd\0env0\0env1\0...\0\0" on
+ * descriptor 3.  The command comes as $1 so nothing of it is re-quoted. */
+static const char wrapper[] =
+    "__sp_cmd=$1; shift; "
+    "trap '__sp_rc=$?; { pwd; printf \"\\0\"; env -0; printf \"\\0\"; } >&3 2>/dev/null; "
+    "exit $__sp_rc' EXIT; "
+    "eval \"$__sp_cmd\"";
+
+struct exec_run {
+  struct monitor *m;
+  struct session *se;
+  char *command;
+  cJSON *scoped_env;     /* the call's own env: not kept by the session */
+  bool scoped_cwd;       /* the call's own cwd: not kept either */
+  pid_t pid;
+  int out_fd, err_fd, in_fd, state_fd;
+  char *stdin_data;
+  size_t stdin_len, stdin_off;
+  struct sbuf state;
+  struct sbuf carry[3];  /* incomplete UTF-8 sequences per stream */
+  size_t emitted[3];
+  bool truncated;
+  int64_t started_us;
+  int64_t deadline;      /* monotonic ms; 0 = none */
+  int64_t timeout_ms;
+  int64_t exited_at;     /* monotonic ms when reaped */
+  bool exited, timed_out, done;
+  int status;
+  size_t cap;
+};
+
+static void close_fd(int *fd)
+{
+  if (*fd >= 0) {
+    close(*fd);
+    *fd = -1;
+  }
+}
+
+struct exec_run *exec_start(struct monitor *m, const struct sandbox *sb, const cJSON *body,
+                            struct sp_error **err)
+{
+  const char *command, *session_id, *cwd, *stdin_s;
+  int64_t timeout;
+  if (json_get_string(body, "command", NULL, &command, err) < 0 ||
+      json_get_string(body, "sessionId", NULL, &session_id, err) < 0 ||
+      json_get_string(body, "cwd", NULL, &cwd, err) < 0 ||
+      json_get_string(body, "stdin", NULL, &stdin_s, err) < 0 ||
+      json_get_int(body, "timeoutMs", 0, 0, 24LL * 3600 * 1000, &timeout, err) < 0)
+    return NULL;
+  if (command == NULL || command[strspn(command, " \t\r\n")] == '\0') {
+    sp_error_code(err, "INVALID_COMMAND", 400, "'command' must be a non-empty string");
+    return NULL;
+  }
+  if (strlen(command) > 256 * 1024) {
+    sp_error_code(err, "INVALID_COMMAND", 400, "'command' is longer than 256 KiB");
+    return NULL;
+  }
+  const cJSON *env = cJSON_GetObjectItemCaseSensitive(body, "env");
+  if (env && !cJSON_IsObject(env) && !cJSON_IsNull(env)) {
+    sp_error_code(err, "VALIDATION_FAILED", 400, "'env' must be an object of strings");
+    return NULL;
+  }
+  if (stdin_s && strlen(stdin_s) > STDIN_MAX) {
+    sp_error_code(err, "VALIDATION_FAILED", 400, "'stdin' is larger than 16 MiB");
+    return NULL;
+  }
+  struct session *se = session_acquire(m->sandboxes, sb, session_id, err);
+  if (se == NULL)
+    return NULL;
+  /* One command at a time per session, as with the SDK's shells. */
+  pthread_mutex_lock(&se->run);
+  struct exec_run *x = xcalloc(1, sizeof *x);
+  x->m = m;
+  x->se = se;
+  x->command = xstrdup(command);
+  x->out_fd = x->err_fd = x->in_fd = x->state_fd = -1;
+  x->pid = -1;
+  x->cap = m->exec_output_max;
+  x->started_us = sp_monotonic_us();
+  x->timeout_ms = timeout ? timeout : se->command_timeout_ms;
+  if (x->timeout_ms > 0)
+    x->deadline = sp_monotonic_ms() + x->timeout_ms;
+
+  cleanup_free char *dir = NULL;
+  char **envp = session_env(se, cJSON_IsObject(env) ? env : NULL, err);
+  if (envp == NULL)
+    goto fail;
+  dir = cwd && *cwd ? path_resolve(se->cwd, cwd) : xstrdup(se->cwd);
+  x->scoped_cwd = cwd && *cwd;
+  x->scoped_env = cJSON_IsObject(env) ? cJSON_Duplicate(env, true) : NULL;
+  int sp[2];
+  if (pipe2(sp, O_CLOEXEC) < 0) {
+    strv_free(envp);
+    sp_error_set(err, errno, "pipe");
+    goto fail;
+  }
+  struct spawn_opts so = {
+      .command = wrapper,
+      .shell = "/bin/bash",
+      .arg = command,
+      .extra_fd = sp[1],
+      .cwd = dir,
+      .envp = envp,
+      .set_user = sb->set_user,
+      .uid = sb->uid,
+      .gid = sb->gid,
+      .nproc_limit = sb->nproc_limit,
+      .stdin_pipe = stdin_s != NULL,
+  };
+  struct spawn_result res;
+  int rc = supervisor_spawn_child(m->sup, &so, &res, err);
+  close(sp[1]);
+  strv_free(envp);
+  if (rc < 0) {
+    close(sp[0]);
+    goto fail;
+  }
+  x->pid = res.pid;
+  x->out_fd = res.stdout_fd;
+  x->err_fd = res.stderr_fd;
+  x->in_fd = res.stdin_fd;
+  x->state_fd = sp[0];
+  sp_set_nonblock(x->state_fd, true);
+  if (stdin_s) {
+    x->stdin_data = xstrdup(stdin_s);
+    x->stdin_len = strlen(stdin_s);
+    if (x->stdin_len == 0)
+      close_fd(&x->in_fd);
+  }
+  return x;
+fail:
+  pthread_mutex_unlock(&se->run);
+  session_release(m->sandboxes, se);
+  cJSON_Delete(x->scoped_env);
+  free(x->command);
+  free(x);
+  return NULL;
+}
+
+/* Hand on complete UTF-8; keep an incomplete tail for the next chunk. */
+static void emit(struct exec_run *x, enum exec_stream s, const char *buf, size_t n,
+                 exec_sink sink, void *ud)
+{
+  if (x->emitted[s] >= x->cap) {
+    x->truncated = true;
+    return;
+  }
+  if (x->emitted[s] + n > x->cap) {
+    n = x->cap - x->emitted[s];
+    x->truncated = true;
+  }
+  x->emitted[s] += n;
+  struct sbuf *c = &x->carry[s];
+  sbuf_add(c, buf, n);
+  /* find the longest prefix that does not end inside a sequence */
+  size_t end = c->len;
+  for (size_t back = 1; back <= 3 && back <= c->len; back++) {
+    unsigned char b = (unsigned char)c->buf[c->len - back];
+    if ((b & 0xc0) == 0x80)
+      continue;
+    size_t need = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 1;
+    if (need > back)
+      end = c->len - back;
+    break;
+  }
+  if (end == 0)
+    return;
+  struct sbuf out = SBUF_INIT;
+  size_t i = 0;
+  while (i < end) {
+    unsigned char b = (unsigned char)c->buf[i];
+    size_t need = b < 0x80 ? 1 : b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 0;
+    if (need && i + need <= end && str_is_utf8(c->buf + i, need) && b != 0) {
+      sbuf_add(&out, c->buf + i, need);
+      i += need;
+    } else {
+      sbuf_addstr(&out, "\xef\xbf\xbd");
+      i++;
+    }
+  }
+  memmove(c->buf, c->buf + end, c->len - end);
+  c->len -= end;
+  c->buf[c->len] = '\0';
+  if (out.len)
+    sink(ud, s, out.buf, out.len);
+  sbuf_release(&out);
+}
+
+static void flush_carry(struct exec_run *x, exec_sink sink, void *ud)
+{
+  for (int s = 1; s <= 2; s++) {
+    struct sbuf *c = &x->carry[s];
+    if (c->len == 0)
+      continue;
+    struct sbuf out = SBUF_INIT;
+    for (size_t i = 0; i < c->len; i++)
+      sbuf_addstr(&out, "\xef\xbf\xbd");
+    sink(ud, (enum exec_stream)s, out.buf, out.len);
+    sbuf_release(&out);
+    sbuf_reset(c);
+  }
+}
+
+static void read_fd(struct exec_run *x, int *fd, enum exec_stream s, exec_sink sink, void *ud)
+{
+  char buf[65536];
+  for (int i = 0; i < 16 && *fd >= 0; i++) {
+    ssize_t n = read(*fd, buf, sizeof buf);
+    if (n > 0) {
+      emit(x, s, buf, (size_t)n, sink, ud);
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+      return;
+    close_fd(fd);
+  }
+}
+
+static void read_state(struct exec_run *x)
+{
+  char buf[8192];
+  for (;;) {
+    ssize_t n = read(x->state_fd, buf, sizeof buf);
+    if (n > 0) {
+      if (x->state.len + (size_t)n <= STATE_MAX)
+        sbuf_add(&x->state, buf, (size_t)n);
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+      return;
+    close_fd(&x->state_fd);
+    return;
+  }
+}
+
+/* "cwd\0K=V\0...\0\0": apply it to the session. */
+static void apply_state(struct exec_run *x)
+{
+  const char *p = x->state.buf, *end = p + x->state.len;
+  if (x->state.len < 2 || end[-1] != '\0' || end[-2] != '\0')
+    return; /* incomplete: the shell did not get to report */
+  cleanup_free char *cwd = xstrdup(p);
+  size_t cl = strlen(cwd);
+  if (cl && cwd[cl - 1] == '\n')
+    cwd[cl - 1] = '\0';
+  p += strlen(p) + 1;
+  size_t n = 0;
+  char **env = xcalloc(1, sizeof *env);
+  while (p < end && *p) {
+    size_t len = strlen(p);
+    if (!str_starts_with(p, "__sp_") && !str_starts_with(p, "OLDPWD=") &&
+        !str_starts_with(p, "SHLVL=") && !str_starts_with(p, "_=")) {
+      env = xreallocarray(env, n + 2, sizeof *env);
+      env[n++] = xstrdup(p);
+      env[n] = NULL;
+    }
+    p += len + 1;
+  }
+  session_update(x->m->sandboxes, x->se, x->scoped_cwd ? NULL : cwd, env, x->scoped_env);
+  strv_free(env);
+}
+
+bool exec_step(struct exec_run *x, int wait_ms, exec_sink sink, void *ud)
+{
+  if (x->done)
+    return true;
+  struct pollfd p[4];
+  int n = 0;
+  if (x->out_fd >= 0)
+    p[n++] = (struct pollfd){x->out_fd, POLLIN, 0};
+  if (x->err_fd >= 0)
+    p[n++] = (struct pollfd){x->err_fd, POLLIN, 0};
+  if (x->state_fd >= 0)
+    p[n++] = (struct pollfd){x->state_fd, POLLIN, 0};
+  if (x->in_fd >= 0)
+    p[n++] = (struct pollfd){x->in_fd, POLLOUT, 0};
+  int64_t now = sp_monotonic_ms();
+  int wait = wait_ms;
+  if (x->deadline && !x->exited)
+    wait = (int)SP_MAX(0, SP_MIN((int64_t)wait, x->deadline - now));
+  if (x->exited)
+    wait = (int)SP_MAX(0, SP_MIN((int64_t)wait, x->exited_at + DRAIN_GRACE_MS - now));
+  /* While output is open, its end usually comes with the exit; something
+   * the command left behind may hold it open, so look at the reaper at
+   * least every 20 ms.  With nothing open, wait on the reaper itself. */
+  int st = -1;
+  if (n > 0) {
+    if (!x->exited)
+      wait = SP_MIN(wait, 20);
+    poll(p, (nfds_t)n, wait);
+  } else if (!x->exited) {
+    st = supervisor_child_wait(x->m->sup, x->pid, wait);
+  }
+
+  if (x->in_fd >= 0) {
+    ssize_t w = write(x->in_fd, x->stdin_data + x->stdin_off, x->stdin_len - x->stdin_off);
+    if (w > 0)
+      x->stdin_off += (size_t)w;
+    if ((w < 0 && errno != EAGAIN && errno != EINTR) || x->stdin_off == x->stdin_len)
+      close_fd(&x->in_fd);
+  }
+  read_fd(x, &x->out_fd, EXEC_STDOUT, sink, ud);
+  read_fd(x, &x->err_fd, EXEC_STDERR, sink, ud);
+  if (x->state_fd >= 0)
+    read_state(x);
+
+  now = sp_monotonic_ms();
+  if (!x->exited) {
+    if (st == -1)
+      st = supervisor_child_wait(x->m->sup, x->pid, 0);
+    if (st != -1) {
+      x->exited = true;
+      x->status = st;
+      x->exited_at = now;
+    } else if (x->deadline && now >= x->deadline) {
+      kill(-x->pid, SIGKILL);
+      x->timed_out = true;
+      x->status = supervisor_child_wait(x->m->sup, x->pid, 5000);
+      x->exited = true;
+      x->exited_at = now;
+    }
+  }
+  if (x->exited) {
+    /* Output still held open by something the command left behind is
+     * not waited for past a short grace. */
+    bool open = x->out_fd >= 0 || x->err_fd >= 0;
+    if (!open || now - x->exited_at >= DRAIN_GRACE_MS) {
+      if (x->state_fd >= 0)
+        read_state(x);
+      if (!x->timed_out)
+        apply_state(x);
+      close_fd(&x->out_fd);
+      close_fd(&x->err_fd);
+      close_fd(&x->state_fd);
+      close_fd(&x->in_fd);
+      flush_carry(x, sink, ud);
+      x->done = true;
+    }
+  }
+  return x->done;
+}
+
+int exec_exit_code(const struct exec_run *x)
+{
+  if (x->timed_out)
+    return 137;
+  if (WIFEXITED(x->status))
+    return WEXITSTATUS(x->status);
+  if (WIFSIGNALED(x->status))
+    return 128 + WTERMSIG(x->status);
+  return -1;
+}
+
+bool exec_timed_out(const struct exec_run *x) { return x->timed_out; }
+int64_t exec_timeout_ms(const struct exec_run *x) { return x->timeout_ms; }
+bool exec_truncated(const struct exec_run *x) { return x->truncated; }
+const char *exec_command(const struct exec_run *x) { return x->command; }
+const char *exec_session(const struct exec_run *x) { return x->se->id; }
+int64_t exec_duration_ms(const struct exec_run *x)
+{
+  return (sp_monotonic_us() - x->started_us) / 1000;
+}
+
+void exec_free(struct exec_run *x)
+{
+  if (x == NULL)
+    return;
+  if (x->pid > 0 && !x->exited) {
+    kill(-x->pid, SIGKILL);
+    supervisor_child_wait(x->m->sup, x->pid, 5000);
+  }
+  if (x->pid > 0)
+    supervisor_child_forget(x->m->sup, x->pid);
+  close_fd(&x->out_fd);
+  close_fd(&x->err_fd);
+  close_fd(&x->state_fd);
+  close_fd(&x->in_fd);
+  pthread_mutex_unlock(&x->se->run);
+  session_release(x->m->sandboxes, x->se);
+  sbuf_release(&x->state);
+  for (int i = 0; i < 3; i++)
+    sbuf_release(&x->carry[i]);
+  free(x->stdin_data);
+  free(x->command);
+  cJSON_Delete(x->scoped_env);
+  free(x);
+}

@@ -1,0 +1,498 @@
+#include "sandbox.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/fsuid.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "json.h"
+#include "log.h"
+#include "str.h"
+#include "util.h"
+
+#define MAX_SANDBOXES 65535
+#define MAX_SESSIONS_PER_SANDBOX 256
+/* processes (threads included) one sandbox user may have at once */
+#define SANDBOX_NPROC 2048
+
+struct sb_entry {
+  struct sandbox sb;
+  struct session **sessions;
+  int nsessions;
+};
+
+struct sandboxes {
+  pthread_mutex_t mu;
+  char *root;
+  int root_fd;
+  bool as_root;
+  struct sb_entry **v;
+  int n;
+  uid_t next_uid;
+};
+
+void strv_free(char **v)
+{
+  for (char **p = v; p && *p; p++)
+    free(*p);
+  free(v);
+}
+
+static char **strv_dup(char *const *v)
+{
+  size_t n = 0;
+  while (v && v[n])
+    n++;
+  char **r = xcalloc(n + 1, sizeof *r);
+  for (size_t i = 0; i < n; i++)
+    r[i] = xstrdup(v[i]);
+  return r;
+}
+
+/* Set NAME=VALUE in a NULL-terminated vector (replacing an existing one). */
+static char **strv_setenv(char **v, const char *name, const char *value)
+{
+  size_t klen = strlen(name), n = 0;
+  for (; v && v[n]; n++) {
+    if (strncmp(v[n], name, klen) == 0 && v[n][klen] == '=') {
+      free(v[n]);
+      v[n] = xasprintf("%s=%s", name, value);
+      return v;
+    }
+  }
+  v = xreallocarray(v, n + 2, sizeof *v);
+  v[n] = xasprintf("%s=%s", name, value);
+  v[n + 1] = NULL;
+  return v;
+}
+
+static char **strv_unsetenv(char **v, const char *name)
+{
+  size_t klen = strlen(name);
+  for (size_t i = 0; v && v[i]; i++) {
+    if (strncmp(v[i], name, klen) == 0 && v[i][klen] == '=') {
+      free(v[i]);
+      size_t j = i;
+      for (; v[j + 1]; j++)
+        v[j] = v[j + 1];
+      v[j] = NULL;
+      return v;
+    }
+  }
+  return v;
+}
+
+static bool valid_env_name(const char *s)
+{
+  if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || *s == '_'))
+    return false;
+  for (s++; *s; s++)
+    if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
+          *s == '_'))
+      return false;
+  return true;
+}
+
+char *path_resolve(const char *base, const char *path)
+{
+  if (path[0] == '/')
+    return xstrdup(path);
+  if (strcmp(path, ".") == 0)
+    return xstrdup(base);
+  return xasprintf("%s%s%s", base, str_ends_with(base, "/") ? "" : "/", path);
+}
+
+struct sandboxes *sandboxes_new(const char *workspace_root, bool as_root,
+                                struct sp_error **err)
+{
+  if (sp_mkdir_p(workspace_root, 0755, err) < 0)
+    return NULL;
+  int fd = open(workspace_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    sp_error_set(err, errno, "cannot open workspace %s", workspace_root);
+    return NULL;
+  }
+  struct sandboxes *s = xcalloc(1, sizeof *s);
+  pthread_mutex_init(&s->mu, NULL);
+  s->root = xstrdup(workspace_root);
+  s->root_fd = fd;
+  s->as_root = as_root;
+  s->next_uid = SANDBOX_UID_BASE;
+  if (as_root) {
+    /* Sandbox users must not be able to add entries beside each other. */
+    if (fchown(fd, 0, 0) < 0 || fchmod(fd, 0755) < 0)
+      sp_warn("cannot secure the workspace root", LS("path", workspace_root),
+              LS("error", strerror(errno)));
+    /* uids already handed out live on as the owners of workspaces */
+    DIR *d = fdopendir(dup(fd));
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL) {
+      struct stat st;
+      if (de->d_name[0] == '.' ||
+          fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
+        continue;
+      if (st.st_uid >= SANDBOX_UID_BASE && st.st_uid < SANDBOX_UID_MAX && st.st_uid >= s->next_uid)
+        s->next_uid = st.st_uid + 1;
+    }
+    if (d)
+      closedir(d);
+  }
+  return s;
+}
+
+static void session_free(struct session *se)
+{
+  free(se->id);
+  free(se->cwd);
+  strv_free(se->env);
+  pthread_mutex_destroy(&se->run);
+  free(se);
+}
+
+void sandboxes_free(struct sandboxes *s)
+{
+  if (s == NULL)
+    return;
+  for (int i = 0; i < s->n; i++) {
+    for (int k = 0; k < s->v[i]->nsessions; k++)
+      session_free(s->v[i]->sessions[k]);
+    free(s->v[i]->sessions);
+    free(s->v[i]->sb.id);
+    free(s->v[i]->sb.workspace);
+    free(s->v[i]);
+  }
+  free(s->v);
+  close(s->root_fd);
+  free(s->root);
+  pthread_mutex_destroy(&s->mu);
+  free(s);
+}
+
+static struct sb_entry *find_locked(struct sandboxes *s, const char *id)
+{
+  for (int i = 0; i < s->n; i++)
+    if (strcmp(s->v[i]->sb.id, id) == 0)
+      return s->v[i];
+  return NULL;
+}
+
+/* Create (or adopt) the workspace directory and decide the sandbox's user.
+ * The root is owned by root and not writable by sandbox users, so the name
+ * cannot have been replaced by a symlink; still, never follow one. */
+static int prepare_workspace(struct sandboxes *s, struct sandbox *sb, struct sp_error **err)
+{
+  struct stat st;
+  if (mkdirat(s->root_fd, sb->id, 0700) < 0 && errno != EEXIST)
+    return sp_error_set(err, errno, "cannot create workspace %s", sb->workspace);
+  if (fstatat(s->root_fd, sb->id, &st, AT_SYMLINK_NOFOLLOW) < 0)
+    return sp_error_set(err, errno, "cannot stat workspace %s", sb->workspace);
+  if (!S_ISDIR(st.st_mode))
+    return sp_error_code(err, "FILESYSTEM_ERROR", 500, "workspace %s is not a directory",
+                         sb->workspace);
+  if (!s->as_root)
+    return 0;
+  if (st.st_uid >= SANDBOX_UID_BASE && st.st_uid < SANDBOX_UID_MAX) {
+    sb->uid = st.st_uid;
+  } else {
+    if (s->next_uid >= SANDBOX_UID_MAX)
+      return sp_error_code(err, "CAPACITY_EXCEEDED", 429, "no free sandbox user ids left");
+    sb->uid = s->next_uid++;
+  }
+  sb->gid = (gid_t)sb->uid;
+  sb->set_user = true;
+  sb->nproc_limit = SANDBOX_NPROC;
+  if (fchownat(s->root_fd, sb->id, sb->uid, sb->gid, AT_SYMLINK_NOFOLLOW) < 0)
+    return sp_error_set(err, errno, "cannot give workspace %s to its user", sb->workspace);
+  if (fchmodat(s->root_fd, sb->id, 0700, 0) < 0)
+    return sp_error_set(err, errno, "cannot set the mode of %s", sb->workspace);
+  return 0;
+}
+
+const struct sandbox *sandboxes_get(struct sandboxes *s, const char *id,
+                                    struct sp_error **err)
+{
+  pthread_mutex_lock(&s->mu);
+  struct sb_entry *e = find_locked(s, id);
+  if (e == NULL) {
+    if (s->n >= MAX_SANDBOXES) {
+      pthread_mutex_unlock(&s->mu);
+      sp_error_code(err, "CAPACITY_EXCEEDED", 429, "too many sandboxes in this instance");
+      return NULL;
+    }
+    e = xcalloc(1, sizeof *e);
+    e->sb.id = xstrdup(id);
+    e->sb.workspace = xasprintf("%s/%s", s->root, id);
+    if (prepare_workspace(s, &e->sb, err) < 0) {
+      pthread_mutex_unlock(&s->mu);
+      free(e->sb.id);
+      free(e->sb.workspace);
+      free(e);
+      return NULL;
+    }
+    s->v = xreallocarray(s->v, (size_t)s->n + 1, sizeof *s->v);
+    s->v[s->n++] = e;
+    sp_info("sandbox ready", LS("sandbox", id), LI("uid", e->sb.set_user ? (long long)e->sb.uid : -1));
+  }
+  pthread_mutex_unlock(&s->mu);
+  return &e->sb;
+}
+
+int sandboxes_remove(struct sandboxes *s, const char *id, struct sp_error **err)
+{
+  (void)err;
+  pthread_mutex_lock(&s->mu);
+  for (int i = 0; i < s->n; i++) {
+    struct sb_entry *e = s->v[i];
+    if (strcmp(e->sb.id, id) != 0)
+      continue;
+    for (int k = 0; k < e->nsessions; k++) {
+      e->sessions[k]->deleted = true;
+      if (e->sessions[k]->refs == 0)
+        session_free(e->sessions[k]);
+    }
+    free(e->sessions);
+    free(e->sb.id);
+    free(e->sb.workspace);
+    free(e);
+    s->v[i] = s->v[--s->n];
+    break;
+  }
+  pthread_mutex_unlock(&s->mu);
+  return 0;
+}
+
+static char **default_env(const struct sandbox *sb)
+{
+  char **v = xcalloc(1, sizeof *v);
+  v = strv_setenv(v, "PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+  v = strv_setenv(v, "HOME", sb->workspace);
+  v = strv_setenv(v, "LANG", "C.UTF-8");
+  v = strv_setenv(v, "USER", "sandbox");
+  v = strv_setenv(v, "LOGNAME", "sandbox");
+  v = strv_setenv(v, "SHELL", "/bin/bash");
+  v = strv_setenv(v, "TMPDIR", "/tmp");
+  v = strv_setenv(v, "SANDPIT_SANDBOX", sb->id);
+  return v;
+}
+
+static struct session *session_find_locked(struct sb_entry *e, const char *id)
+{
+  for (int i = 0; i < e->nsessions; i++)
+    if (strcmp(e->sessions[i]->id, id) == 0)
+      return e->sessions[i];
+  return NULL;
+}
+
+static struct session *session_add_locked(struct sb_entry *e, const char *id,
+                                          struct sp_error **err)
+{
+  if (e->nsessions >= MAX_SESSIONS_PER_SANDBOX) {
+    sp_error_code(err, "CAPACITY_EXCEEDED", 429, "too many sessions in sandbox %s", e->sb.id);
+    return NULL;
+  }
+  struct session *se = xcalloc(1, sizeof *se);
+  se->id = xstrdup(id);
+  se->cwd = xstrdup(e->sb.workspace);
+  se->env = default_env(&e->sb);
+  pthread_mutex_init(&se->run, NULL);
+  e->sessions = xreallocarray(e->sessions, (size_t)e->nsessions + 1, sizeof *e->sessions);
+  e->sessions[e->nsessions++] = se;
+  return se;
+}
+
+static bool valid_session_id(const char *id)
+{
+  size_t n = strlen(id);
+  return n > 0 && n <= 128;
+}
+
+struct session *session_acquire(struct sandboxes *s, const struct sandbox *sb,
+                                const char *session_id, struct sp_error **err)
+{
+  const char *id = session_id && *session_id ? session_id : "default";
+  if (!valid_session_id(id)) {
+    sp_error_code(err, "VALIDATION_FAILED", 400, "sessionId must be 1-128 characters");
+    return NULL;
+  }
+  pthread_mutex_lock(&s->mu);
+  struct sb_entry *e = find_locked(s, sb->id);
+  struct session *se = NULL;
+  if (e == NULL) {
+    sp_error_code(err, "SANDBOX_NOT_FOUND", 404, "sandbox %s is gone", sb->id);
+  } else {
+    se = session_find_locked(e, id);
+    if (se == NULL)
+      se = session_add_locked(e, id, err);
+    if (se)
+      se->refs++;
+  }
+  pthread_mutex_unlock(&s->mu);
+  return se;
+}
+
+void session_release(struct sandboxes *s, struct session *se)
+{
+  pthread_mutex_lock(&s->mu);
+  bool gone = --se->refs == 0 && se->deleted;
+  pthread_mutex_unlock(&s->mu);
+  if (gone)
+    session_free(se);
+}
+
+char **session_env(struct session *se, const cJSON *overrides, struct sp_error **err)
+{
+  char **v = strv_dup(se->env);
+  const cJSON *e;
+  cJSON_ArrayForEach(e, overrides)
+  {
+    if (e->string == NULL || !valid_env_name(e->string)) {
+      strv_free(v);
+      sp_error_code(err, "VALIDATION_FAILED", 400,
+                    "environment variable names must match [A-Za-z_][A-Za-z0-9_]*");
+      return NULL;
+    }
+    if (cJSON_IsNull(e)) {
+      v = strv_unsetenv(v, e->string);
+      continue;
+    }
+    if (!cJSON_IsString(e) || strlen(e->valuestring) > 128 * 1024) {
+      strv_free(v);
+      sp_error_code(err, "VALIDATION_FAILED", 400,
+                    "environment variable '%s' must be a string (at most 128 KiB)", e->string);
+      return NULL;
+    }
+    v = strv_setenv(v, e->string, e->valuestring);
+  }
+  return v;
+}
+
+int session_create(struct sandboxes *s, const struct sandbox *sb, const char *id,
+                   const cJSON *env, const char *cwd, int64_t timeout_ms,
+                   struct sp_error **err)
+{
+  if (!valid_session_id(id))
+    return sp_error_code(err, "VALIDATION_FAILED", 400, "session id must be 1-128 characters");
+  pthread_mutex_lock(&s->mu);
+  int rc = -1;
+  struct sb_entry *e = find_locked(s, sb->id);
+  if (e == NULL) {
+    sp_error_code(err, "SANDBOX_NOT_FOUND", 404, "sandbox %s is gone", sb->id);
+    goto out;
+  }
+  if (session_find_locked(e, id)) {
+    sp_error_code(err, "SESSION_ALREADY_EXISTS", 409, "Session '%s' already exists", id);
+    goto out;
+  }
+  struct session tmp = {.env = default_env(sb)};
+  char **v = session_env(&tmp, env, err);
+  strv_free(tmp.env);
+  if (v == NULL)
+    goto out;
+  struct session *se = session_add_locked(e, id, err);
+  if (se == NULL) {
+    strv_free(v);
+    goto out;
+  }
+  strv_free(se->env);
+  se->env = v;
+  if (cwd && *cwd) {
+    free(se->cwd);
+    se->cwd = path_resolve(sb->workspace, cwd);
+  }
+  se->command_timeout_ms = timeout_ms;
+  rc = 0;
+out:
+  pthread_mutex_unlock(&s->mu);
+  return rc;
+}
+
+int session_delete(struct sandboxes *s, const struct sandbox *sb, const char *id,
+                   struct sp_error **err)
+{
+  pthread_mutex_lock(&s->mu);
+  struct sb_entry *e = find_locked(s, sb->id);
+  int rc = -1;
+  for (int i = 0; e && i < e->nsessions; i++) {
+    struct session *se = e->sessions[i];
+    if (strcmp(se->id, id) != 0)
+      continue;
+    e->sessions[i] = e->sessions[--e->nsessions];
+    se->deleted = true;
+    if (se->refs == 0)
+      session_free(se);
+    rc = 0;
+    break;
+  }
+  pthread_mutex_unlock(&s->mu);
+  if (rc < 0)
+    sp_error_code(err, "SESSION_NOT_FOUND", 404, "Session '%s' not found", id);
+  return rc;
+}
+
+cJSON *session_list(struct sandboxes *s, const struct sandbox *sb)
+{
+  cJSON *arr = cJSON_CreateArray();
+  pthread_mutex_lock(&s->mu);
+  struct sb_entry *e = find_locked(s, sb->id);
+  for (int i = 0; e && i < e->nsessions; i++)
+    cJSON_AddItemToArray(arr, cJSON_CreateString(e->sessions[i]->id));
+  pthread_mutex_unlock(&s->mu);
+  return arr;
+}
+
+static const char *strv_getenv(char **v, const char *name)
+{
+  size_t klen = strlen(name);
+  for (size_t i = 0; v && v[i]; i++)
+    if (strncmp(v[i], name, klen) == 0 && v[i][klen] == '=')
+      return v[i] + klen + 1;
+  return NULL;
+}
+
+void session_update(struct sandboxes *s, struct session *se, const char *cwd, char **env,
+                    const cJSON *scoped)
+{
+  pthread_mutex_lock(&s->mu);
+  if (cwd && cwd[0] == '/') {
+    free(se->cwd);
+    se->cwd = xstrdup(cwd);
+  }
+  if (env) {
+    char **v = strv_dup(env);
+    const cJSON *e;
+    cJSON_ArrayForEach(e, scoped)
+    {
+      if (e->string == NULL)
+        continue;
+      const char *old = strv_getenv(se->env, e->string);
+      v = old ? strv_setenv(v, e->string, old) : strv_unsetenv(v, e->string);
+    }
+    strv_free(se->env);
+    se->env = v;
+  }
+  pthread_mutex_unlock(&s->mu);
+}
+
+void sandbox_fs_enter(const struct sandbox *sb)
+{
+  if (!sb->set_user)
+    return;
+  /* Per thread: the kernel checks this thread's file accesses as the
+   * sandbox's user (and drops the file capabilities while fsuid != 0). */
+  setfsgid(sb->gid);
+  setfsuid(sb->uid);
+}
+
+void sandbox_fs_leave(const struct sandbox *sb)
+{
+  if (!sb->set_user)
+    return;
+  setfsuid(0);
+  setfsgid(0);
+}

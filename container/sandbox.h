@@ -1,0 +1,87 @@
+/* Sandboxes inside one instance, and the execution sessions inside each.
+ *
+ * A sandbox has its own workspace WORKSPACE/{id} (mode 0700) and, when the
+ * monitor runs as root, its own Unix user: uid = gid = SANDBOX_UID_BASE + n,
+ * the owner of its workspace.  The uid is read back from the workspace's
+ * owner when the monitor restarts, so no other state is needed.
+ *
+ * A session (the SDK's execution session) keeps a working directory and an
+ * environment; commands in one session run one at a time. */
+#ifndef SP_SANDBOX_H
+#define SP_SANDBOX_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+struct sp_error;
+struct cJSON;
+struct monitor;
+
+#define SANDBOX_UID_BASE 200000
+#define SANDBOX_UID_MAX 265535
+
+struct session {
+  char *id;
+  char *cwd;
+  char **env;         /* "K=V", NULL-terminated */
+  int64_t command_timeout_ms;
+  pthread_mutex_t run; /* held while a command of this session runs */
+  int refs;
+  bool deleted;
+};
+
+struct sandbox {
+  char *id;
+  char *workspace;
+  bool set_user;
+  uid_t uid;
+  gid_t gid;
+  long nproc_limit;
+};
+
+struct sandboxes;
+
+struct sandboxes *sandboxes_new(const char *workspace_root, bool as_root,
+                                struct sp_error **err);
+void sandboxes_free(struct sandboxes *s);
+
+/* Find or create the sandbox (its workspace and user).  The returned struct
+ * lives as long as the registry; do not free it. */
+const struct sandbox *sandboxes_get(struct sandboxes *s, const char *id,
+                                    struct sp_error **err);
+/* Remove a sandbox's workspace (as its own user) and forget its sessions. */
+int sandboxes_remove(struct sandboxes *s, const char *id, struct sp_error **err);
+
+/* Sessions.  session_acquire finds or creates (with defaults) a session and
+ * takes a reference; session_release drops it. */
+struct session *session_acquire(struct sandboxes *s, const struct sandbox *sb,
+                                const char *session_id, struct sp_error **err);
+void session_release(struct sandboxes *s, struct session *se);
+/* Create with options; SESSION_ALREADY_EXISTS (409) if it exists. */
+int session_create(struct sandboxes *s, const struct sandbox *sb, const char *id,
+                   const struct cJSON *env, const char *cwd, int64_t timeout_ms,
+                   struct sp_error **err);
+int session_delete(struct sandboxes *s, const struct sandbox *sb, const char *id,
+                   struct sp_error **err);
+struct cJSON *session_list(struct sandboxes *s, const struct sandbox *sb);
+/* Record a command's resulting cwd (NULL: unchanged) and environment.
+ * Variables named in `scoped` (a JSON object: the call's own env) were for
+ * that call only: they keep the session's values. */
+void session_update(struct sandboxes *s, struct session *se, const char *cwd,
+                    char **env, const struct cJSON *scoped);
+
+/* Environment for a command: the session's, with `overrides` (a JSON object
+ * of strings) applied.  INVALID_REQUEST for bad names or values. */
+char **session_env(struct session *se, const struct cJSON *overrides,
+                   struct sp_error **err);
+/* An absolute path: `path` resolved against `base` when relative. */
+char *path_resolve(const char *base, const char *path);
+void strv_free(char **v);
+
+/* Switch this thread's filesystem identity to the sandbox's user (no-op when
+ * not running as root), and back.  File routes work between the two. */
+void sandbox_fs_enter(const struct sandbox *sb);
+void sandbox_fs_leave(const struct sandbox *sb);
+
+#endif

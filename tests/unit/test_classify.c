@@ -1,0 +1,1038 @@
+/* Unit tests of lib/classify: focused tests of each output format, benign
+ * lines, ANSI handling, normalisation, rules-file errors, hostile input, a
+ * speed figure, and the accuracy on the corpus of real tool outputs in
+ * tests/fixtures/errors. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "classify.h"
+#include "error.h"
+#include "str.h"
+#include "util.h"
+
+/* ------------------------------------------------------------------------ */
+/* Helpers                                                                  */
+
+struct ev {
+  char *rule, *tool, *category, *severity, *file, *message, *raw;
+  int line, column;
+  uint64_t hash;
+  bool restart;
+};
+
+struct evlist {
+  struct ev *v;
+  size_t n;
+  bool keep; /* false: only count */
+};
+
+static bool valid_utf8(const char *s) { return str_is_utf8(s, strlen(s)); }
+
+static void collect(void *ud, const struct classify_event *e)
+{
+  struct evlist *l = ud;
+  ck_assert_ptr_nonnull(e->rule);
+  ck_assert_ptr_nonnull(e->tool);
+  ck_assert_ptr_nonnull(e->category);
+  ck_assert_ptr_nonnull(e->severity);
+  ck_assert_ptr_nonnull(e->message);
+  ck_assert_ptr_nonnull(e->raw);
+  ck_assert(valid_utf8(e->message));
+  ck_assert(valid_utf8(e->raw));
+  ck_assert(e->file == NULL || valid_utf8(e->file));
+  ck_assert(strchr(e->message, '\n') == NULL);
+  if (!l->keep) {
+    l->n++;
+    return;
+  }
+  l->v = xreallocarray(l->v, l->n + 1, sizeof *l->v);
+  struct ev *v = &l->v[l->n++];
+  v->rule = xstrdup(e->rule);
+  v->tool = xstrdup(e->tool);
+  v->category = xstrdup(e->category);
+  v->severity = xstrdup(e->severity);
+  v->file = e->file ? xstrdup(e->file) : NULL;
+  v->message = xstrdup(e->message);
+  v->raw = xstrdup(e->raw);
+  v->line = e->line;
+  v->column = e->column;
+  v->hash = e->hash;
+  v->restart = e->restart;
+}
+
+static void evlist_release(struct evlist *l)
+{
+  for (size_t i = 0; i < l->n && l->keep; i++) {
+    struct ev *v = &l->v[i];
+    free(v->rule);
+    free(v->tool);
+    free(v->category);
+    free(v->severity);
+    free(v->file);
+    free(v->message);
+    free(v->raw);
+  }
+  free(l->v);
+  memset(l, 0, sizeof *l);
+}
+
+static const char *root(void)
+{
+  const char *r = getenv("SANDPIT_ROOT");
+  return r && *r ? r : ".";
+}
+
+static struct classify_rules *rules;
+
+static void load_rules(void)
+{
+  struct sp_error *err = NULL;
+  char *path = xasprintf("%s/container/rules/default.toml", root());
+  rules = classify_rules_load(path, &err);
+  if (rules == NULL) {
+    fprintf(stderr, "cannot load rules: %s\n", err ? err->msg : "?");
+    sp_error_free(err);
+  }
+  free(path);
+  ck_assert_ptr_nonnull(rules);
+}
+
+static void free_rules(void)
+{
+  classify_rules_free(rules);
+  rules = NULL;
+}
+
+/* Feed a text line by line (one millisecond apart), then flush. */
+static void feed_text(const struct classify_rules *r, const char *text,
+                      struct evlist *out)
+{
+  struct classifier *c = classifier_new(r);
+  int64_t now = 1000;
+  const char *p = text;
+  while (*p) {
+    const char *nl = strchr(p, '\n');
+    size_t n = nl ? (size_t)(nl - p) : strlen(p);
+    classifier_feed(c, p, n, now++, collect, out);
+    if (nl == NULL)
+      break;
+    p = nl + 1;
+  }
+  classifier_flush(c, now, 0, collect, out);
+  classifier_free(c);
+}
+
+/* Classify `text` and expect exactly one event with these fields (file NULL
+ * = unknown, line/column 0 = unknown). */
+static void expect_one(const char *text, const char *tool, const char *category,
+                       const char *severity, const char *file, int line, int column)
+{
+  struct evlist l = {.keep = true};
+  feed_text(rules, text, &l);
+  if (l.n != 1) {
+    for (size_t i = 0; i < l.n; i++)
+      fprintf(stderr, "event %zu: %s %s %s\n", i, l.v[i].rule, l.v[i].tool,
+              l.v[i].message);
+  }
+  ck_assert_uint_eq(l.n, 1);
+  struct ev *e = &l.v[0];
+  ck_assert_str_eq(e->tool, tool);
+  ck_assert_str_eq(e->category, category);
+  ck_assert_str_eq(e->severity, severity);
+  if (file == NULL)
+    ck_assert_ptr_null(e->file);
+  else
+    ck_assert_pstr_eq(e->file, file);
+  ck_assert_int_eq(e->line, line);
+  ck_assert_int_eq(e->column, column);
+  evlist_release(&l);
+}
+
+static struct ev first_event(const char *text, struct evlist *l)
+{
+  l->keep = true;
+  feed_text(rules, text, l);
+  ck_assert_uint_ge(l->n, 1);
+  return l->v[0];
+}
+
+/* ------------------------------------------------------------------------ */
+/* Output formats                                                           */
+
+START_TEST(test_vite)
+{
+  expect_one("2:14:07 PM [vite] Internal server error: Failed to resolve import "
+             "\"./Header\" from \"src/main.tsx\". Does the file exist?\n"
+             "  Plugin: vite:import-analysis\n"
+             "  File: /work/app/src/main.tsx:3:19\n"
+             "  1  |  import React from \"react\";\n"
+             "  3  |  import Header from \"./Header\";\n"
+             "     |                     ^\n"
+             "      at formatError (file:///work/app/node_modules/vite/dist/node/chunks/dep-3f1a.js:100:46)\n"
+             "      at process.processTicksAndRejections (node:internal/process/task_queues:95:5)\n",
+             "vite", "module-resolution", "error", "/work/app/src/main.tsx", 3, 19);
+  /* The overlay form: a location line of its own. */
+  expect_one("[plugin:vite:import-analysis] Failed to resolve import \"./x\" from "
+             "\"src/a.ts\". Does the file exist?\n"
+             "/srv/site/src/a.ts:7:9\n"
+             "6  |  const a = 1;\n"
+             "7  |  import x from \"./x\";\n",
+             "vite", "module-resolution", "error", "/srv/site/src/a.ts", 7, 9);
+  /* esbuild inside Vite keeps Vite as the tool. */
+  expect_one("[plugin:vite:esbuild] Transform failed with 1 error:\n"
+             "/srv/site/src/b.ts:12:4: ERROR: Unexpected \"}\"\n",
+             "vite", "syntax", "error", "/srv/site/src/b.ts", 12, 4);
+  expect_one("(!) Some chunks are larger than 500 kB after minification.\n", "vite",
+             "warning", "warning", NULL, 0, 0);
+}
+END_TEST
+
+START_TEST(test_esbuild)
+{
+  expect_one("✘ [ERROR] Could not resolve \"left-pad\"\n"
+             "\n"
+             "    src/util/pad.ts:1:20:\n"
+             "      1 │ import leftPad from \"left-pad\";\n"
+             "        ╵                     ~~~~~~~~~~\n"
+             "\n"
+             "  You can mark the path \"left-pad\" as external to exclude it from the bundle.\n"
+             "\n"
+             "1 error\n",
+             "esbuild", "module-resolution", "error", "src/util/pad.ts", 1, 20);
+  expect_one("✘ [ERROR] Expected \";\" but found \"y\"\n"
+             "\n"
+             "    lib/x.js:4:8:\n"
+             "      4 │ let x = y y\n"
+             "        ╵         ^\n",
+             "esbuild", "syntax", "error", "lib/x.js", 4, 8);
+  /* The JavaScript API's thrown error. */
+  expect_one("Error: Build failed with 1 error:\n"
+             "src/app.ts:9:2: ERROR: Could not resolve \"zod\"\n"
+             "    at failureErrorWithLog (/p/node_modules/esbuild/lib/main.js:1476:15)\n",
+             "esbuild", "module-resolution", "error", "src/app.ts", 9, 2);
+}
+END_TEST
+
+START_TEST(test_typescript)
+{
+  expect_one("src/models/user.ts(41,7): error TS2322: Type 'string' is not "
+             "assignable to type 'number'.\n",
+             "typescript", "type", "error", "src/models/user.ts", 41, 7);
+  expect_one("src/models/user.ts:41:7 - error TS2322: Type 'string' is not "
+             "assignable to type 'number'.\n"
+             "\n"
+             "41   const age: number = input.age;\n"
+             "           ~~~\n"
+             "\n"
+             "Found 1 error in src/models/user.ts:41\n",
+             "typescript", "type", "error", "src/models/user.ts", 41, 7);
+  expect_one("src/index.ts:2:22 - error TS2307: Cannot find module './routes' or "
+             "its corresponding type declarations.\n",
+             "typescript", "module-resolution", "error", "src/index.ts", 2, 22);
+  expect_one("src/index.ts(5,1): error TS1128: Declaration or statement expected.\n",
+             "typescript", "syntax", "error", "src/index.ts", 5, 1);
+}
+END_TEST
+
+START_TEST(test_react)
+{
+  expect_one("Warning: Each child in a list should have a unique \"key\" prop.\n"
+             "\n"
+             "Check the render method of `TodoList`.\n"
+             "    in li (at TodoList.jsx:12)\n"
+             "    in TodoList (at App.jsx:8)\n",
+             "react", "warning", "warning", "TodoList.jsx", 12, 0);
+  expect_one("Error: Too many re-renders. React limits the number of renders to "
+             "prevent an infinite loop.\n"
+             "    at renderWithHooks (/app/node_modules/react-dom/cjs/react-dom.development.js:16317:19)\n"
+             "    at Counter (/app/src/Counter.jsx:4:3)\n",
+             "react", "runtime", "error", "/app/src/Counter.jsx", 4, 3);
+}
+END_TEST
+
+START_TEST(test_nextjs)
+{
+  expect_one(" ⨯ ./app/dashboard/page.tsx:3:1\n"
+             "Module not found: Can't resolve '@/lib/db'\n"
+             "  1 | import { Suspense } from 'react'\n"
+             "> 3 | import { db } from '@/lib/db'\n"
+             "\n"
+             "https://nextjs.org/docs/messages/module-not-found\n",
+             "nextjs", "module-resolution", "error", "./app/dashboard/page.tsx", 3, 1);
+  expect_one("Failed to compile.\n"
+             "\n"
+             "./app/page.tsx:10:5\n"
+             "Type error: Property 'title' does not exist on type 'Props'.\n",
+             "nextjs", "type", "error", "./app/page.tsx", 10, 5);
+  expect_one("Port 3000 is already in use.\n", "nextjs", "port-in-use", "error", NULL,
+             0, 0);
+}
+END_TEST
+
+START_TEST(test_node)
+{
+  /* Uncaught error: the first frame inside the project. */
+  expect_one("TypeError: Cannot read properties of null (reading 'id')\n"
+             "    at getUser (/srv/api/node_modules/orm/lib/query.js:88:12)\n"
+             "    at handler (/srv/api/src/routes/users.js:21:30)\n"
+             "    at process.processTicksAndRejections (node:internal/process/task_queues:95:5)\n"
+             "\n"
+             "Node.js v20.11.0\n",
+             "node", "runtime", "error", "/srv/api/src/routes/users.js", 21, 30);
+  /* Throw-site header before a SyntaxError. */
+  expect_one("/srv/api/src/config.js:14\n"
+             "  port: 8080,,\n"
+             "             ^\n"
+             "\n"
+             "SyntaxError: Unexpected token ','\n"
+             "    at internalCompileFunction (node:internal/vm:76:18)\n",
+             "node", "syntax", "error", "/srv/api/src/config.js", 14, 0);
+  struct evlist l = {0};
+  struct ev e = first_event("node:internal/modules/cjs/loader:1148\n"
+                            "  throw err;\n"
+                            "  ^\n"
+                            "\n"
+                            "Error: Cannot find module 'dotenv'\n"
+                            "Require stack:\n"
+                            "- /srv/api/index.js\n"
+                            "    at Module._resolveFilename (node:internal/modules/cjs/loader:1145:15)\n"
+                            "    at Object.<anonymous> (/srv/api/index.js:1:1)\n"
+                            "  code: 'MODULE_NOT_FOUND',\n"
+                            "}\n",
+                            &l);
+  ck_assert_uint_eq(l.n, 1);
+  ck_assert_str_eq(e.tool, "node");
+  ck_assert_str_eq(e.category, "module-resolution");
+  ck_assert_pstr_eq(e.file, "/srv/api/index.js");
+  ck_assert_int_eq(e.line, 1);
+  ck_assert(e.restart);
+  ck_assert_ptr_nonnull(strstr(e.raw, "Require stack:"));
+  evlist_release(&l);
+
+  e = first_event("Error: listen EADDRINUSE: address already in use :::4000\n"
+                  "    at Server.setupListenHandle [as _listen2] (node:net:1817:16)\n",
+                  &l);
+  ck_assert_str_eq(e.category, "port-in-use");
+  ck_assert(e.restart);
+  ck_assert_ptr_null(e.file);
+  evlist_release(&l);
+
+  e = first_event("<--- JS stacktrace --->\n"
+                  "\n"
+                  "FATAL ERROR: Ineffective mark-compacts near heap limit Allocation "
+                  "failed - JavaScript heap out of memory\n"
+                  " 1: 0xb7a940 node::Abort() [node]\n",
+                  &l);
+  ck_assert_str_eq(e.category, "memory");
+  ck_assert(e.restart);
+  evlist_release(&l);
+
+  expect_one("node:internal/process/promises:289\n"
+             "            triggerUncaughtException(err, true /* fromPromise */);\n"
+             "            ^\n"
+             "\n"
+             "[UnhandledPromiseRejection: This error originated either by throwing "
+             "inside of an async function without a catch block.]\n",
+             "node", "runtime", "error", NULL, 0, 0);
+  expect_one("Error: connect ECONNREFUSED 127.0.0.1:6379\n"
+             "    at TCPConnectWrap.afterConnect [as oncomplete] (node:net:1555:16)\n",
+             "node", "network", "error", NULL, 0, 0);
+}
+END_TEST
+
+START_TEST(test_package_managers)
+{
+  struct evlist l = {0};
+  struct ev e = first_event("npm ERR! code ERESOLVE\n"
+                            "npm ERR! ERESOLVE could not resolve\n"
+                            "npm ERR! \n"
+                            "npm ERR! While resolving: app@1.0.0\n"
+                            "npm ERR! Found: vite@5.0.0\n"
+                            "\n"
+                            "npm ERR! A complete log of this run can be found in:\n"
+                            "npm ERR!     /root/.npm/_logs/debug-0.log\n",
+                            &l);
+  ck_assert_uint_eq(l.n, 1); /* the whole block is one event */
+  ck_assert_str_eq(e.tool, "npm");
+  ck_assert_str_eq(e.category, "dependency");
+  evlist_release(&l);
+
+  expect_one("npm error code ENOENT\n"
+             "npm error syscall open\n"
+             "npm error path /work/app/package.json\n"
+             "npm error errno -2\n",
+             "npm", "dependency", "error", "/work/app/package.json", 0, 0);
+  expect_one(" ERR_PNPM_NO_MATCHING_VERSION  No matching version found for "
+             "react@^99.0.0\n"
+             "\n"
+             "This error happened while installing the dependencies of app@1.0.0\n",
+             "pnpm", "dependency", "error", NULL, 0, 0);
+  expect_one("error: left-padd@^1.0.0 failed to resolve\n", "bun", "dependency",
+             "error", NULL, 0, 0);
+  /* Bun prints the code frame before the error. */
+  expect_one("3 | const r = undefinedThing.run();\n"
+             "              ^\n"
+             "ReferenceError: undefinedThing is not defined\n"
+             "      at /srv/bunapp/index.ts:3:11\n",
+             "bun", "runtime", "error", "/srv/bunapp/index.ts", 3, 11);
+}
+END_TEST
+
+START_TEST(test_python)
+{
+  struct evlist l = {0};
+  struct ev e = first_event("Traceback (most recent call last):\n"
+                            "  File \"/srv/py/app.py\", line 3, in <module>\n"
+                            "    from views import home\n"
+                            "  File \"/srv/py/views.py\", line 1, in <module>\n"
+                            "    import requests\n"
+                            "ModuleNotFoundError: No module named 'requests'\n",
+                            &l);
+  ck_assert_uint_eq(l.n, 1);
+  ck_assert_str_eq(e.tool, "python");
+  ck_assert_str_eq(e.category, "module-resolution");
+  ck_assert_str_eq(e.message, "ModuleNotFoundError: No module named 'requests'");
+  ck_assert_pstr_eq(e.file, "/srv/py/views.py"); /* the innermost frame */
+  ck_assert_int_eq(e.line, 1);
+  ck_assert_ptr_nonnull(strstr(e.raw, "Traceback"));
+  evlist_release(&l);
+
+  expect_one("  File \"/srv/py/app.py\", line 9\n"
+             "    def f(:\n"
+             "          ^\n"
+             "SyntaxError: invalid syntax\n",
+             "python", "syntax", "error", "/srv/py/app.py", 9, 0);
+  /* A chained traceback is one event: the exception that propagated. */
+  e = first_event("Traceback (most recent call last):\n"
+                  "  File \"/srv/py/db.py\", line 5, in get\n"
+                  "    return cache[k]\n"
+                  "KeyError: 'k'\n"
+                  "\n"
+                  "During handling of the above exception, another exception occurred:\n"
+                  "\n"
+                  "Traceback (most recent call last):\n"
+                  "  File \"/srv/py/db.py\", line 7, in get\n"
+                  "    raise LookupError(k)\n"
+                  "LookupError: k\n",
+                  &l);
+  ck_assert_uint_eq(l.n, 1);
+  ck_assert_str_eq(e.message, "LookupError: k");
+  ck_assert_int_eq(e.line, 7);
+  ck_assert_str_eq(e.category, "runtime");
+  evlist_release(&l);
+
+  e = first_event("ERROR:    [Errno 98] error while attempting to bind on address "
+                  "('0.0.0.0', 8000): address already in use\n",
+                  &l);
+  ck_assert_str_eq(e.category, "port-in-use");
+  ck_assert(e.restart);
+  evlist_release(&l);
+}
+END_TEST
+
+START_TEST(test_pino)
+{
+  struct evlist l = {0};
+  struct ev e = first_event(
+      "{\"level\":30,\"time\":1,\"msg\":\"server listening\"}\n"
+      "{\"level\":50,\"time\":2,\"pid\":7,\"msg\":\"request failed\",\"err\":{\"type\":"
+      "\"Error\",\"message\":\"boom\",\"stack\":\"Error: boom\\n    at run "
+      "(/srv/node_modules/x/y.js:1:1)\\n    at handler (/srv/src/h.js:10:15)\"}}\n",
+      &l);
+  ck_assert_uint_eq(l.n, 1);
+  ck_assert_str_eq(e.tool, "pino");
+  ck_assert_str_eq(e.category, "runtime");
+  ck_assert_str_eq(e.severity, "error");
+  ck_assert_str_eq(e.message, "request failed: boom");
+  ck_assert_pstr_eq(e.file, "/srv/src/h.js");
+  ck_assert_int_eq(e.line, 10);
+  ck_assert_int_eq(e.column, 15);
+  ck_assert(!e.restart);
+  evlist_release(&l);
+
+  e = first_event("{\"level\":60,\"msg\":\"listen EADDRINUSE: address already in use "
+                  ":::3000\"}\n",
+                  &l);
+  ck_assert_str_eq(e.category, "port-in-use");
+  ck_assert(e.restart);
+  evlist_release(&l);
+
+  /* Info lines are not errors even when they mention one. */
+  l.keep = true;
+  feed_text(rules,
+            "{\"level\":30,\"msg\":\"Error: handled and retried\"}\n"
+            "{\"level\":20,\"msg\":\"TypeError: x is not a function\"}\n",
+            &l);
+  ck_assert_uint_eq(l.n, 0);
+  evlist_release(&l);
+}
+END_TEST
+
+START_TEST(test_benign)
+{
+  static const char *const lines[] = {
+      "  VITE v5.2.0  ready in 312 ms",
+      "  ➜  Local:   http://localhost:5173/",
+      "  ➜  Network: use --host to expose",
+      "Found 0 errors. Watching for file changes.",
+      "[10:00:01 AM] Found 0 errors. Watching for file changes.",
+      "0 errors",
+      "Compiled successfully!",
+      "webpack compiled successfully",
+      "webpack 5.90.1 compiled successfully in 812 ms",
+      " ✓ Ready in 1.2s",
+      " ✓ Compiled /api/health in 210ms",
+      "found 0 vulnerabilities",
+      "INFO:     Uvicorn running on http://0.0.0.0:8000 (Press CTRL+C to quit)",
+      "2025-01-01 10:00:00 - uvicorn.error - INFO - Application startup complete.",
+      "[vite] hmr update /src/ErrorBoundary.tsx",
+      "GET /api/errors 200 in 12ms",
+      "Port 5173 is in use, trying another one...",
+      "Node.js v20.11.0",
+      "added 120 packages, and audited 121 packages in 3s",
+  };
+  struct evlist l = {.keep = true};
+  struct classifier *c = classifier_new(rules);
+  for (size_t i = 0; i < SP_ARRAY_SIZE(lines); i++)
+    classifier_feed(c, lines[i], strlen(lines[i]), (int64_t)i, collect, &l);
+  classifier_flush(c, 100, 0, collect, &l);
+  for (size_t i = 0; i < l.n; i++)
+    fprintf(stderr, "unexpected event: %s: %s\n", l.v[i].rule, l.v[i].message);
+  ck_assert_uint_eq(l.n, 0);
+  classifier_free(c);
+  evlist_release(&l);
+}
+END_TEST
+
+START_TEST(test_ansi)
+{
+  /* tsc --pretty with colours; an OSC hyperlink; cursor movement. */
+  expect_one("\x1b[96msrc/a.ts\x1b[0m:\x1b[93m4\x1b[0m:\x1b[93m2\x1b[0m - "
+             "\x1b[91merror\x1b[0m\x1b[90m TS2304: \x1b[0mCannot find name "
+             "'\x1b]8;;file:///x\x07foo\x1b]8;;\x07'.\n"
+             "\n"
+             "\x1b[7m4\x1b[0m  foo();\n"
+             "\x1b[7m \x1b[0m \x1b[91m ~~~\x1b[0m\n",
+             "typescript", "type", "error", "src/a.ts", 4, 2);
+  /* Carriage-return overwrites: only what is visible last counts. */
+  struct evlist l = {0};
+  struct ev e = first_event("building... 10%\rbuilding... 50%\r\x1b[2K"
+                            "Error: connect ECONNREFUSED 10.0.0.5:5432\r\n",
+                            &l);
+  ck_assert_str_eq(e.message, "Error: connect ECONNREFUSED 10.0.0.5:5432");
+  ck_assert_str_eq(e.raw, "Error: connect ECONNREFUSED 10.0.0.5:5432");
+  evlist_release(&l);
+  /* Escape sequences never reach messages or raw text. */
+  e = first_event("\x1b[31mError: \x1b[1mboom\x1b[22m\x1b[39m\n"
+                  "\x1b[90m    at x (/srv/a.js:1:2)\x1b[39m\n",
+                  &l);
+  ck_assert_str_eq(e.message, "Error: boom");
+  ck_assert_ptr_null(strchr(e.raw, '\x1b'));
+  ck_assert_pstr_eq(e.file, "/srv/a.js");
+  evlist_release(&l);
+}
+END_TEST
+
+START_TEST(test_normalise)
+{
+  static const char *const pairs[][2] = {
+      {"2024-05-01T10:00:00.123Z Error: connect ECONNREFUSED 127.0.0.1:5432",
+       "2024-06-02T11:22:33.999Z Error: connect ECONNREFUSED 127.0.0.1:5433"},
+      {"10:55:40 AM [vite] Internal server error in /src/App.tsx:12:5",
+       "1:53:32 p.m. [vite] Internal server error in /src/App.tsx:40:17"},
+      {"Failed to load http://localhost:5173/src/main.ts?v=3f2a9c1b",
+       "Failed to load http://localhost:5174/src/main.ts?v=99aa00ff&t=1700000000"},
+      {"at file:///app/node_modules/.vite/deps/chunk-5E7F419B.js:10:3",
+       "at file:///app/node_modules/.vite/deps/chunk-A1B2C3D4.js:11:9"},
+      {"load /assets/index-DG3BLbPj.js failed", "load /assets/index-Xy9Qw2Ab.js failed"},
+      {"src/a.ts(12,5): error TS2322:   Type  mismatch",
+       "src/a.ts(40,1): error TS2322: Type mismatch "},
+      {"\x1b[31mError:\x1b[0m listen EADDRINUSE :::3000",
+       "Error: listen EADDRINUSE :::3001"},
+  };
+  for (size_t i = 0; i < SP_ARRAY_SIZE(pairs); i++) {
+    char *a = classify_normalise(pairs[i][0], strlen(pairs[i][0]));
+    char *b = classify_normalise(pairs[i][1], strlen(pairs[i][1]));
+    if (strcmp(a, b) != 0)
+      fprintf(stderr, "normalise: \"%s\" != \"%s\"\n", a, b);
+    ck_assert_str_eq(a, b);
+    ck_assert_uint_eq(classify_hash("vite", "runtime", a),
+                      classify_hash("vite", "runtime", b));
+    free(a);
+    free(b);
+  }
+  /* Different messages, tools or categories hash differently. */
+  char *a = classify_normalise("Cannot find module 'a'", 22);
+  char *b = classify_normalise("Cannot find module 'b'", 22);
+  ck_assert_str_ne(a, b);
+  ck_assert_uint_ne(classify_hash("node", "runtime", a), classify_hash("node", "runtime", b));
+  ck_assert_uint_ne(classify_hash("node", "runtime", a), classify_hash("bun", "runtime", a));
+  ck_assert_uint_ne(classify_hash("node", "runtime", a), classify_hash("node", "build", a));
+  free(a);
+  free(b);
+  char *w = classify_normalise("  a \t  b  ", 10);
+  ck_assert_str_eq(w, "a b");
+  free(w);
+  /* FNV-1a of the empty string with two separators is documented. */
+  ck_assert_uint_eq(classify_hash(NULL, NULL, NULL), classify_hash("", "", ""));
+
+  /* Events repeated with another time and port de-duplicate. */
+  struct evlist l = {.keep = true};
+  feed_text(rules,
+            "12:00:01 [vite] http proxy error: /api\n"
+            "Error: connect ECONNREFUSED 127.0.0.1:8000\n"
+            "unrelated\n"
+            "12:07:55 [vite] http proxy error: /api\n"
+            "Error: connect ECONNREFUSED 127.0.0.1:8001\n",
+            &l);
+  ck_assert_uint_eq(l.n, 2);
+  ck_assert_uint_eq(l.v[0].hash, l.v[1].hash);
+  evlist_release(&l);
+}
+END_TEST
+
+static void expect_rules_error(const char *text, const char *const *needles)
+{
+  struct sp_error *err = NULL;
+  struct classify_rules *r = classify_rules_parse(text, strlen(text), "rules.toml", &err);
+  ck_assert_ptr_null(r);
+  ck_assert_ptr_nonnull(err);
+  for (const char *const *n = needles; *n; n++) {
+    if (strstr(err->msg, *n) == NULL)
+      fprintf(stderr, "error \"%s\" lacks \"%s\"\n", err->msg, *n);
+    ck_assert_ptr_nonnull(strstr(err->msg, *n));
+  }
+  sp_error_free(err);
+}
+
+START_TEST(test_bad_rules)
+{
+  static const char head[] = "[[rule]]\nname = \"ok\"\ntool = \"x\"\ncategory = "
+                             "\"build\"\npattern = 'abc'\n\n";
+  char *t;
+  t = xasprintf("%s[[rule]]\nname = \"bad-regex\"\ntool = \"vite\"\ncategory = "
+                "\"build\"\npattern = '''Failed (to'''\n",
+                head);
+  expect_rules_error(t, (const char *const[]){"rules.toml:11:", "\"bad-regex\"",
+                                              "pattern", NULL});
+  free(t);
+  t = xasprintf("%s[[rule]]\nname = \"typo\"\ntool = \"vite\"\ncategory = "
+                "\"build\"\npattern = 'x+y'\nrestrat = true\n",
+                head);
+  expect_rules_error(t, (const char *const[]){"rules.toml:12:", "\"typo\"",
+                                              "unknown key \"restrat\"", NULL});
+  free(t);
+  t = xasprintf("%s[[rule]]\nname = \"wrong-type\"\ntool = \"vite\"\ncategory = "
+                "\"build\"\npattern = 'xyz'\nrestart = \"yes\"\n",
+                head);
+  expect_rules_error(t, (const char *const[]){"rules.toml:12:", "\"wrong-type\"",
+                                              "restart", "boolean", NULL});
+  free(t);
+  t = xasprintf("%s[[rule]]\nname = \"cat\"\ntool = \"vite\"\ncategory = "
+                "\"explosions\"\npattern = 'xyz'\n",
+                head);
+  expect_rules_error(t, (const char *const[]){"rules.toml:10:", "\"cat\"",
+                                              "explosions", NULL});
+  free(t);
+  t = xasprintf("%s[[rule]]\nname = \"nopat\"\ntool = \"vite\"\ncategory = \"build\"\n",
+                head);
+  expect_rules_error(t, (const char *const[]){"rules.toml:7:", "\"nopat\"",
+                                              "missing key \"pattern\"", NULL});
+  free(t);
+  t = xasprintf("%s[[rule]]\nname = \"capture\"\ntool = \"vite\"\ncategory = "
+                "\"build\"\npattern = '(?<fle>x)yz'\n",
+                head);
+  expect_rules_error(t, (const char *const[]){"rules.toml:11:", "\"capture\"", "fle",
+                                              NULL});
+  free(t);
+  t = xasprintf("%s[[rule]]\nname = \"ok\"\ntool = \"x\"\ncategory = \"build\"\n"
+                "pattern = 'abc'\n",
+                head);
+  expect_rules_error(t, (const char *const[]){"rules.toml:8:", "duplicate", NULL});
+  free(t);
+  expect_rules_error("[[benign]]\npattern = '(['\n",
+                     (const char *const[]){"rules.toml:2:", "benign #1", NULL});
+  expect_rules_error("[[rules]]\nname = \"x\"\n",
+                     (const char *const[]){"rules.toml:", "unknown key \"rules\"", NULL});
+
+  /* A loader error names the file. */
+  struct sp_error *err = NULL;
+  ck_assert_ptr_null(classify_rules_load("/nonexistent/rules.toml", &err));
+  ck_assert_ptr_nonnull(strstr(err->msg, "/nonexistent/rules.toml"));
+  sp_error_free(err);
+
+  /* A rule without a usable literal still works, but is counted. */
+  struct sp_error *e2 = NULL;
+  static const char ok[] = "[[rule]]\nname = \"digits\"\ntool = \"x\"\n"
+                           "category = \"build\"\npattern = '^\\d+$'\n";
+  struct classify_rules *r = classify_rules_parse(ok, strlen(ok), "ok.toml", &e2);
+  ck_assert_ptr_nonnull(r);
+  ck_assert_uint_eq(classify_rules_count(r), 1);
+  ck_assert_uint_eq(classify_rules_unfiltered(r), 1);
+  classify_rules_free(r);
+}
+END_TEST
+
+START_TEST(test_default_rules_fast)
+{
+  /* Every default rule can be skipped by the prefilter. */
+  ck_assert_uint_gt(classify_rules_count(rules), 50);
+  ck_assert_uint_eq(classify_rules_unfiltered(rules), 0);
+}
+END_TEST
+
+START_TEST(test_hostile)
+{
+  struct evlist l = {.keep = false};
+  struct classifier *c = classifier_new(rules);
+  int64_t now = 0;
+
+  /* A 100k-character line, with an error at its start and at its end. */
+  size_t big = 100000;
+  char *line = xmalloc(big + 1);
+  memset(line, 'a', big);
+  memcpy(line, "Error: ", 7);
+  memcpy(line + big - 20, "TypeError: x is bad", 19);
+  classifier_feed(c, line, big, now++, collect, &l);
+  /* Backtracking bait for patterns with nested repetition. */
+  for (size_t i = 0; i < big; i++)
+    line[i] = " (:,"[i % 4];
+  memcpy(line, "src/a.ts", 8);
+  classifier_feed(c, line, big, now++, collect, &l);
+  memset(line, '\x1b', big);
+  classifier_feed(c, line, big, now++, collect, &l);
+  memset(line, '\r', big);
+  classifier_feed(c, line, big, now++, collect, &l);
+  free(line);
+
+  /* NUL bytes and invalid UTF-8 in an error line and its frames. */
+  static const char nul[] = "Error: bad\0byte \xff\xfe\xc3 end";
+  classifier_feed(c, nul, sizeof nul - 1, now++, collect, &l);
+  static const char frame[] = "    at f (/a/\xc0\xaf\0b.js:1:2)";
+  classifier_feed(c, frame, sizeof frame - 1, now++, collect, &l);
+  static const char bad[] = "\xed\xa0\x80\xf4\x90\x80\x80 SyntaxError: \xe2\x9c";
+  classifier_feed(c, bad, sizeof bad - 1, now++, collect, &l);
+  classifier_feed(c, NULL, 0, now++, collect, &l);
+  classifier_feed(c, "", 0, now++, collect, &l);
+  static const char pino[] = "{\"level\":50,\"msg\":\"\\u0000\\ud800\xff\",\"err\":{\"stack\":7}}";
+  classifier_feed(c, pino, sizeof pino - 1, now++, collect, &l);
+  classifier_flush(c, now, 0, collect, &l);
+  ck_assert_uint_ge(l.n, 3);
+
+  /* A flood: an error followed by a million frames, then a million lines of
+   * noise and errors; the raw text stays capped. */
+  struct evlist kept = {.keep = true};
+  classifier_feed(c, "Error: flood", 12, now++, collect, &kept);
+  char buf[128];
+  for (int i = 0; i < 1000000; i++) {
+    int n = snprintf(buf, sizeof buf, "    at f%d (/srv/x%d.js:%d:1)", i, i % 7, i);
+    classifier_feed(c, buf, (size_t)n, now++, collect, &kept);
+  }
+  classifier_flush(c, now, 0, collect, &kept);
+  ck_assert_uint_ge(kept.n, 1);
+  for (size_t i = 0; i < kept.n; i++) {
+    ck_assert_uint_le(strlen(kept.v[i].raw), CLASSIFY_RAW_MAX_BYTES);
+    size_t lines = 1;
+    for (const char *p = kept.v[i].raw; *p; p++)
+      lines += *p == '\n';
+    ck_assert_uint_le(lines, CLASSIFY_RAW_MAX_LINES);
+  }
+  evlist_release(&kept);
+  l.n = 0;
+  for (int i = 0; i < 1000000; i++) {
+    int n = snprintf(buf, sizeof buf, i % 3 ? "noise %d" : "Error: %d", i);
+    classifier_feed(c, buf, (size_t)n, now++, collect, &l);
+  }
+  classifier_flush(c, now, 0, collect, &l);
+  ck_assert_uint_ge(l.n, 300000);
+  classifier_free(c);
+}
+END_TEST
+
+START_TEST(test_flush)
+{
+  struct evlist l = {.keep = true};
+  struct classifier *c = classifier_new(rules);
+  classifier_feed(c, "Error: later", 12, 1000, collect, &l);
+  classifier_flush(c, 1100, 500, collect, &l);
+  ck_assert_uint_eq(l.n, 0); /* not idle long enough: frames may follow */
+  classifier_feed(c, "    at g (/srv/g.js:2:3)", 24, 1200, collect, &l);
+  classifier_flush(c, 1600, 500, collect, &l);
+  ck_assert_uint_eq(l.n, 0);
+  classifier_flush(c, 1700, 500, collect, &l);
+  ck_assert_uint_eq(l.n, 1);
+  ck_assert_pstr_eq(l.v[0].file, "/srv/g.js");
+  classifier_flush(c, 5000, 0, collect, &l);
+  ck_assert_uint_eq(l.n, 1);
+  /* A traceback with no end yet is not an event. */
+  classifier_feed(c, "Traceback (most recent call last):", 34, 6000, collect, &l);
+  classifier_flush(c, 9000, 0, collect, &l);
+  ck_assert_uint_eq(l.n, 1);
+  classifier_free(c);
+  classifier_free(NULL);
+  classify_rules_free(NULL);
+  evlist_release(&l);
+}
+END_TEST
+
+START_TEST(test_speed)
+{
+  static const char *const benign[] = {
+      "GET /api/users 200 in 12ms",
+      "  VITE v5.2.0  ready in 312 ms",
+      "[vite] hmr update /src/components/Header.tsx, /src/index.css",
+      "{\"level\":30,\"time\":1700000000000,\"pid\":42,\"hostname\":\"box\",\"msg\":\"request completed\"}",
+      "INFO:     127.0.0.1:53012 - \"GET /health HTTP/1.1\" 200 OK",
+      " ✓ Compiled /dashboard in 845ms (1203 modules)",
+      "prisma:query SELECT \"public\".\"User\".\"id\" FROM \"public\".\"User\" WHERE 1=1",
+      "webpack 5.90.1 compiled successfully in 812 ms",
+      "127.0.0.1 - - [01/Jan/2025 10:00:00] \"POST /api/login HTTP/1.1\" 302 -",
+      "  ➜  Local:   http://localhost:5173/",
+  };
+  static const char *const errors[] = {
+      "TypeError: Cannot read properties of undefined (reading 'map')",
+      "    at render (/srv/app/src/List.tsx:14:22)",
+      "src/a.ts(3,7): error TS2322: Type 'string' is not assignable to type 'number'.",
+      "Error: connect ECONNREFUSED 127.0.0.1:5432",
+  };
+  const int total = 1000000;
+  struct evlist l = {.keep = false};
+  struct classifier *c = classifier_new(rules);
+  struct timespec a, b;
+  clock_gettime(CLOCK_MONOTONIC, &a);
+  unsigned x = 12345;
+  for (int i = 0; i < total; i++) {
+    x = x * 1103515245u + 12345u;
+    const char *s = (x >> 8) % 100 == 0 ? errors[(x >> 16) % 4] : benign[(x >> 16) % 10];
+    classifier_feed(c, s, strlen(s), i, collect, &l);
+  }
+  classifier_flush(c, total, 0, collect, &l);
+  clock_gettime(CLOCK_MONOTONIC, &b);
+  double secs = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+  printf("classifier speed: %.0f lines/s (%d lines, about 1%% errors, %zu events, "
+         "%.3f s)\n",
+         total / secs, total, l.n, secs);
+  ck_assert_uint_gt(l.n, 5000);
+  classifier_free(c);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* Accuracy on the corpus                                                   */
+
+struct label {
+  char *fixture, *tool, *category, *severity, *file, *line, *column;
+};
+
+static char *field(char **p)
+{
+  char *s = *p;
+  if (s == NULL)
+    return NULL;
+  char *tab = strchr(s, '\t');
+  if (tab) {
+    *tab = '\0';
+    *p = tab + 1;
+  } else {
+    *p = NULL;
+  }
+  return s;
+}
+
+/* Synonyms only where they name the same thing. */
+static bool same_tool(const char *want, const char *got)
+{
+  static const char *const syn[][2] = {
+      {"typescript", "tsc"},
+      {"nextjs", "next"},
+  };
+  if (strcmp(want, got) == 0)
+    return true;
+  for (size_t i = 0; i < SP_ARRAY_SIZE(syn); i++)
+    if (strcmp(want, syn[i][0]) == 0 && strcmp(got, syn[i][1]) == 0)
+      return true;
+  return false;
+}
+
+START_TEST(test_corpus_accuracy)
+{
+  const char *dir_env = root();
+  char *dir = xasprintf("%s/tests/fixtures/errors", dir_env);
+  char *tsv_path = xasprintf("%s/labels.tsv", dir);
+  struct sp_error *err = NULL;
+  size_t tsv_len;
+  char *tsv = sp_read_file(tsv_path, 0, &tsv_len, &err);
+  if (tsv == NULL)
+    fprintf(stderr, "corpus: %s\n", err ? err->msg : "labels.tsv missing");
+  ck_assert_msg(tsv != NULL, "labels.tsv missing in %s", dir);
+
+  size_t right = 0, labelled = 0, fixtures = 0, fully = 0;
+  char *save = NULL;
+  bool header = true;
+  for (char *row = strtok_r(tsv, "\n", &save); row; row = strtok_r(NULL, "\n", &save)) {
+    size_t rl = strlen(row);
+    if (rl > 0 && row[rl - 1] == '\r')
+      row[rl - 1] = '\0';
+    if (header) {
+      ck_assert_msg(str_starts_with(row, "fixture\tsource\ttool\tcategory\tseverity\t"
+                                         "file\tline\tcolumn\tmessage"),
+                    "unexpected labels.tsv header: %s", row);
+      header = false;
+      continue;
+    }
+    if (*row == '\0' || *row == '#')
+      continue;
+    char *p = row;
+    struct label lb;
+    lb.fixture = field(&p);
+    (void)field(&p); /* source */
+    lb.tool = field(&p);
+    lb.category = field(&p);
+    lb.severity = field(&p);
+    lb.file = field(&p);
+    lb.line = field(&p);
+    lb.column = field(&p);
+    ck_assert_msg(lb.column != NULL, "short row in labels.tsv: %s", lb.fixture);
+
+    char *path = xasprintf("%s/%s", dir, lb.fixture);
+    size_t len;
+    char *text = sp_read_file(path, 0, &len, &err);
+    ck_assert_msg(text != NULL, "cannot read fixture %s", path);
+    free(path);
+    fixtures++;
+
+    /* Feed the fixture line by line (bytes as they are), then flush. */
+    struct evlist l = {.keep = true};
+    struct classifier *c = classifier_new(rules);
+    int64_t now = 0;
+    size_t start = 0;
+    for (size_t i = 0; i <= len; i++) {
+      if (i == len || text[i] == '\n') {
+        if (i > start || i < len)
+          classifier_feed(c, text + start, i - start, now++, collect, &l);
+        start = i + 1;
+      }
+    }
+    classifier_flush(c, now, 0, collect, &l);
+    classifier_free(c);
+    free(text);
+
+    bool want_benign = strcmp(lb.tool, "none") == 0;
+    bool want_warning = strcmp(lb.severity, "warning") == 0;
+    const struct ev *pred = NULL;
+    for (size_t i = 0; i < l.n && pred == NULL; i++)
+      if (want_warning || strcmp(l.v[i].severity, "error") == 0)
+        pred = &l.v[i];
+
+    struct sbuf miss = SBUF_INIT;
+    size_t r0 = right, n0 = labelled;
+    if (want_benign) {
+      const char *f3[] = {lb.tool, lb.category, lb.severity};
+      for (int k = 0; k < 3; k++) {
+        if (strcmp(f3[k], "-") == 0)
+          continue;
+        labelled++;
+        right += pred == NULL;
+      }
+      if (pred)
+        sbuf_addf(&miss, " benign but got %s/%s \"%s\"", pred->tool, pred->category,
+                  pred->message);
+    } else {
+      char got_line[16], got_col[16];
+      snprintf(got_line, sizeof got_line, "%d", pred ? pred->line : 0);
+      snprintf(got_col, sizeof got_col, "%d", pred ? pred->column : 0);
+      struct {
+        const char *name, *want, *got;
+      } cmp[] = {
+          {"tool", lb.tool, pred ? pred->tool : "(none)"},
+          {"category", lb.category, pred ? pred->category : "(none)"},
+          {"severity", lb.severity, pred ? pred->severity : "(none)"},
+          {"file", lb.file, pred && pred->file ? pred->file : "(none)"},
+          {"line", lb.line, got_line},
+          {"column", lb.column, got_col},
+      };
+      for (size_t k = 0; k < SP_ARRAY_SIZE(cmp); k++) {
+        if (strcmp(cmp[k].want, "-") == 0)
+          continue;
+        labelled++;
+        bool ok = pred != NULL && (k == 0 ? same_tool(cmp[k].want, cmp[k].got)
+                                          : strcmp(cmp[k].want, cmp[k].got) == 0);
+        if (ok)
+          right++;
+        else
+          sbuf_addf(&miss, " %s: want \"%s\" got \"%s\";", cmp[k].name, cmp[k].want,
+                    cmp[k].got);
+      }
+      if (pred == NULL)
+        sbuf_addstr(&miss, " (no error event)");
+    }
+    if (right - r0 == labelled - n0)
+      fully++;
+    else
+      printf("classifier miss %s:%s\n", lb.fixture, sbuf_str(&miss));
+    sbuf_release(&miss);
+    evlist_release(&l);
+  }
+  free(tsv);
+  free(tsv_path);
+  free(dir);
+
+  double acc = labelled ? 100.0 * (double)right / (double)labelled : 0.0;
+  printf("classifier accuracy: %.1f%% (%zu/%zu labels), fixtures fully right: "
+         "%zu/%zu\n",
+         acc, right, labelled, fully, fixtures);
+  fflush(stdout);
+  ck_assert_msg(fixtures >= 60, "corpus has only %zu fixtures (need 60)", fixtures);
+  ck_assert_msg(acc >= 95.0, "accuracy %.1f%% < 95%%", acc);
+}
+END_TEST
+
+static Suite *classify_suite(void)
+{
+  Suite *s = suite_create("classify");
+  TCase *t = tcase_create("formats");
+  tcase_add_unchecked_fixture(t, load_rules, free_rules);
+  tcase_set_timeout(t, 60);
+  tcase_add_test(t, test_vite);
+  tcase_add_test(t, test_esbuild);
+  tcase_add_test(t, test_typescript);
+  tcase_add_test(t, test_react);
+  tcase_add_test(t, test_nextjs);
+  tcase_add_test(t, test_node);
+  tcase_add_test(t, test_package_managers);
+  tcase_add_test(t, test_python);
+  tcase_add_test(t, test_pino);
+  tcase_add_test(t, test_benign);
+  tcase_add_test(t, test_ansi);
+  tcase_add_test(t, test_normalise);
+  tcase_add_test(t, test_bad_rules);
+  tcase_add_test(t, test_default_rules_fast);
+  tcase_add_test(t, test_flush);
+  suite_add_tcase(s, t);
+
+  TCase *h = tcase_create("robustness");
+  tcase_add_unchecked_fixture(h, load_rules, free_rules);
+  tcase_set_timeout(h, 120);
+  tcase_add_test(h, test_hostile);
+  tcase_add_test(h, test_speed);
+  suite_add_tcase(s, h);
+
+  TCase *a = tcase_create("corpus");
+  tcase_add_unchecked_fixture(a, load_rules, free_rules);
+  tcase_set_timeout(a, 60);
+  tcase_add_test(a, test_corpus_accuracy);
+  suite_add_tcase(s, a);
+  return s;
+}
+
+int main(void)
+{
+  SRunner *sr = srunner_create(classify_suite());
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
