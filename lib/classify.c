@@ -326,7 +326,18 @@ static const char *clean_line(struct classifier *c, const char *line, size_t len
 {
   size_t n = len;
   bool special = false;
-  for (size_t i = 0; i < n; i++) {
+  size_t i = 0;
+  /* Eight bytes at a time: does any byte fall below 0x20 or equal 0x7f? */
+  for (; i + 8 <= n; i += 8) {
+    uint64_t x;
+    memcpy(&x, line + i, 8);
+    uint64_t low = (x - 0x2020202020202020ull) & ~x & 0x8080808080808080ull;
+    uint64_t y = x ^ 0x7f7f7f7f7f7f7f7full;
+    uint64_t del = (y - 0x0101010101010101ull) & ~y & 0x8080808080808080ull;
+    if (low | del)
+      break;
+  }
+  for (; i < n; i++) {
     unsigned char ch = (unsigned char)line[i];
     if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
       special = true;
@@ -1650,7 +1661,11 @@ static void emit(struct classifier *c, classify_cb cb, void *ud)
 {
   struct pending *p = &c->p;
   if (p->active && p->classified && cb) {
-    cleanup_free char *norm = classify_normalise(p->message, strlen(p->message));
+    /* The same message in two files is two errors to fix; the same one at
+     * another line of one file (after an edit) is still one. */
+    cleanup_free char *keyed =
+        p->file ? xasprintf("%s: %s", p->file, p->message) : xstrdup(p->message);
+    cleanup_free char *norm = classify_normalise(keyed, strlen(keyed));
     struct classify_event ev = {
         .rule = p->rule,
         .tool = p->tool,

@@ -80,7 +80,7 @@ struct classify_event {
   const char *message; /* one-line message, valid UTF-8 */
   const char *raw;     /* the assembled event text (lines joined by '\n'),
                           ANSI stripped, valid UTF-8, capped */
-  uint64_t hash;       /* classify_hash(tool, category, normalised message) */
+  uint64_t hash;       /* classify_hash(tool, category, normalised "file: message") */
   bool restart;        /* the rule marks this as fatal: the supervisor may
                           restart the process */
 };                     /* valid only during the callback */

@@ -109,8 +109,8 @@ int fsops_delete(const char *path, bool recursive, struct sp_error **err);
 int fsops_rename(const char *from, const char *to, struct sp_error **err);
 
 /* `test -e`: follows symlinks, so a dangling symlink or a symlink loop does
- * not exist.  ENOENT and ENOTDIR give *exists = false; EACCES is
- * PERMISSION_DENIED.  is_dir may be NULL. */
+ * not exist.  ENOENT, ENOTDIR, ELOOP and ENAMETOOLONG give *exists = false;
+ * EACCES is PERMISSION_DENIED.  is_dir may be NULL. */
 int fsops_exists(const char *path, bool *exists, bool *is_dir,
                  struct sp_error **err);
 

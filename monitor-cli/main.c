@@ -338,6 +338,23 @@ static char *escape_path(const char *s)
   return r;
 }
 
+static void sh_quote(struct sbuf *sb, const char *s)
+{
+  if (*s && strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                      "-_./=:@%+,") == strlen(s)) {
+    sbuf_addstr(sb, s);
+    return;
+  }
+  sbuf_addch(sb, '\'');
+  for (; *s; s++) {
+    if (*s == '\'')
+      sbuf_addstr(sb, "'\\''");
+    else
+      sbuf_addch(sb, *s);
+  }
+  sbuf_addch(sb, '\'');
+}
+
 static int cmd_process(struct cli *c, int argc, char **argv)
 {
   if (argc < 1) {
@@ -396,9 +413,16 @@ static int cmd_process(struct cli *c, int argc, char **argv)
       fprintf(stderr, "monitor-cli: process start needs a COMMAND\n");
       return EXIT_USAGE;
     }
+    /* One argument is a shell command line as it is; several are words,
+     * quoted so the shell sees them unchanged. */
     struct sbuf cmd = SBUF_INIT;
-    for (int i = optind; i < argc; i++)
-      sbuf_addf(&cmd, "%s%s", i > optind ? " " : "", argv[i]);
+    if (argc - optind == 1)
+      sbuf_addstr(&cmd, argv[optind]);
+    for (int i = optind; argc - optind > 1 && i < argc; i++) {
+      if (i > optind)
+        sbuf_addch(&cmd, ' ');
+      sh_quote(&cmd, argv[i]);
+    }
     cJSON_AddStringToObject(body, "command", sbuf_str(&cmd));
     sbuf_release(&cmd);
     cleanup_free char *s = json_print(body);

@@ -186,8 +186,9 @@ const joined = (events, type) =>
 
 // ---------------------------------------------------------------- target
 
-let monitor = null; // { child, tmp, sock, ws, log }
+let monitor = null; // { child, tmp, sock, ws, log, exited }
 let relay = null;
+const startedPids = []; // processes the test started in its own monitor
 
 function unixGet(sock, p) {
   return new Promise((resolve, reject) => {
@@ -204,6 +205,9 @@ async function startMonitor() {
   const exe = path.join(BIN, 'sandpit-monitor');
   if (!fs.existsSync(exe)) throw new Error(`no monitor binary at ${exe} (build it, or set SANDPIT_BIN)`);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sp-conf-'));
+  // The monitor runs each sandbox as its own Unix user: they must be able
+  // to reach their workspaces below this directory.
+  fs.chmodSync(tmp, 0o755);
   const sock = path.join(tmp, 'monitor.sock');
   const data = path.join(tmp, 'data');
   const ws = path.join(tmp, 'workspace');
@@ -278,15 +282,32 @@ async function stopAll() {
   if (monitor) {
     const m = monitor;
     monitor = null;
-    if (m.exited === null) {
+    const crashed = m.exited !== null;
+    if (crashed) out(`  (the monitor had exited by itself: ${m.exited}; log tail:)\n${tail(m.log, 1500)}`);
+    if (!crashed) {
       const gone = new Promise((r) => m.child.once('exit', r));
       m.child.kill('SIGTERM');
       const t = setTimeout(() => m.child.kill('SIGKILL'), 10000);
       await Promise.race([gone, sleep(12000)]);
       clearTimeout(t);
     }
+    if (crashed) reapStarted();
     if (process.env.SANDPIT_CONFORMANCE_KEEP === '1') out(`(kept ${m.tmp})`);
     else fs.rmSync(m.tmp, { recursive: true, force: true });
+  }
+}
+
+// After the own monitor is gone, nothing it started may outlive the test
+// (a monitor that crashed leaves its children behind).
+function reapStarted() {
+  for (const pid of startedPids.splice(0)) {
+    for (const target of [-pid, pid]) {
+      try {
+        process.kill(target, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
   }
 }
 
@@ -650,6 +671,13 @@ async function main() {
   const ps = sid('proc');
   const pid = (n) => `conf-${n}-${RUN}`;
   const terminal = ['completed', 'failed', 'killed', 'error'];
+  // client.processes.startProcess, remembering pids so that cleanup can
+  // reap them even if the monitor died under the test.
+  const startProc = async (command, session, options) => {
+    const r = await client.processes.startProcess(command, session, options);
+    if (r && typeof r.pid === 'number') startedPids.push(r.pid);
+    return r;
+  };
   const statusOf = async (id) => (await client.processes.getProcess(id)).process;
   const waitStatus = (id, want, ms = 8000) =>
     waitFor(async () => {
@@ -658,7 +686,7 @@ async function main() {
     }, ms, `process ${id} to be ${want}`);
 
   await check('startProcess with processId', async () => {
-    const r = await client.processes.startProcess('echo out1; echo err1 >&2; sleep 0.3; echo out2', ps, { processId: pid('a') });
+    const r = await startProc('echo out1; echo err1 >&2; sleep 0.3; echo out2', ps, { processId: pid('a') });
     eq('success', r.success, true);
     eq('processId', r.processId, pid('a'));
     ok('pid is a number', r.pid === undefined || typeof r.pid === 'number', r.pid);
@@ -690,17 +718,17 @@ async function main() {
     eq('stderr', r.stderr, 'err1\n');
   });
   await check('startProcess without processId generates an id', async () => {
-    const r = await client.processes.startProcess('true', ps);
+    const r = await startProc('true', ps);
     ok('processId', typeof r.processId === 'string' && r.processId.length > 0, r);
     eq('getProcess finds it', (await client.processes.getProcess(r.processId)).process.id, r.processId);
   });
   await check('startProcess env and cwd', async () => {
-    await client.processes.startProcess('echo "$CONF_PV"; pwd', ps, { processId: pid('env'), env: { CONF_PV: 'pv' }, cwd: '/tmp' });
+    await startProc('echo "$CONF_PV"; pwd', ps, { processId: pid('env'), env: { CONF_PV: 'pv' }, cwd: '/tmp' });
     await waitStatus(pid('env'), terminal);
     eq('stdout', (await client.processes.getProcessLogs(pid('env'))).stdout, 'pv\n/tmp\n');
   });
   await check('streamProcessLogs: process_info, stdout events, exit with exitCode, then close', async () => {
-    await client.processes.startProcess('echo s1; sleep 0.4; echo s2; exit 5', ps, { processId: pid('stream') });
+    await startProc('echo s1; sleep 0.4; echo s2; exit 5', ps, { processId: pid('stream') });
     const { events, closed } = await readEvents(await client.processes.streamProcessLogs(pid('stream')), 10000);
     const t = types(events);
     eq('first event', t[0], 'process_info');
@@ -722,7 +750,7 @@ async function main() {
     eq('closed', closed, true);
   });
   await check('killProcess stops a running process (status killed)', async () => {
-    await client.processes.startProcess('sleep 60', ps, { processId: pid('kill') });
+    await startProc('sleep 60', ps, { processId: pid('kill') });
     await waitStatus(pid('kill'), 'running', 5000);
     const r = await client.processes.killProcess(pid('kill'));
     eq('success', r.success, true);
@@ -730,8 +758,8 @@ async function main() {
     eq('status', p.status, 'killed');
   }, 25000);
   await check('killAllProcesses stops every running process', async () => {
-    await client.processes.startProcess('sleep 60', ps, { processId: pid('k1') });
-    await client.processes.startProcess('sleep 60', ps, { processId: pid('k2') });
+    await startProc('sleep 60', ps, { processId: pid('k1') });
+    await startProc('sleep 60', ps, { processId: pid('k2') });
     await waitStatus(pid('k1'), 'running', 5000);
     await waitStatus(pid('k2'), 'running', 5000);
     const r = await client.processes.killAllProcesses();
@@ -770,12 +798,12 @@ async function main() {
       });
     });
   const server = (port) =>
-    `sleep 1; exec ${node} -e "require('http').createServer((q, s) => s.end('ok')).listen(${port})"`;
+    `sleep 1; exec ${node} -e "require('http').createServer((q, s) => s.end('ok')).listen(${port}); setTimeout(process.exit, 30000)"`;
   const watch = (req, ms = 15000) => client.ports.watchPort(req).then((s) => readEvents(s, ms));
 
   await check('port-watch (http): watching, then ready once the process listens', async () => {
     const port = await freePort();
-    await client.processes.startProcess(server(port), ps, { processId: pid('http') });
+    await startProc(server(port), ps, { processId: pid('http') });
     const { events, closed } = await watch({
       port, mode: 'http', path: '/', statusMin: 200, statusMax: 399, processId: pid('http'), interval: 200,
     });
@@ -790,7 +818,7 @@ async function main() {
   }, 25000);
   await check('port-watch (tcp): ready for a listening port', async () => {
     const port = await freePort();
-    await client.processes.startProcess(server(port), ps, { processId: pid('tcp') });
+    await startProc(server(port), ps, { processId: pid('tcp') });
     const { events } = await watch({ port, mode: 'tcp', processId: pid('tcp'), interval: 200 });
     const t = types(events);
     eq('first event', t[0], 'watching');
@@ -798,7 +826,7 @@ async function main() {
   }, 25000);
   await check('port-watch: the process exits first -> process_exited with its exitCode', async () => {
     const port = await freePort();
-    await client.processes.startProcess('sleep 0.3; exit 2', ps, { processId: pid('pexit') });
+    await startProc('sleep 0.3; exit 2', ps, { processId: pid('pexit') });
     const { events } = await watch({
       port, mode: 'http', path: '/', statusMin: 200, statusMax: 399, processId: pid('pexit'), interval: 200,
     });
@@ -816,6 +844,17 @@ async function main() {
 }
 
 // ---------------------------------------------------------------- entry
+
+// Never leave a monitor behind, even when this process dies early (killed,
+// stdout closed under it, an uncaught error).
+process.on('exit', () => {
+  if (!monitor) return;
+  if (monitor.exited === null) monitor.child.kill('SIGTERM'); // it cleans up on its own
+  else reapStarted();
+  if (process.env.SANDPIT_CONFORMANCE_KEEP !== '1') fs.rmSync(monitor.tmp, { recursive: true, force: true });
+});
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => process.exit(1));
+process.stdout.on('error', () => process.exit(1));
 
 const globalTimer = setTimeout(async () => {
   if (finished) return;
