@@ -309,6 +309,14 @@ static char *printable(const char *s, size_t len)
   return sbuf_detach(&sb, NULL);
 }
 
+static void reply_not_found(struct http_req *r, const char *id)
+{
+  struct sp_error *err = NULL;
+  sp_error_code(&err, "PROCESS_NOT_FOUND", 404, "Process %s not found", id);
+  sp_error_context(&err, "processId", id);
+  http_reply_error(r, &err);
+}
+
 static bool process_visible(struct monitor *m, const char *sandbox, const char *id)
 {
   struct proc_state st;
@@ -324,7 +332,7 @@ static void h_process_logs(struct http_req *r)
     return;
   const char *id = r->params[0];
   if (!process_visible(m, sandbox, id)) {
-    http_reply_errorf(r, 404, "PROCESS_NOT_FOUND", "process '%s' not found", id);
+    reply_not_found(r, id);
     return;
   }
   cleanup_free char *key = supervisor_log_key(sandbox, id);
@@ -413,9 +421,10 @@ static int follow_line(void *ud, const struct log_line *l)
     cleanup_json cJSON *d = cJSON_CreateObject();
     char ts[40];
     cleanup_free char *text = printable(l->text, l->len);
+    cleanup_free char *chunk = xasprintf("%s\n", text);
     const char *type = l->stream == LOGSTORE_STDERR ? "stderr" : "stdout";
     cJSON_AddStringToObject(d, "type", type);
-    cJSON_AddStringToObject(d, "data", text);
+    cJSON_AddStringToObject(d, "data", chunk);
     cJSON_AddStringToObject(d, "processId", f->id);
     cJSON_AddStringToObject(d, "timestamp", sp_iso8601(l->ts_ms, ts, sizeof ts));
     sse_event(&f->buf, NULL, d);
@@ -512,7 +521,7 @@ static void h_process_stream(struct http_req *r)
     return;
   const char *id = r->params[0];
   if (!process_visible(m, sandbox, id)) {
-    http_reply_errorf(r, 404, "PROCESS_NOT_FOUND", "process '%s' not found", id);
+    reply_not_found(r, id);
     return;
   }
   struct follow *f = xcalloc(1, sizeof *f);

@@ -351,6 +351,7 @@ static int probe(struct watch *w, int *status)
   struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)w->port)};
   sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   int rc = -1;
+  cleanup_free char *req = NULL;
   if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 && errno != EINPROGRESS)
     goto out;
   struct pollfd p = {fd, POLLOUT, 0};
@@ -365,7 +366,7 @@ static int probe(struct watch *w, int *status)
     rc = 0;
     goto out;
   }
-  cleanup_free char *req = xasprintf("GET %s HTTP/1.0\r\nHost: localhost:%d\r\n"
+  req = xasprintf("GET %s HTTP/1.0\r\nHost: localhost:%d\r\n"
                                      "User-Agent: sandpit-port-watch\r\n\r\n",
                                      w->path, w->port);
   if (write(fd, req, strlen(req)) != (ssize_t)strlen(req))

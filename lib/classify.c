@@ -14,13 +14,15 @@
 #include "toml.h"
 #include "util.h"
 
+/* A JSON log line is parsed whole up to this size (stacks make them long). */
+#define PINO_LINE_MAX (64 * 1024)
 /* Bytes of input examined when cleaning a line (escape sequences may make a
  * line much longer than what it shows). */
-#define CLEAN_SCAN_MAX (4 * CLASSIFY_LINE_MAX)
+#define CLEAN_SCAN_MAX (2 * PINO_LINE_MAX)
 /* A block longer than this is emitted (or dropped) whatever follows. */
 #define BLOCK_MAX_LINES 5000
-/* A block with no rule match yet (a throw-site header, a code frame, a
- * traceback under way) is dropped when it grows longer than this. */
+/* A block with no rule match yet (a throw-site header, a code frame) is
+ * dropped when it grows longer than this. */
 #define TENTATIVE_MAX_LINES 400
 /* Blank lines a block may contain in a row. */
 #define BLANKS_MAX 2
@@ -69,8 +71,7 @@ struct classify_rules {
   size_t nbenign;
   struct literal *lits; /* sorted by key */
   size_t nlits;
-  uint32_t *unfiltered; /* indexes of rules without a literal, ascending */
-  size_t nunfiltered;
+  size_t nunfiltered; /* rules without a literal: tried on every line */
   uint8_t keybits[65536 / 8];
   uint32_t max_groups;
 };
@@ -86,7 +87,7 @@ enum loc_rank {
   RANK_CAPTURE = 1,  /* from the event's own line */
   RANK_LOCATION = 2, /* a location line, a throw-site header, File: */
   RANK_FRAME = 3,    /* an in-project stack frame */
-  RANK_OTHER = 4,    /* any other frame (python: outside the project) */
+  RANK_OTHER = 4,    /* a frame outside the project (node_modules) */
   RANK_NONE = 100,
 };
 
@@ -106,6 +107,9 @@ struct pending {
   struct sbuf held; /* a plain line held back: kept if a frame follows */
   struct sbuf last; /* the block's last line (short ones only) */
   bool bun_frame;   /* the block began with a code frame (Bun's style) */
+  bool source_next; /* a throw-site header: its source line comes next */
+  bool header_loc;  /* the location is a throw-site header's (no column) */
+  bool had_frame;   /* a stack frame was seen */
   enum mode mode;
   int64_t last_ms;
 };
@@ -124,20 +128,15 @@ struct classifier {
 /* One successful rule match, pointing into the classified line. */
 struct match {
   const struct rule *rule;
-  const char *s;
   const char *file, *msg;
   size_t file_len, msg_len;
   int line, column;
 };
 
-static unsigned char fold[256];
-
-static void fold_init(void)
+/* ASCII lower case (bytes above 0x7f are left alone). */
+static inline unsigned char fold(unsigned char c)
 {
-  if (fold['A'] == 'a')
-    return;
-  for (int i = 0; i < 256; i++)
-    fold[i] = (unsigned char)((i >= 'A' && i <= 'Z') ? i + 32 : i);
+  return (unsigned char)(c + (((unsigned)c - 'A' < 26u) << 5));
 }
 
 static inline uint32_t key3(unsigned char a, unsigned char b, unsigned char c)
@@ -217,8 +216,8 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
   return k + 1;
 }
 
-/* Append s as valid UTF-8 without control characters other than tab:
- * invalid bytes become U+FFFD. */
+/* Append s as valid UTF-8 without control characters other than tab: line
+ * breaks become spaces, other controls and invalid bytes U+FFFD. */
 static void add_utf8(struct sbuf *sb, const char *str, size_t n)
 {
   const unsigned char *s = (const unsigned char *)str;
@@ -236,7 +235,10 @@ static void add_utf8(struct sbuf *sb, const char *str, size_t n)
       continue;
     }
     sbuf_add(sb, s + run, i - run);
-    sbuf_add(sb, "\xef\xbf\xbd", 3);
+    if (c == '\n' || c == '\r' || c == '\v' || c == '\f')
+      sbuf_addch(sb, ' ');
+    else
+      sbuf_add(sb, "\xef\xbf\xbd", 3);
     i++;
     run = i;
   }
@@ -260,7 +262,7 @@ static size_t strip_into(struct sbuf *out, const char *str, size_t n,
   size_t base = out->len;
   size_t seg = base, prev = base;
   size_t i = 0;
-  sbuf_grow(out, n < max_out ? n : max_out);
+  sbuf_grow(out, n); /* every CR segment may be up to max_out long */
   while (i < n) {
     unsigned char c = s[i];
     if (c == 0x1b) {
@@ -319,8 +321,9 @@ static size_t strip_into(struct sbuf *out, const char *str, size_t n,
   return prev;
 }
 
-/* The visible text of a line, at most CLASSIFY_LINE_MAX bytes.  Returns the
- * input itself when there is nothing to strip. */
+/* The visible text of a line, at most PINO_LINE_MAX bytes (callers classify
+ * only the first CLASSIFY_LINE_MAX).  Returns the input itself when there is
+ * nothing to strip. */
 static const char *clean_line(struct classifier *c, const char *line, size_t len,
                               size_t *out_len)
 {
@@ -345,13 +348,13 @@ static const char *clean_line(struct classifier *c, const char *line, size_t len
     }
   }
   if (!special) {
-    *out_len = n > CLASSIFY_LINE_MAX ? CLASSIFY_LINE_MAX : n;
+    *out_len = SP_MIN(n, PINO_LINE_MAX);
     return line;
   }
   if (n > CLEAN_SCAN_MAX)
     n = CLEAN_SCAN_MAX;
   sbuf_reset(&c->clean);
-  size_t start = strip_into(&c->clean, line, n, CLASSIFY_LINE_MAX);
+  size_t start = strip_into(&c->clean, line, n, PINO_LINE_MAX);
   *out_len = c->clean.len - start;
   return c->clean.buf + start;
 }
@@ -671,12 +674,12 @@ static void scan_seq(const char *p, const char *end, struct sbuf *run, struct li
     if (lit) {
       size_t k = quantifier(p, end, &opt);
       if (k == 0) {
-        sbuf_addch(run, (char)fold[(unsigned char)ch]);
+        sbuf_addch(run, (char)fold((unsigned char)ch));
         continue;
       }
       p += k;
       if (!opt)
-        sbuf_addch(run, (char)fold[(unsigned char)ch]);
+        sbuf_addch(run, (char)fold((unsigned char)ch));
     } else {
       p += quantifier(p, end, &opt);
     }
@@ -702,9 +705,7 @@ static void add_literals(struct classify_rules *r, uint32_t idx, const char *pat
   }
   lits_release(&best);
   if (!ok) {
-    r->unfiltered = xreallocarray(r->unfiltered, r->nunfiltered + 1,
-                                  sizeof *r->unfiltered);
-    r->unfiltered[r->nunfiltered++] = idx;
+    r->nunfiltered++;
     r->rules[idx].unfiltered = true;
   }
 }
@@ -740,9 +741,9 @@ static bool prefilter(struct classifier *c, const char *str, size_t n)
   }
   if (n < LITERAL_MIN || r->nlits == 0)
     return any;
-  uint32_t k = key3(0, fold[s[0]], fold[s[1]]);
+  uint32_t k = key3(0, fold(s[0]), fold(s[1]));
   for (size_t i = 2; i < n; i++) {
-    k = ((k << 8) | fold[s[i]]) & 0xffffff;
+    k = ((k << 8) | fold(s[i])) & 0xffffff;
     uint32_t h = keyhash(k);
     if (!(r->keybits[h >> 3] & (1u << (h & 7))))
       continue;
@@ -761,7 +762,7 @@ static bool prefilter(struct classifier *c, const char *str, size_t n)
       if (c->cand[l->rule] == c->gen || l->len > n - at)
         continue;
       size_t j = 3;
-      while (j < l->len && fold[s[at + j]] == l->s[j])
+      while (j < l->len && fold(s[at + j]) == l->s[j])
         j++;
       if (j == l->len) {
         c->cand[l->rule] = c->gen;
@@ -817,7 +818,6 @@ void classify_rules_free(struct classify_rules *r)
   for (size_t i = 0; i < r->nlits; i++)
     free(r->lits[i].s);
   free(r->lits);
-  free(r->unfiltered);
   free(r);
 }
 
@@ -1046,7 +1046,6 @@ struct classify_rules *classify_rules_parse(const char *text, size_t len,
                                             const char *name,
                                             struct sp_error **err)
 {
-  fold_init();
   if (name == NULL)
     name = "<rules>";
   cleanup_toml struct toml_value *doc = toml_parse(text, len, name, err);
@@ -1144,7 +1143,6 @@ static void fill_match(struct classifier *c, const struct rule *ru, const char *
 {
   memset(m, 0, sizeof *m);
   m->rule = ru;
-  m->s = s;
   if (!group(c, ru->g_message, s, &m->msg, &m->msg_len)) {
     m->msg = s;
     m->msg_len = n;
@@ -1181,10 +1179,8 @@ static bool classify_text(struct classifier *c, const char *s, size_t n,
     if (ru->ctx != CTX_ANY || (c->cand[i] != c->gen && !ru->unfiltered))
       continue;
     if (run(c, ru->re, s, n)) {
-      if (benign(c, s, n))
-        return false;
-      fill_match(c, ru, s, n, m);
-      return true;
+      fill_match(c, ru, s, n, m); /* before benign() reuses the match data */
+      return !benign(c, s, n);
     }
   }
   return false;
@@ -1319,11 +1315,55 @@ static void set_location(struct pending *p, const char *f, size_t n, int line,
     return;
   if (col < 0)
     col = 0;
+  p->header_loc = false;
   free(p->file);
   p->file = path_dup(f, n);
   p->line = line;
   p->column = col;
   p->rank = rank;
+}
+
+/* Frames inside the runtime itself never locate an error: "node:net",
+ * "internal/...", and old Node's core files ("module.js", "events.js"). */
+static bool runtime_internal(const char *f, size_t n)
+{
+  static const char *const core[] = {
+      "module.js", "node.js",   "vm.js",     "events.js", "net.js",
+      "util.js",   "timers.js", "fs.js",     "stream.js", "tty.js",
+      "dns.js",    "http.js",   "https.js",  "tls.js",    "domain.js",
+      "child_process.js", "_stream_readable.js", "_stream_writable.js",
+      "bootstrap_node.js", "_http_server.js", "_http_client.js", "assert.js",
+  };
+  if (n == 0 || f[0] == '<' || has_prefix(f, n, "node:") ||
+      has_prefix(f, n, "internal/") || has_prefix(f, n, "bun:"))
+    return true;
+  if (memchr(f, '/', n) || memchr(f, '\\', n))
+    return false;
+  if (!memchr(f, '.', n))
+    return true;
+  for (size_t i = 0; i < SP_ARRAY_SIZE(core); i++)
+    if (n == strlen(core[i]) && memcmp(f, core[i], n) == 0)
+      return true;
+  return false;
+}
+
+/* A stack frame's location: the first frame inside the project wins, else
+ * the first one outside it (node_modules), never the runtime's own. */
+static void frame_seen(struct pending *p, const char *f, size_t n, int line, int col)
+{
+  /* Node's throw-site header has no column: the first frame gives it when it
+   * points at the same place. */
+  if (!p->had_frame && f && p->header_loc && p->column == 0 && col > 0 &&
+      line == p->line) {
+    char *path = path_dup(f, n);
+    if (strcmp(path, p->file) == 0)
+      p->column = col;
+    free(path);
+  }
+  p->had_frame = true;
+  if (f && !runtime_internal(f, n))
+    set_location(p, f, n, line, col, path_in_project(f, n) ? RANK_FRAME : RANK_OTHER,
+                 false);
 }
 
 /* A stack frame "at fn (PATH:L:C)" / "at PATH:L:C" / React's
@@ -1577,9 +1617,15 @@ static void pending_reset(struct pending *p)
 
 static void raw_add(struct pending *p, const char *s, size_t n)
 {
-  if (p->raw_lines >= CLASSIFY_RAW_MAX_LINES ||
-      p->raw.len + n + 1 > CLASSIFY_RAW_MAX_BYTES)
+  /* Room for the newline and for U+FFFD replacing a cut character. */
+  size_t room = CLASSIFY_RAW_MAX_BYTES - SP_MIN(p->raw.len, CLASSIFY_RAW_MAX_BYTES);
+  if (p->raw_lines >= CLASSIFY_RAW_MAX_LINES || room < 8)
     return;
+  if (n > room - 8) {
+    n = room - 8;
+    while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+      n--; /* do not cut a character */
+  }
   if (p->raw_lines > 0)
     sbuf_addch(&p->raw, '\n');
   add_utf8(&p->raw, s, n);
@@ -1807,17 +1853,11 @@ static bool pino_line(struct classifier *c, const char *s, size_t n, int64_t now
       const char *f;
       size_t flen;
       int line, col;
-      if (line_shape(q, ln, false, &f, &flen, &line, &col) == SHAPE_FRAME && f)
-        set_location(p, f, flen, line, col,
-                     path_in_project(f, flen) ? RANK_FRAME : RANK_OTHER, false);
+      if (line_shape(q, ln, false, &f, &flen, &line, &col) == SHAPE_FRAME)
+        frame_seen(p, f, flen, line, col);
       if (nl == NULL)
         break;
       q = nl + 1;
-    }
-    if (p->rank == RANK_OTHER) {
-      free(p->file);
-      p->file = NULL;
-      p->rank = RANK_NONE;
     }
   }
   emit(c, cb, ud);
@@ -1833,14 +1873,6 @@ static bool is_python_frame(const char *s, size_t n)
   size_t flen;
   int line;
   return python_frame(s, n, &f, &flen, &line);
-}
-
-/* Frames inside the runtime itself never locate an error. */
-static bool runtime_internal(const char *f, size_t n)
-{
-  return n == 0 || f[0] == '<' || has_prefix(f, n, "node:") ||
-         has_prefix(f, n, "internal/") || has_prefix(f, n, "bun:") ||
-         (!memchr(f, '/', n) && !memchr(f, '\\', n) && !memchr(f, '.', n));
 }
 
 /* The innermost frame of a traceback is the one reported. */
@@ -1912,8 +1944,14 @@ static bool continue_block(struct classifier *c, const char *s, size_t n, int64_
 
   if (p->lines >= BLOCK_MAX_LINES)
     return false;
-  if (!p->classified && p->lines >= TENTATIVE_MAX_LINES)
+  if (!p->classified && p->mode != MODE_PYTHON && p->lines >= TENTATIVE_MAX_LINES)
     return false;
+
+  if (p->source_next) {
+    p->source_next = false;
+    block_add(p, s, n, now);
+    return true;
+  }
 
   switch (p->mode) {
   case MODE_PYTHON:
@@ -1962,10 +2000,8 @@ static bool continue_block(struct classifier *c, const char *s, size_t n, int64_
   bool ts = p->tool && strcmp(p->tool, "typescript") == 0;
   enum shape sh = line_shape(s, n, ts, &f, &flen, &line, &col);
   if (sh != SHAPE_NONE) {
-    if (sh == SHAPE_FRAME && f) {
-      if (!runtime_internal(f, flen))
-        set_location(p, f, flen, line, col,
-                     path_in_project(f, flen) ? RANK_FRAME : RANK_OTHER, false);
+    if (sh == SHAPE_FRAME) {
+      frame_seen(p, f, flen, line, col);
     } else if (sh == SHAPE_LOCATION) {
       struct sbuf joined = SBUF_INIT;
       if (wrapped_path(&p->last, f, flen)) {
@@ -2022,12 +2058,12 @@ static bool continue_block(struct classifier *c, const char *s, size_t n, int64_
 }
 
 /* A line that no block continues. */
-static void fresh_line(struct classifier *c, const char *s, size_t n, int64_t now,
-                       classify_cb cb, void *ud)
+static void fresh_line(struct classifier *c, const char *s, size_t n, size_t full,
+                       int64_t now, classify_cb cb, void *ud)
 {
   struct pending *p = &c->p;
   bool handled;
-  if (pino_candidate(s, n) && (pino_line(c, s, n, now, cb, ud, &handled) || handled))
+  if (pino_candidate(s, n) && (pino_line(c, s, full, now, cb, ud, &handled) || handled))
     return;
   struct match m;
   if (classify_text(c, s, n, CTX_ANY, &m)) {
@@ -2054,8 +2090,11 @@ static void fresh_line(struct classifier *c, const char *s, size_t n, int64_t no
   }
   if (throw_site(s, n, &f, &flen, &line)) {
     block_start(p, s, n, now, MODE_NORMAL);
-    if (!has_prefix(f, flen, "node:") && !has_prefix(f, flen, "internal/"))
+    p->source_next = true;
+    if (!has_prefix(f, flen, "node:") && !has_prefix(f, flen, "internal/")) {
       set_location(p, f, flen, line, 0, RANK_LOCATION, false);
+      p->header_loc = true;
+    }
     return;
   }
   if (is_digit((unsigned char)t[0]) && is_code_frame(t, tn)) {
@@ -2174,19 +2213,20 @@ void classifier_feed(struct classifier *c, const char *line, size_t len,
 {
   if (c == NULL || (line == NULL && len > 0))
     return;
-  size_t n;
-  const char *s = clean_line(c, line ? line : "", len, &n);
-  for (int k = 0; k < 2 && n > 0; k++) {
-    size_t skip = mux_prefix(s, n);
+  size_t full;
+  const char *s = clean_line(c, line ? line : "", len, &full);
+  for (int k = 0; k < 2 && full > 0; k++) {
+    size_t skip = mux_prefix(s, full);
     s += skip;
-    n -= skip;
+    full -= skip;
   }
+  size_t n = SP_MIN(full, CLASSIFY_LINE_MAX);
   if (c->p.active) {
     if (continue_block(c, s, n, now_ms))
       return;
     emit(c, cb, ud);
   }
-  fresh_line(c, s, n, now_ms, cb, ud);
+  fresh_line(c, s, n, full, now_ms, cb, ud);
 }
 
 void classifier_flush(struct classifier *c, int64_t now_ms, int64_t idle_ms,

@@ -1,5 +1,7 @@
 #include "error.h"
 
+#include <cjson/cJSON.h>
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,10 +93,31 @@ int sp_error_prefix(struct sp_error **err, const char *fmt, ...)
   return -1;
 }
 
+void sp_error_context(struct sp_error **err, const char *key, const char *value)
+{
+  if (err == NULL || *err == NULL)
+    return;
+  if ((*err)->context == NULL)
+    (*err)->context = cJSON_CreateObject();
+  cJSON_DeleteItemFromObjectCaseSensitive((*err)->context, key);
+  cJSON_AddStringToObject((*err)->context, key, value ? value : "");
+}
+
+void sp_error_context_int(struct sp_error **err, const char *key, long long value)
+{
+  if (err == NULL || *err == NULL)
+    return;
+  if ((*err)->context == NULL)
+    (*err)->context = cJSON_CreateObject();
+  cJSON_DeleteItemFromObjectCaseSensitive((*err)->context, key);
+  cJSON_AddNumberToObject((*err)->context, key, (double)value);
+}
+
 void sp_error_free(struct sp_error *err)
 {
   if (err == NULL)
     return;
+  cJSON_Delete(err->context);
   free(err->msg);
   free(err);
 }

@@ -9,11 +9,14 @@
 
 #include <stdarg.h>
 
+struct cJSON;
+
 struct sp_error {
   int errnum;        /* errno value behind the error, or 0 */
   int http_status;   /* status an HTTP boundary should answer with */
   const char *code;  /* stable machine code, e.g. "FILE_NOT_FOUND" (static) */
   char *msg;         /* human message */
+  struct cJSON *context; /* fields for the error body's "context" (or NULL) */
 };
 
 /* Set *err (if err is not NULL and *err is NULL) with code "INTERNAL_ERROR"
@@ -33,6 +36,11 @@ int sp_error_vcode(struct sp_error **err, const char *code, int http_status,
 /* Prepend "context: " to an existing error's message.  Returns -1. */
 int sp_error_prefix(struct sp_error **err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* Add a string field to the error's context, e.g. ("path", "/x") for the
+ * SDK's FileNotFoundError.path.  No-op when there is no error. */
+void sp_error_context(struct sp_error **err, const char *key, const char *value);
+void sp_error_context_int(struct sp_error **err, const char *key, long long value);
 
 void sp_error_free(struct sp_error *err);
 

@@ -152,8 +152,27 @@ void http_reply_response(struct http_req *r, int status, struct MHD_Response *re
   }
   r->responded = true;
   r->status = status;
+  if (!r->final) {
+    /* Answered from the head (no route, no auth): the client is still
+     * sending its body; read it first, or it gets a reset instead. */
+    r->deferred = resp;
+    r->deferred_status = status;
+    return;
+  }
   MHD_queue_response(r->conn, (unsigned int)status, resp);
   MHD_destroy_response(resp);
+}
+
+/* Past this much of a refused body, answer anyway and close. */
+#define MAX_DRAIN (16u << 20)
+
+static void queue_deferred(struct http_req *r)
+{
+  if (r->deferred) {
+    MHD_queue_response(r->conn, (unsigned int)r->deferred_status, r->deferred);
+    MHD_destroy_response(r->deferred);
+    r->deferred = NULL;
+  }
 }
 
 void http_reply(struct http_req *r, int status, const char *content_type,
@@ -220,6 +239,8 @@ static void request_free(struct http_req *r)
     return;
   if (r->user_free)
     r->user_free(r->user);
+  if (r->deferred)
+    MHD_destroy_response(r->deferred);
   sbuf_release(&r->body);
   sp_error_free(r->body_err);
   free(r->param_buf);
@@ -258,8 +279,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
   if (*upload_data_size != 0) {
     size_t n = *upload_data_size;
     *upload_data_size = 0;
-    if (r->responded || r->body_err)
-      return MHD_YES; /* drain what the client still sends */
+    if (r->responded || r->body_err) {
+      /* drain what the client still sends, up to a point */
+      r->drained += n;
+      if (r->drained > MAX_DRAIN) {
+        r->final = true;
+        if (r->deferred)
+          queue_deferred(r);
+        else if (r->body_err && !r->responded)
+          http_reply_error(r, &r->body_err);
+      }
+      return MHD_YES;
+    }
     if (r->route->on_body) {
       r->route->on_body(r, upload_data, n, &r->body_err);
       return MHD_YES;
@@ -273,8 +304,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
     sbuf_add(&r->body, upload_data, n);
     return MHD_YES;
   }
-  if (r->responded)
+  r->final = true;
+  if (r->responded) {
+    queue_deferred(r);
     return MHD_YES;
+  }
   if (r->body_err) {
     http_reply_error(r, &r->body_err);
     return MHD_YES;

@@ -53,6 +53,10 @@ struct http_req {
   void *user;           /* per-request state of a streaming handler */
   void (*user_free)(void *);
   bool responded;
+  bool final;           /* the whole request body has been received */
+  struct MHD_Response *deferred; /* answered before the body was read */
+  int deferred_status;
+  size_t drained;
   int status;           /* status sent, for metrics and logs */
   int64_t start_us;
 };

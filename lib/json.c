@@ -113,7 +113,10 @@ cJSON *json_error_body(const struct sp_error *e)
   cJSON_AddStringToObject(j, "code", e && e->code ? e->code : "INTERNAL_ERROR");
   cJSON_AddStringToObject(j, "message", e && e->msg ? e->msg : "internal error");
   /* The SDK's error classes read context.<field>: it must always be there. */
-  cJSON_AddObjectToObject(j, "context");
+  if (e && e->context)
+    cJSON_AddItemToObject(j, "context", cJSON_Duplicate(e->context, true));
+  else
+    cJSON_AddObjectToObject(j, "context");
   cJSON_AddNumberToObject(j, "httpStatus", e ? e->http_status : 500);
   char ts[40];
   cJSON_AddStringToObject(j, "timestamp", sp_iso8601(sp_now_ms(), ts, sizeof ts));

@@ -999,7 +999,10 @@ cJSON *supervisor_get(struct supervisor *s, const char *sandbox, const char *id,
   cJSON *j = p ? proc_json(p) : NULL;
   pthread_mutex_unlock(&s->mu);
   if (j == NULL)
-    sp_error_code(err, "PROCESS_NOT_FOUND", 404, "process '%s' not found", id);
+    {
+    sp_error_code(err, "PROCESS_NOT_FOUND", 404, "Process %s not found", id);
+    sp_error_context(err, "processId", id);
+  }
   return j;
 }
 
@@ -1030,7 +1033,10 @@ cJSON *supervisor_signal(struct supervisor *s, const char *sandbox, const char *
   struct proc *p = find(s, sandbox, id);
   cJSON *j = NULL;
   if (p == NULL) {
-    sp_error_code(err, "PROCESS_NOT_FOUND", 404, "process '%s' not found", id);
+    {
+    sp_error_code(err, "PROCESS_NOT_FOUND", 404, "Process %s not found", id);
+    sp_error_context(err, "processId", id);
+  }
   } else {
     if (is_terminating(sig))
       stop_locked(s, p, sig);
@@ -1051,7 +1057,10 @@ cJSON *supervisor_restart(struct supervisor *s, const char *sandbox, const char 
   struct proc *p = find(s, sandbox, id);
   cJSON *j = NULL;
   if (p == NULL) {
-    sp_error_code(err, "PROCESS_NOT_FOUND", 404, "process '%s' not found", id);
+    {
+    sp_error_code(err, "PROCESS_NOT_FOUND", 404, "Process %s not found", id);
+    sp_error_context(err, "processId", id);
+  }
     goto out;
   }
   p->ndeaths = 0;
@@ -1134,7 +1143,10 @@ int supervisor_remove(struct supervisor *s, const char *sandbox, const char *id,
     rc = 0;
     goto out;
   }
-  sp_error_code(err, "PROCESS_NOT_FOUND", 404, "process '%s' not found", id);
+  {
+    sp_error_code(err, "PROCESS_NOT_FOUND", 404, "Process %s not found", id);
+    sp_error_context(err, "processId", id);
+  }
 out:
   pthread_mutex_unlock(&s->mu);
   return rc;

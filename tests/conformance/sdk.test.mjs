@@ -13,6 +13,8 @@
 //   SANDPIT_CONFORMANCE_WORKSPACE the directory to create test files under
 //                                 (default: the monitor's workspace for the
 //                                 default sandbox, else a new session's pwd)
+//   SANDPIT_CONFORMANCE_HEADERS   JSON object of extra request headers (the
+//                                 client's defaultHeaders), e.g. for auth
 //   SANDPIT_CONFORMANCE_KEEP=1    keep the temporary directory (and log)
 //   SANDPIT_CONFORMANCE_TIMEOUT   global time limit in seconds (default 120)
 //   SANDPIT_CONFORMANCE_NODE      node inside the target, for the port-watch
@@ -114,7 +116,7 @@ async function check(name, fn, ms = 20000) {
 }
 
 function section(name) {
-  out(`== ${name}`);
+  if (!finished) out(`== ${name}`);
 }
 
 // Expects fn() to reject, and returns the error.
@@ -239,7 +241,7 @@ async function startMonitor() {
 function tail(file, n = 2000) {
   try {
     const s = fs.readFileSync(file, 'utf8');
-    return s.slice(-n);
+    return s.length <= n ? s : s.slice(s.indexOf('\n', s.length - n) + 1);
   } catch {
     return '';
   }
@@ -283,7 +285,11 @@ async function stopAll() {
     const m = monitor;
     monitor = null;
     const crashed = m.exited !== null;
-    if (crashed) out(`  (the monitor had exited by itself: ${m.exited}; log tail:)\n${tail(m.log, 1500)}`);
+    if (crashed && !finished) {
+      failed++;
+      out(`  FAIL the monitor exited during the run (${m.exited}); its log ends with:`);
+      out(tail(m.log, 1500).replace(/^/gm, '    | '));
+    }
     if (!crashed) {
       const gone = new Promise((r) => m.child.once('exit', r));
       m.child.kill('SIGTERM');
@@ -333,7 +339,10 @@ async function main() {
 
   // retryTimeoutMs small: a (wrong) 503 then surfaces as an error at once
   // instead of the client's ~2 minutes of retries.
-  const client = new SandboxClient({ baseUrl, retryTimeoutMs: 1000 });
+  const defaultHeaders = process.env.SANDPIT_CONFORMANCE_HEADERS
+    ? JSON.parse(process.env.SANDPIT_CONFORMANCE_HEADERS)
+    : undefined;
+  const client = new SandboxClient({ baseUrl, retryTimeoutMs: 1000, defaultHeaders });
   const sid = (name) => `conf-${name}-${RUN}`;
 
   // ---- utils
@@ -417,14 +426,17 @@ async function main() {
     eq('stdout', joined(events, 'stdout'), 'sv\n/tmp\n');
     eq('complete.exitCode', events[events.length - 1]?.exitCode, 0);
   });
-  await check('timeoutMs: a longer command fails with COMMAND_EXECUTION_ERROR (CommandError) in bounded time', async () => {
+  // sandpit answers a timeout with its own stable code COMMAND_TIMEOUT (408),
+  // which the client surfaces as a SandboxError carrying that code
+  // (docs/sdk-contract.md, "Where sandpit differs").
+  await check('timeoutMs: a longer command fails with COMMAND_TIMEOUT in bounded time', async () => {
     const t0 = Date.now();
     const e = await rejects(
       () => client.commands.execute('sleep 30', sid('timeout'), { timeoutMs: 500 }),
       'execute("sleep 30", {timeoutMs: 500})',
     );
     const took = Date.now() - t0;
-    expectError(e, { code: 'COMMAND_EXECUTION_ERROR', name: 'CommandError', status: 500 });
+    expectError(e, { code: 'COMMAND_TIMEOUT', name: 'SandboxError', status: 408 });
     ok(`answered within 10 s (took ${took} ms)`, took < 10000);
     ok('message mentions the timeout', /timeout|timed out/i.test(e.message), e.message);
   }, 15000);
@@ -442,18 +454,24 @@ async function main() {
     const r = await client.commands.execute('echo "$CONF_SESS"; pwd', sa);
     eq('stdout', r.stdout, 'from-session\n/tmp\n');
   });
-  await check('cd / export / shell functions persist across execute calls in a session', async () => {
-    const r1 = await client.commands.execute('cd /usr && export CONF_PERSIST=yes && conf_fn() { echo fn-ok; }', sa);
+  await check('cd and export persist across execute calls in a session', async () => {
+    const r1 = await client.commands.execute('cd /usr && export CONF_PERSIST=yes', sa);
     eq('first call exitCode', r1.exitCode, 0);
-    const r2 = await client.commands.execute('pwd; echo "$CONF_PERSIST"; conf_fn', sa);
-    eq('second call stdout', r2.stdout, '/usr\nyes\nfn-ok\n');
+    const r2 = await client.commands.execute('pwd; echo "$CONF_PERSIST"', sa);
+    eq('second call stdout', r2.stdout, '/usr\nyes\n');
+  });
+  await check('shell functions and plain variables persist too (one persistent bash per session)', async () => {
+    const r1 = await client.commands.execute('conf_fn() { echo fn-ok; }; CONF_PLAIN=plain', sa);
+    eq('first call exitCode', r1.exitCode, 0);
+    const r2 = await client.commands.execute('conf_fn; echo "[$CONF_PLAIN]"', sa);
+    eq('second call stdout', r2.stdout, 'fn-ok\n[plain]\n');
   });
   await check('another session does not see them', async () => {
     await client.utils.createSession({ id: sb });
-    const r = await client.commands.execute('pwd; echo "[$CONF_PERSIST][$CONF_SESS]"; type conf_fn >/dev/null 2>&1 && echo has-fn', sb);
+    const r = await client.commands.execute('pwd; echo "[$CONF_PERSIST][$CONF_SESS][$CONF_PLAIN]"; type conf_fn >/dev/null 2>&1 && echo has-fn', sb);
     const lines = r.stdout.split('\n');
     ok('cwd is not /usr', lines[0] !== '/usr', r.stdout);
-    eq('env', lines[1], '[][]');
+    eq('env', lines[1], '[][][]');
     ok('no function', !r.stdout.includes('has-fn'), r.stdout);
   });
   await check('createSession with an existing id -> SESSION_ALREADY_EXISTS', async () => {
@@ -861,8 +879,8 @@ const globalTimer = setTimeout(async () => {
   finished = true;
   failed++;
   out(`  FAIL global timeout: the run did not finish within ${GLOBAL_TIMEOUT_S} s`);
+  await withTimeout(stopAll(), 14000, 'cleanup').catch(() => {});
   summary();
-  await withTimeout(stopAll(), 5000, 'cleanup').catch(() => {});
   process.exit(1);
 }, GLOBAL_TIMEOUT_S * 1000);
 
@@ -876,9 +894,9 @@ try {
   }
 }
 if (!finished) {
-  finished = true;
   clearTimeout(globalTimer);
   await withTimeout(stopAll(), 15000, 'cleanup').catch((e) => out(`(cleanup: ${errText(e)})`));
+  finished = true;
   summary();
   process.exit(failed ? 1 : 0);
 }

@@ -173,8 +173,8 @@ def test_process_stream(t):
         t.eq("first event is process_info", types[0], "process_info")
         t.eq("last event is exit", types[-1], "exit")
         t.eq("stdout lines in order", [e["data"] for e in evs if e["type"] == "stdout"],
-             ["line1", "line2", "line3"])
-        t.eq("stderr line", [e["data"] for e in evs if e["type"] == "stderr"], ["bad"])
+             ["line1\n", "line2\n", "line3\n"])
+        t.eq("stderr line", [e["data"] for e in evs if e["type"] == "stderr"], ["bad\n"])
         t.eq("exit carries the real code", evs[-1]["exitCode"], 4)
         # a finished process streams its history and ends at once
         evs2 = m.sse("GET", "/api/process/s/stream", timeout=10)

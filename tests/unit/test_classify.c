@@ -187,6 +187,15 @@ START_TEST(test_vite)
              "vite", "syntax", "error", "/srv/site/src/b.ts", 12, 4);
   expect_one("(!) Some chunks are larger than 500 kB after minification.\n", "vite",
              "warning", "warning", NULL, 0, 0);
+  /* Babel's syntax errors through Vite. */
+  expect_one("9:01:12 AM [vite] Internal server error: /srv/site/src/App.jsx: "
+             "Unexpected token, expected \",\" (12:4)\n"
+             "  10 |   return (\n"
+             "> 12 |     <p>hi</p>\n"
+             "     |     ^\n"
+             "  Plugin: vite:react-babel\n"
+             "  File: /srv/site/src/App.jsx:12:4\n",
+             "vite", "syntax", "error", "/srv/site/src/App.jsx", 12, 4);
 }
 END_TEST
 
@@ -337,6 +346,20 @@ START_TEST(test_node)
              "[UnhandledPromiseRejection: This error originated either by throwing "
              "inside of an async function without a catch block.]\n",
              "node", "runtime", "error", NULL, 0, 0);
+  expect_one("node:internal/errors:496\n"
+             "    ErrorCaptureStackTrace(err);\n"
+             "    ^\n"
+             "\n"
+             "Error [ERR_MODULE_NOT_FOUND]: Cannot find module '/srv/api/src/db' "
+             "imported from /srv/api/src/index.js\n"
+             "    at new NodeError (node:internal/errors:405:5)\n",
+             "node", "module-resolution", "error", "/srv/api/src/index.js", 0, 0);
+  expect_one("(node:4242) [DEP0040] DeprecationWarning: The `punycode` module is "
+             "deprecated.\n",
+             "node", "warning", "warning", NULL, 0, 0);
+  expect_one("ERROR in ./src/index.js 5:0-24\n"
+             "Module not found: Error: Can't resolve './App' in '/srv/web/src'\n",
+             "webpack", "module-resolution", "error", "./src/index.js", 5, 0);
   expect_one("Error: connect ECONNREFUSED 127.0.0.1:6379\n"
              "    at TCPConnectWrap.afterConnect [as oncomplete] (node:net:1555:16)\n",
              "node", "network", "error", NULL, 0, 0);
@@ -424,6 +447,23 @@ START_TEST(test_python)
   ck_assert_str_eq(e.category, "runtime");
   evlist_release(&l);
 
+  /* Django logs a line before the traceback: still one event. */
+  e = first_event("Internal Server Error: /api/items/\n"
+                  "Traceback (most recent call last):\n"
+                  "  File \"/usr/lib/python3/site-packages/django/core/handlers/base.py\", "
+                  "line 197, in _get_response\n"
+                  "    response = wrapped_callback(request, *args, **kwargs)\n"
+                  "  File \"/srv/py/api/views.py\", line 12, in get\n"
+                  "    return item.name\n"
+                  "AttributeError: 'NoneType' object has no attribute 'name'\n",
+                  &l);
+  ck_assert_uint_eq(l.n, 1);
+  ck_assert_str_eq(e.category, "runtime");
+  ck_assert_str_eq(e.message, "AttributeError: 'NoneType' object has no attribute 'name'");
+  ck_assert_pstr_eq(e.file, "/srv/py/api/views.py");
+  ck_assert_int_eq(e.line, 12);
+  evlist_release(&l);
+
   e = first_event("ERROR:    [Errno 98] error while attempting to bind on address "
                   "('0.0.0.0', 8000): address already in use\n",
                   &l);
@@ -459,6 +499,23 @@ START_TEST(test_pino)
   ck_assert_str_eq(e.category, "port-in-use");
   ck_assert(e.restart);
   evlist_release(&l);
+
+  /* A line longer than what is matched as text is still parsed whole. */
+  struct sbuf big = SBUF_INIT;
+  sbuf_addstr(&big, "{\"level\":50,\"msg\":\"crash\",\"err\":{\"message\":\"deep\","
+                    "\"stack\":\"Error: deep");
+  for (int i = 0; i < 200; i++)
+    sbuf_addf(&big, "\\n    at f%d (/srv/node_modules/m/i.js:%d:1)", i, i + 1);
+  sbuf_addstr(&big, "\\n    at main (/srv/src/main.js:3:4)\"}}\n");
+  ck_assert_uint_gt(big.len, 2 * CLASSIFY_LINE_MAX);
+  e = first_event(sbuf_str(&big), &l);
+  ck_assert_uint_eq(l.n, 1);
+  ck_assert_str_eq(e.tool, "pino");
+  ck_assert_str_eq(e.message, "crash: deep");
+  ck_assert_pstr_eq(e.file, "/srv/src/main.js");
+  ck_assert_uint_le(strlen(e.raw), CLASSIFY_RAW_MAX_BYTES);
+  evlist_release(&l);
+  sbuf_release(&big);
 
   /* Info lines are not errors even when they mention one. */
   l.keep = true;
@@ -705,6 +762,11 @@ START_TEST(test_hostile)
   memset(line, '\x1b', big);
   classifier_feed(c, line, big, now++, collect, &l);
   memset(line, '\r', big);
+  classifier_feed(c, line, big, now++, collect, &l);
+  /* Long carriage-return segments, each longer than what is classified. */
+  for (size_t i = 0; i < big; i++)
+    line[i] = i % 6000 == 5999 ? '\r' : "Error: x "[i % 9];
+  line[3] = '\x1b';
   classifier_feed(c, line, big, now++, collect, &l);
   free(line);
 

@@ -1,0 +1,454 @@
+/* The backend registry and the local backend: bubblewrap over the host's
+ * system directories, no daemon, no image. */
+#include "backend.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "error.h"
+#include "hash.h"
+#include "log.h"
+#include "str.h"
+#include "util.h"
+
+void backend_free(struct backend *b)
+{
+  if (b && b->ops->free)
+    b->ops->free(b);
+}
+
+/* ---- local ---- */
+
+/* What of the host's /etc an instance sees: enough to run programs, resolve
+ * names and verify TLS; no secrets (no shadow, no ssh, no host users). */
+static const char *const etc_files[] = {
+    "alternatives", "ld.so.cache",  "ld.so.conf",   "ld.so.conf.d", "nsswitch.conf",
+    "localtime",    "timezone",     "mime.types",   "os-release",   "debian_version",
+    "ssl",          "ca-certificates", "ca-certificates.conf", "bash.bashrc", "profile",
+    "profile.d",    "inputrc",      "protocols",    "services",     "hosts",
+    "host.conf",    "gai.conf",     "resolv.conf",  "magic",        "magic.mime",
+    "python3",      "python3.11",   "gitconfig",    "npmrc",        "environment",
+    "locale.alias", "xdg",          "java-17-openjdk",
+};
+
+struct local_id {
+  pid_t pid;               /* the monitor (pid 1 inside), as the host sees it */
+  unsigned long long start; /* its start time, so a reused pid is not taken for it */
+};
+
+static unsigned long long proc_start_time(pid_t pid)
+{
+  char path[64], buf[1024];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return 0;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0)
+    return 0;
+  buf[n] = '\0';
+  /* field 22, counted after the ")" that ends the command name */
+  char *p = strrchr(buf, ')');
+  if (p == NULL)
+    return 0;
+  int field = 2;
+  for (p++; *p && field < 22; p++)
+    if (*p == ' ')
+      field++;
+  return strtoull(p, NULL, 10);
+}
+
+static bool parse_id(const char *id, struct local_id *out)
+{
+  long long pid;
+  unsigned long long st;
+  if (id == NULL || sscanf(id, "local:%lld:%llu", &pid, &st) != 2 || pid <= 1)
+    return false;
+  out->pid = (pid_t)pid;
+  out->start = st;
+  return true;
+}
+
+static int local_alive(struct backend *b, const char *id)
+{
+  (void)b;
+  struct local_id li;
+  if (!parse_id(id, &li))
+    return 0;
+  if (kill(li.pid, 0) < 0 && errno == ESRCH)
+    return 0;
+  unsigned long long st = proc_start_time(li.pid);
+  return st != 0 && st == li.start;
+}
+
+static int local_prepare(struct backend *b, const struct sp_pool *pool, const char *config_dir,
+                         char **image, struct sp_error **err)
+{
+  (void)b;
+  (void)pool;
+  (void)config_dir;
+  (void)err;
+  *image = NULL;
+  return 0;
+}
+
+static void add(char ***v, size_t *n, const char *s)
+{
+  *v = xreallocarray(*v, *n + 2, sizeof **v);
+  (*v)[(*n)++] = xstrdup(s);
+  (*v)[*n] = NULL;
+}
+
+/* Resource limits: a cgroup (v1 or v2) when this machine lets us make one,
+ * else none beyond the monitor's per-sandbox process limits.  Returns the
+ * cgroup's procs file to join, or NULL. */
+static char *make_cgroup(const struct backend_spec *s)
+{
+  cleanup_free char *name = xasprintf("sandpit-%016llx/%s-%d",
+                                      (unsigned long long)sp_hash64(s->data_root, strlen(s->data_root)),
+                                      s->pool, s->slot);
+  long long mem = (long long)s->cfg->itype.memory_mib << 20;
+  long long cpu_quota = (long long)(s->cfg->itype.vcpu * 100000);
+  struct stat st;
+  if (stat("/sys/fs/cgroup/cgroup.controllers", &st) == 0) {
+    cleanup_free char *dir = xasprintf("/sys/fs/cgroup/%s", name);
+    struct sp_error *err = NULL;
+    if (sp_mkdir_p(dir, 0755, &err) < 0) {
+      sp_error_free(err);
+      return NULL;
+    }
+    char v[64];
+    cleanup_free char *f1 = xasprintf("%s/memory.max", dir);
+    snprintf(v, sizeof v, "%lld", mem);
+    sp_write_file_atomic(f1, v, strlen(v), 0644, NULL);
+    return xasprintf("%s/cgroup.procs", dir);
+  }
+  /* v1: one hierarchy per controller; join all that work */
+  static const char *const ctrls[] = {"memory", "pids", "cpu"};
+  struct sbuf procs = SBUF_INIT;
+  for (size_t i = 0; i < SP_ARRAY_SIZE(ctrls); i++) {
+    cleanup_free char *dir = xasprintf("/sys/fs/cgroup/%s/%s", ctrls[i], name);
+    struct sp_error *err = NULL;
+    if (sp_mkdir_p(dir, 0755, &err) < 0) {
+      sp_error_free(err);
+      continue;
+    }
+    char v[64];
+    cleanup_free char *file = NULL;
+    if (i == 0) {
+      file = xasprintf("%s/memory.limit_in_bytes", dir);
+      snprintf(v, sizeof v, "%lld", mem);
+    } else if (i == 1) {
+      file = xasprintf("%s/pids.max", dir);
+      snprintf(v, sizeof v, "%d", 4096);
+    } else {
+      file = xasprintf("%s/cpu.cfs_quota_us", dir);
+      snprintf(v, sizeof v, "%lld", cpu_quota);
+    }
+    int fd = open(file, O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      if (write(fd, v, strlen(v)) < 0) {
+        /* the limit stays at the parent's */
+      }
+      close(fd);
+    }
+    sbuf_addf(&procs, "%s%s/cgroup.procs", procs.len ? "\n" : "", dir);
+  }
+  if (procs.len == 0) {
+    sbuf_release(&procs);
+    return NULL;
+  }
+  return sbuf_detach(&procs, NULL);
+}
+
+static void join_cgroups(const char *procs)
+{
+  char pid[32];
+  snprintf(pid, sizeof pid, "%d", (int)getpid());
+  cleanup_free char *copy = xstrdup(procs);
+  char *save = NULL;
+  for (char *f = strtok_r(copy, "\n", &save); f; f = strtok_r(NULL, "\n", &save)) {
+    int fd = open(f, O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      if (write(fd, pid, strlen(pid)) < 0) {
+        /* not this controller */
+      }
+      close(fd);
+    }
+  }
+}
+
+static int local_start(struct backend *b, const struct backend_spec *s, char **id,
+                       struct sp_error **err)
+{
+  (void)b;
+  const char *subdirs[] = {"run", "data", "workspace"};
+  for (size_t i = 0; i < SP_ARRAY_SIZE(subdirs); i++) {
+    cleanup_free char *d = xasprintf("%s/%s", s->dir, subdirs[i]);
+    if (sp_mkdir_p(d, i == 1 ? 0700 : 0755, err) < 0)
+      return -1;
+  }
+  cleanup_free char *monitor = xasprintf("%s/sandpit-monitor", s->bin_dir);
+  if (access(monitor, X_OK) < 0)
+    return sp_error_set(err, errno, "cannot run %s", monitor);
+  cleanup_free char *sock = xasprintf("%s/run/monitor.sock", s->dir);
+  unlink(sock);
+
+  char **argv = NULL;
+  size_t n = 0;
+  char slot[16];
+  snprintf(slot, sizeof slot, "%d", s->slot);
+  cleanup_free char *hostname = xasprintf("sandpit-%s-%d", s->pool, s->slot);
+  const char *base[] = {"bwrap", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+                        "--unshare-cgroup-try", "--hostname", hostname, "--die-with-parent"};
+  for (size_t i = 0; i < SP_ARRAY_SIZE(base); i++)
+    if (strcmp(base[i], "--die-with-parent") != 0) /* instances outlive sandpitd */
+      add(&argv, &n, base[i]);
+  if (s->cfg->network == SP_NETWORK_NONE)
+    add(&argv, &n, "--unshare-net");
+  add(&argv, &n, "--ro-bind");
+  add(&argv, &n, "/usr");
+  add(&argv, &n, "/usr");
+  static const char *const top[] = {"bin", "lib", "lib64", "lib32", "libx32", "sbin"};
+  for (size_t i = 0; i < SP_ARRAY_SIZE(top); i++) {
+    cleanup_free char *p = xasprintf("/%s", top[i]);
+    char target[256];
+    ssize_t l = readlink(p, target, sizeof target - 1);
+    if (l > 0) {
+      target[l] = '\0';
+      add(&argv, &n, "--symlink");
+      add(&argv, &n, target);
+      add(&argv, &n, p);
+    } else if (access(p, F_OK) == 0) {
+      add(&argv, &n, "--ro-bind");
+      add(&argv, &n, p);
+      add(&argv, &n, p);
+    }
+  }
+  add(&argv, &n, "--dir");
+  add(&argv, &n, "/etc");
+  for (size_t i = 0; i < SP_ARRAY_SIZE(etc_files); i++) {
+    cleanup_free char *p = xasprintf("/etc/%s", etc_files[i]);
+    add(&argv, &n, "--ro-bind-try");
+    add(&argv, &n, p);
+    add(&argv, &n, p);
+  }
+  /* The monitor keeps the users of its sandboxes here. */
+  add(&argv, &n, "--symlink");
+  add(&argv, &n, "/run/sandpit/passwd");
+  add(&argv, &n, "/etc/passwd");
+  add(&argv, &n, "--symlink");
+  add(&argv, &n, "/run/sandpit/group");
+  add(&argv, &n, "/etc/group");
+  const char *tail[] = {"--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp",
+                        "--dir", "/var/tmp", "--dir", "/run"};
+  for (size_t i = 0; i < SP_ARRAY_SIZE(tail); i++)
+    add(&argv, &n, tail[i]);
+  cleanup_free char *ws = xasprintf("%s/workspace", s->dir);
+  cleanup_free char *data = xasprintf("%s/data", s->dir);
+  cleanup_free char *run = xasprintf("%s/run", s->dir);
+  const char *binds[][2] = {{ws, "/workspace"}, {data, "/var/lib/sandpit"}, {run, "/run/sandpit"}};
+  for (size_t i = 0; i < SP_ARRAY_SIZE(binds); i++) {
+    add(&argv, &n, "--bind");
+    add(&argv, &n, binds[i][0]);
+    add(&argv, &n, binds[i][1]);
+  }
+  add(&argv, &n, "--ro-bind");
+  add(&argv, &n, s->bin_dir);
+  add(&argv, &n, "/opt/sandpit/bin");
+  /* Only what the monitor needs to run each sandbox as its own user. */
+  const char *caps[] = {"CAP_SETUID", "CAP_SETGID", "CAP_CHOWN", "CAP_FOWNER", "CAP_KILL"};
+  add(&argv, &n, "--cap-drop");
+  add(&argv, &n, "ALL");
+  for (size_t i = 0; i < SP_ARRAY_SIZE(caps); i++) {
+    add(&argv, &n, "--cap-add");
+    add(&argv, &n, caps[i]);
+  }
+  const char *env[][2] = {
+      {"PATH", "/opt/sandpit/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"},
+      {"LANG", "C.UTF-8"},
+      {"SANDPIT_INSTANCE", hostname},
+  };
+  add(&argv, &n, "--clearenv");
+  for (size_t i = 0; i < SP_ARRAY_SIZE(env); i++) {
+    add(&argv, &n, "--setenv");
+    add(&argv, &n, env[i][0]);
+    add(&argv, &n, env[i][1]);
+  }
+  const char *loglevel = getenv("SANDPIT_LOG_LEVEL");
+  if (loglevel) {
+    add(&argv, &n, "--setenv");
+    add(&argv, &n, "SANDPIT_LOG_LEVEL");
+    add(&argv, &n, loglevel);
+  }
+  add(&argv, &n, "--as-pid-1");
+  add(&argv, &n, "--new-session");
+  add(&argv, &n, "--chdir");
+  add(&argv, &n, "/");
+  add(&argv, &n, "--info-fd");
+  add(&argv, &n, "3");
+  const char *cmd[] = {"/opt/sandpit/bin/sandpit-monitor", "--socket", "/run/sandpit/monitor.sock",
+                       "--data", "/var/lib/sandpit", "--workspace", "/workspace",
+                       "--passwd", "/run/sandpit/passwd"};
+  add(&argv, &n, "--");
+  for (size_t i = 0; i < SP_ARRAY_SIZE(cmd); i++)
+    add(&argv, &n, cmd[i]);
+
+  cleanup_free char *logpath = xasprintf("%s/monitor.log", s->dir);
+  cleanup_free char *cg = make_cgroup(s);
+  int info[2];
+  if (pipe2(info, O_CLOEXEC) < 0) {
+    for (size_t i = 0; i < n; i++)
+      free(argv[i]);
+    free(argv);
+    return sp_error_set(err, errno, "pipe");
+  }
+  /* Double fork: bwrap is nobody's child here, so it outlives us. */
+  pid_t mid = fork();
+  if (mid == 0) {
+    setsid();
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    for (int sig = 1; sig < NSIG; sig++)
+      signal(sig, SIG_DFL);
+    pid_t gc = fork();
+    if (gc != 0)
+      _exit(gc < 0 ? 1 : 0);
+    int nul = open("/dev/null", O_RDONLY);
+    int log = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (nul >= 0)
+      dup2(nul, 0);
+    if (log >= 0) {
+      dup2(log, 1);
+      dup2(log, 2);
+    }
+    if (dup2(info[1], 3) < 0)
+      _exit(126);
+    for (int fd = 4; fd < 1024; fd++)
+      close(fd);
+    if (cg)
+      join_cgroups(cg);
+    execvp("bwrap", argv);
+    _exit(127);
+  }
+  close(info[1]);
+  for (size_t i = 0; i < n; i++)
+    free(argv[i]);
+  free(argv);
+  if (mid < 0) {
+    close(info[0]);
+    return sp_error_set(err, errno, "fork");
+  }
+  waitpid(mid, NULL, 0);
+  /* bwrap reports {"child-pid": N} once the sandbox is set up. */
+  char buf[512];
+  size_t got = 0;
+  for (;;) {
+    ssize_t r = read(info[0], buf + got, sizeof buf - 1 - got);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0)
+      break;
+    got += (size_t)r;
+  }
+  close(info[0]);
+  buf[got] = '\0';
+  const char *cp = strstr(buf, "\"child-pid\"");
+  long long child = 0;
+  if (cp == NULL || sscanf(strchr(cp, ':') + 1, " %lld", &child) != 1 || child <= 1) {
+    cleanup_free char *tailtxt = sp_read_file(logpath, 1 << 20, NULL, NULL);
+    const char *last = tailtxt ? tailtxt + (strlen(tailtxt) > 400 ? strlen(tailtxt) - 400 : 0) : "";
+    return sp_error_code(err, "BACKEND_ERROR", 502, "bubblewrap did not start the instance: %s",
+                         last);
+  }
+  unsigned long long st = proc_start_time((pid_t)child);
+  *id = xasprintf("local:%lld:%llu", child, st);
+  cleanup_free char *pidfile = xasprintf("%s/instance.id", s->dir);
+  cleanup_free char *content = xasprintf("%s\n%s\n%d\n", *id, s->pool, s->slot);
+  sp_write_file_atomic(pidfile, content, strlen(content), 0600, NULL);
+  sp_info("instance launched", LS("backend", "local"), LS("pool", s->pool), LI("slot", s->slot),
+          LI("pid", child), LS("limits", cg ? "cgroup" : "rlimits only"));
+  return 0;
+}
+
+static int local_stop(struct backend *b, const char *id, int timeout_ms, struct sp_error **err)
+{
+  (void)err;
+  struct local_id li;
+  if (!parse_id(id, &li) || !local_alive(b, id))
+    return 0;
+  kill(li.pid, SIGTERM);
+  int64_t deadline = sp_monotonic_ms() + timeout_ms;
+  while (local_alive(b, id) && sp_monotonic_ms() < deadline)
+    usleep(20000);
+  if (local_alive(b, id)) {
+    /* pid 1 of its namespace: SIGKILL takes the whole instance down */
+    kill(li.pid, SIGKILL);
+    for (int i = 0; i < 100 && local_alive(b, id); i++)
+      usleep(20000);
+  }
+  return 0;
+}
+
+static int local_discover(struct backend *b, const char *data_root, backend_found_cb cb, void *ud,
+                          struct sp_error **err)
+{
+  (void)err;
+  cleanup_free char *root = xasprintf("%s/instances", data_root);
+  DIR *d = opendir(root);
+  if (d == NULL)
+    return 0;
+  struct dirent *de;
+  while ((de = readdir(d)) != NULL) {
+    if (de->d_name[0] == '.')
+      continue;
+    cleanup_free char *f = xasprintf("%s/%s/instance.id", root, de->d_name);
+    cleanup_free char *txt = sp_read_file(f, 4096, NULL, NULL);
+    if (txt == NULL)
+      continue;
+    char id[128], pool[128];
+    int slot;
+    if (sscanf(txt, "%127s %127s %d", id, pool, &slot) == 3 && strncmp(id, "local:", 6) == 0 &&
+        local_alive(b, id))
+      cb(ud, pool, slot, id);
+  }
+  closedir(d);
+  return 0;
+}
+
+static void local_free(struct backend *b) { free(b); }
+
+static const struct backend_ops local_ops = {
+    .name = "local",
+    .prepare = local_prepare,
+    .start = local_start,
+    .alive = local_alive,
+    .stop = local_stop,
+    .discover = local_discover,
+    .free = local_free,
+};
+
+struct backend *backend_local_new(struct sp_error **err)
+{
+  /* bubblewrap must be there; an error now beats one per start */
+  if (system("command -v bwrap >/dev/null 2>&1") != 0) {
+    sp_error_code(err, "BACKEND_UNAVAILABLE", 503,
+                  "bubblewrap (bwrap) is not installed: run make deps or apt-get install bubblewrap");
+    return NULL;
+  }
+  struct backend *b = xcalloc(1, sizeof *b);
+  b->ops = &local_ops;
+  return b;
+}
