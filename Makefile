@@ -34,7 +34,7 @@ LIB_SRCS := $(wildcard lib/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LIBA := $(BUILD)/libsandpit.a
 
-MANAGER_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard manager/*.c))
+MANAGER_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard manager/*.c)) $(BUILD)/manager/openapi_data.o
 MONITOR_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard container/*.c)) $(BUILD)/container/rules_data.o
 CLI_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard monitor-cli/*.c))
 
@@ -54,6 +54,10 @@ $(BUILD)/%.o: %.c
 
 # The default classification rules are built into the monitor.
 $(BUILD)/container/rules_data.o: container/rules_data.S container/rules/default.toml
+	@mkdir -p $(dir $@)
+	$(CC) -c $< -o $@
+
+$(BUILD)/manager/openapi_data.o: manager/openapi_data.S docs/openapi.json
 	@mkdir -p $(dir $@)
 	$(CC) -c $< -o $@
 

@@ -866,6 +866,7 @@ const struct http_route monitor_routes[] = {
     {"GET", "/api/version", api_version, 0, NULL},
     {"GET", "/api/commands", api_commands, 0, NULL},
     {"POST", "/api/port-watch", api_port_watch, 0, NULL},
+    {"DELETE", "/api/sandbox", api_sandbox_delete, 0, NULL},
     {"GET", "/api/status", h_status, 0, NULL},
     {"POST", "/api/process/start", h_process_start, 0, NULL},
     {"GET", "/api/process/list", h_process_list, 0, NULL},

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,8 @@
 #include "error.h"
 #include "exec.h"
 #include "json.h"
+#include "logstore.h"
+#include "spawn.h"
 #include "log.h"
 #include "monitor.h"
 #include "sandbox.h"
@@ -516,3 +519,63 @@ void api_port_watch(struct http_req *r)
   http_reply_stream(r, 200, "text/event-stream", watch_cb, w, watch_free);
 }
 
+
+/* ---- removing a sandbox ---- */
+
+/* Run a command as the sandbox's user and wait for it (bounded). */
+static void run_as(struct monitor *m, const struct sandbox *sb, const char *cmd)
+{
+  struct spawn_opts so = {.command = cmd, .cwd = "/", .set_user = sb->set_user,
+                          .uid = sb->uid, .gid = sb->gid};
+  struct spawn_result res;
+  struct sp_error *err = NULL;
+  if (supervisor_spawn_child(m->sup, &so, &res, &err) < 0) {
+    sp_warn("cannot run cleanup", LS("sandbox", sb->id), LS("error", err->msg));
+    sp_error_free(err);
+    return;
+  }
+  close(res.stdout_fd);
+  close(res.stderr_fd);
+  if (supervisor_child_wait(m->sup, res.pid, 30000) == -1) {
+    kill(-res.pid, SIGKILL);
+    supervisor_child_forget(m->sup, res.pid);
+  }
+}
+
+void api_sandbox_delete(struct http_req *r)
+{
+  struct monitor *m = r->app;
+  bool bad;
+  const char *id = monitor_scope(r, &bad);
+  if (bad)
+    return;
+  if (id == NULL) {
+    http_reply_errorf(r, 400, "VALIDATION_FAILED", "X-Sandpit-Sandbox names the sandbox to remove");
+    return;
+  }
+  cleanup_error struct sp_error *err = NULL;
+  const struct sandbox *sb = sandboxes_get(m->sandboxes, id, &err);
+  if (sb == NULL) {
+    http_reply_error(r, &err);
+    return;
+  }
+  int procs = supervisor_forget_sandbox(m->sup, id, 5000);
+  /* Whatever else its user still runs (commands, what they left behind). */
+  if (sb->set_user)
+    run_as(m, sb, "kill -KILL -1 2>/dev/null; exit 0");
+  /* Its files go as its own user, so no link in them can reach further. */
+  cleanup_free char *cmd = xasprintf("find '%s' -mindepth 1 -delete 2>/dev/null; exit 0", sb->workspace);
+  run_as(m, sb, cmd);
+  cleanup_free char *ws = xstrdup(sb->workspace);
+  errorstore_clear(m->ls, id, NULL);
+  sandboxes_remove(m->sandboxes, id, NULL);
+  if (rmdir(ws) < 0 && errno != ENOENT)
+    sp_warn("workspace not fully removed", LS("sandbox", id), LS("error", strerror(errno)));
+  sp_info("sandbox removed", LS("sandbox", id), LI("processes", procs));
+  cleanup_json cJSON *j = cJSON_CreateObject();
+  cJSON_AddBoolToObject(j, "success", true);
+  cJSON_AddStringToObject(j, "sandbox", id);
+  json_add_int(j, "processesKilled", procs);
+  add_ts(j);
+  http_reply_json(r, 200, j);
+}

@@ -42,6 +42,8 @@ static const char usage[] =
     "      --error-max-count N   distinct errors kept (default 1000)\n"
     "      --error-max-age SECS  errors not seen for this long are dropped (default 7 days)\n"
     "      --exec-output-max N   bytes of stdout (and of stderr) kept per command (default 16 MiB)\n"
+    "      --passwd FILE         keep a passwd file (and a group file beside it) naming\n"
+    "                            the sandbox users (an instance's /etc/passwd links to it)\n"
     "  -h, --help            show this help\n"
     "  -V, --version         show the version\n"
     "\n"
@@ -69,6 +71,7 @@ int main(int argc, char **argv)
       {"error-max-count", required_argument, NULL, 'E'},
       {"error-max-age", required_argument, NULL, 'A'},
       {"exec-output-max", required_argument, NULL, 'O'},
+      {"passwd", required_argument, NULL, 'P'},
       {"help", no_argument, NULL, 'h'},
       {"version", no_argument, NULL, 'V'},
       {NULL, 0, NULL, 0},
@@ -80,6 +83,7 @@ int main(int argc, char **argv)
       .exec_output_max = 16u << 20,
   };
   const char *rules_path = NULL;
+  const char *passwd = NULL;
   struct logstore_opts lo = {0};
   long long n;
   bool check_rules = false;
@@ -91,6 +95,7 @@ int main(int argc, char **argv)
     case 'w': m.workspace = optarg; break;
     case 'r': rules_path = optarg; break;
     case 'R': check_rules = true; break;
+    case 'P': passwd = optarg; break;
     case 'O':
       if (!str_to_ll(optarg, 1, 1LL << 40, &n)) {
         fprintf(stderr, "sandpit-monitor: --exec-output-max must be a positive integer\n");
@@ -160,7 +165,7 @@ int main(int argc, char **argv)
    * supplementary groups may come along. */
   if (m.is_root && setgroups(0, NULL) < 0)
     sp_warn("cannot drop supplementary groups", LS("error", strerror(errno)));
-  m.sandboxes = sandboxes_new(m.workspace, m.is_root, &err);
+  m.sandboxes = sandboxes_new(m.workspace, m.is_root, passwd, &err);
   if (m.sandboxes == NULL) {
     sp_err("cannot set up the workspace", LS("path", m.workspace), LS("error", err->msg));
     goto out;

@@ -49,6 +49,7 @@ void api_session_list(struct http_req *r);
 void api_version(struct http_req *r);
 void api_commands(struct http_req *r);
 void api_port_watch(struct http_req *r);
+void api_sandbox_delete(struct http_req *r);
 
 /* The route table. */
 extern const struct http_route monitor_routes[];

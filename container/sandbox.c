@@ -30,6 +30,7 @@ struct sb_entry {
 struct sandboxes {
   pthread_mutex_t mu;
   char *root;
+  char *passwd;
   int root_fd;
   bool as_root;
   struct sb_entry **v;
@@ -108,7 +109,44 @@ char *path_resolve(const char *base, const char *path)
   return xasprintf("%s%s%s", base, str_ends_with(base, "/") ? "" : "/", path);
 }
 
-struct sandboxes *sandboxes_new(const char *workspace_root, bool as_root,
+/* Rewrite passwd and group from the workspaces' owners. */
+static void write_users_locked(struct sandboxes *s)
+{
+  if (s->passwd == NULL)
+    return;
+  struct sbuf pw = SBUF_INIT, gr = SBUF_INIT;
+  sbuf_addstr(&pw, "root:x:0:0:root:/root:/bin/bash\n"
+                   "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n");
+  sbuf_addstr(&gr, "root:x:0:\nnogroup:x:65534:\n");
+  DIR *d = fdopendir(dup(s->root_fd));
+  if (d)
+    rewinddir(d); /* the offset is shared with root_fd */
+  struct dirent *de;
+  while (d && (de = readdir(d)) != NULL) {
+    struct stat st;
+    if (de->d_name[0] == '.' || fstatat(s->root_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+        !S_ISDIR(st.st_mode) || st.st_uid < SANDBOX_UID_BASE || st.st_uid >= SANDBOX_UID_MAX)
+      continue;
+    sbuf_addf(&pw, "sandbox%u:x:%u:%u:sandpit sandbox %s:%s/%s:/bin/bash\n", (unsigned)st.st_uid,
+              (unsigned)st.st_uid, (unsigned)st.st_uid, de->d_name, s->root, de->d_name);
+    sbuf_addf(&gr, "sandbox%u:x:%u:\n", (unsigned)st.st_uid, (unsigned)st.st_uid);
+  }
+  if (d)
+    closedir(d);
+  cleanup_free char *dir = xstrdup(s->passwd);
+  char *slash = strrchr(dir, '/');
+  cleanup_free char *group = slash ? (*slash = '\0', xasprintf("%s/group", dir)) : xstrdup("group");
+  struct sp_error *err = NULL;
+  if (sp_write_file_atomic(s->passwd, pw.buf, pw.len, 0644, &err) < 0 ||
+      sp_write_file_atomic(group, gr.buf, gr.len, 0644, &err) < 0) {
+    sp_warn("cannot write the user list", LS("error", err->msg));
+    sp_error_free(err);
+  }
+  sbuf_release(&pw);
+  sbuf_release(&gr);
+}
+
+struct sandboxes *sandboxes_new(const char *workspace_root, bool as_root, const char *passwd,
                                 struct sp_error **err)
 {
   if (sp_mkdir_p(workspace_root, 0755, err) < 0)
@@ -131,6 +169,8 @@ struct sandboxes *sandboxes_new(const char *workspace_root, bool as_root,
               LS("error", strerror(errno)));
     /* uids already handed out live on as the owners of workspaces */
     DIR *d = fdopendir(dup(fd));
+    if (d)
+      rewinddir(d);
     struct dirent *de;
     while (d && (de = readdir(d)) != NULL) {
       struct stat st;
@@ -143,6 +183,8 @@ struct sandboxes *sandboxes_new(const char *workspace_root, bool as_root,
     if (d)
       closedir(d);
   }
+  s->passwd = passwd ? xstrdup(passwd) : NULL;
+  write_users_locked(s);
   return s;
 }
 
@@ -170,6 +212,7 @@ void sandboxes_free(struct sandboxes *s)
   free(s->v);
   close(s->root_fd);
   free(s->root);
+  free(s->passwd);
   pthread_mutex_destroy(&s->mu);
   free(s);
 }
@@ -237,6 +280,8 @@ const struct sandbox *sandboxes_get(struct sandboxes *s, const char *id,
     }
     s->v = xreallocarray(s->v, (size_t)s->n + 1, sizeof *s->v);
     s->v[s->n++] = e;
+    if (e->sb.set_user)
+      write_users_locked(s);
     sp_info("sandbox ready", LS("sandbox", id), LI("uid", e->sb.set_user ? (long long)e->sb.uid : -1));
   }
   pthread_mutex_unlock(&s->mu);

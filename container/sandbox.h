@@ -42,7 +42,10 @@ struct sandbox {
 
 struct sandboxes;
 
-struct sandboxes *sandboxes_new(const char *workspace_root, bool as_root,
+/* passwd: when not NULL, a passwd file kept listing root, nobody and every
+ * sandbox user (a "group" file beside it likewise); an instance's
+ * /etc/passwd points at it so tools can name the users. */
+struct sandboxes *sandboxes_new(const char *workspace_root, bool as_root, const char *passwd,
                                 struct sp_error **err);
 void sandboxes_free(struct sandboxes *s);
 

@@ -52,7 +52,7 @@ struct rule {
   /* group numbers of the named captures (several when a name is repeated in
    * alternatives); 0 terminates */
   uint32_t g_file[4], g_line[4], g_column[4], g_message[4];
-  bool restart, generic, keep_tool, unfiltered;
+  bool restart, generic, keep_tool, wrapper, unfiltered;
   enum rule_context ctx;
 };
 
@@ -110,6 +110,9 @@ struct pending {
   bool source_next; /* a throw-site header: its source line comes next */
   bool header_loc;  /* the location is a throw-site header's (no column) */
   bool had_frame;   /* a stack frame was seen */
+  bool py_group;    /* a Python exception group (lines behind a gutter) */
+  int depth;        /* inside a dumped error object "{ code: 'X', ... }" */
+  int depth_lines;
   enum mode mode;
   int64_t last_ms;
 };
@@ -127,7 +130,8 @@ struct classifier {
 
 /* One successful rule match, pointing into the classified line. */
 struct match {
-  const struct rule *rule;
+  const char *rule, *tool, *category, *severity;
+  bool generic, keep_tool, restart;
   const char *file, *msg;
   size_t file_len, msg_len;
   int line, column;
@@ -938,9 +942,9 @@ static int named_groups(struct rule *ru, const char *file, int line,
 static int parse_rule(struct classify_rules *r, const struct toml_value *tab,
                       size_t index, const char *file, struct sp_error **err)
 {
-  static const char *const keys[] = {"name",    "tool",    "category",
-                                     "severity", "pattern", "restart",
-                                     "generic", "keep_tool", "context"};
+  static const char *const keys[] = {"name",      "tool",    "category", "severity",
+                                     "pattern",   "restart", "generic",  "keep_tool",
+                                     "wrapper",   "context"};
   char fallback[32];
   snprintf(fallback, sizeof fallback, "#%zu", index + 1);
   const char *rname = fallback;
@@ -987,7 +991,8 @@ static int parse_rule(struct classify_rules *r, const struct toml_value *tab,
   struct rule ru = {0};
   if (get_bool(tab, "restart", file, rname, &ru.restart, err) < 0 ||
       get_bool(tab, "generic", file, rname, &ru.generic, err) < 0 ||
-      get_bool(tab, "keep_tool", file, rname, &ru.keep_tool, err) < 0)
+      get_bool(tab, "keep_tool", file, rname, &ru.keep_tool, err) < 0 ||
+      get_bool(tab, "wrapper", file, rname, &ru.wrapper, err) < 0)
     return -1;
   ru.re = compile(pat, file, rname, err);
   if (ru.re == NULL)
@@ -1142,7 +1147,13 @@ static void fill_match(struct classifier *c, const struct rule *ru, const char *
                        size_t n, struct match *m)
 {
   memset(m, 0, sizeof *m);
-  m->rule = ru;
+  m->rule = ru->name;
+  m->tool = ru->tool;
+  m->category = ru->category;
+  m->severity = ru->severity;
+  m->generic = ru->generic;
+  m->keep_tool = ru->keep_tool;
+  m->restart = ru->restart;
   if (!group(c, ru->g_message, s, &m->msg, &m->msg_len)) {
     m->msg = s;
     m->msg_len = n;
@@ -1155,6 +1166,47 @@ static void fill_match(struct classifier *c, const struct rule *ru, const char *
   }
   m->line = group_int(c, ru->g_line, s);
   m->column = group_int(c, ru->g_column, s);
+}
+
+/* The first specific rule (not generic, not a wrapper, not a warning) that
+ * matches a message quoted inside another line. */
+static bool classify_quoted(struct classifier *c, const char *s, size_t n,
+                            struct match *m)
+{
+  const struct classify_rules *r = c->r;
+  n = SP_MIN(n, CLASSIFY_LINE_MAX);
+  if (!prefilter(c, s, n))
+    return false;
+  for (size_t i = 0; i < r->nrules; i++) {
+    const struct rule *ru = &r->rules[i];
+    if (ru->ctx != CTX_ANY || ru->generic || ru->wrapper ||
+        strcmp(ru->severity, "error") != 0 || (c->cand[i] != c->gen && !ru->unfiltered))
+      continue;
+    if (run(c, ru->re, s, n)) {
+      fill_match(c, ru, s, n, m);
+      return true;
+    }
+  }
+  return false;
+}
+
+/* A wrapper's message is another tool's error: that error's rule gives the
+ * category and the location, the wrapper the tool. */
+static void unwrap(struct classifier *c, struct match *m)
+{
+  struct match q;
+  if (!classify_quoted(c, m->msg, m->msg_len, &q))
+    return;
+  m->rule = q.rule;
+  m->category = q.category;
+  m->severity = q.severity;
+  m->restart = m->restart || q.restart;
+  if (q.file) {
+    m->file = q.file;
+    m->file_len = q.file_len;
+    m->line = q.line;
+    m->column = q.column;
+  }
 }
 
 /* First rule (in file order) matching s, unless a benign pattern matches. */
@@ -1180,7 +1232,11 @@ static bool classify_text(struct classifier *c, const char *s, size_t n,
       continue;
     if (run(c, ru->re, s, n)) {
       fill_match(c, ru, s, n, m); /* before benign() reuses the match data */
-      return !benign(c, s, n);
+      if (benign(c, s, n))
+        return false;
+      if (ru->wrapper)
+        unwrap(c, m);
+      return true;
     }
   }
   return false;
@@ -1540,8 +1596,43 @@ static bool is_blank(const char *s, size_t n)
   return skip_ws(s, s + n) == s + n;
 }
 
+/* Python 3.11 prints exception groups behind a gutter: "  + Exception Group
+ * Traceback (most recent call last):", "  |   File ...", "  +-+---- 1 ----".
+ * Returns the length of the gutter (0 if none); *rule is set for the
+ * "+-+----" lines, which hold nothing else. */
+static size_t py_gutter(const char *s, size_t n, bool *rule)
+{
+  size_t i = 0;
+  *rule = false;
+  while (i < n && s[i] == ' ')
+    i++;
+  if (i >= n || (s[i] != '|' && s[i] != '+'))
+    return 0;
+  if (s[i] == '+' && i + 1 < n && s[i + 1] == '-') {
+    *rule = true;
+    return n;
+  }
+  i++;
+  return i < n && s[i] == ' ' ? i + 1 : i;
+}
+
+static bool is_group_header(const char *s, size_t n)
+{
+  const char *t = skip_ws(s, s + n);
+  size_t m = (size_t)(s + n - t);
+  if (has_prefix(t, m, "+ "))
+    t += 2, m -= 2;
+  return has_prefix(t, m, "Exception Group Traceback");
+}
+
 static bool is_traceback_header(const char *s, size_t n)
 {
+  bool rule;
+  size_t g = py_gutter(s, n, &rule);
+  s += g;
+  n -= g;
+  if (has_prefix(s, n, "Exception Group "))
+    s += 16, n -= 16;
   return has_prefix(s, n, "Traceback (most recent call last)");
 }
 
@@ -1587,7 +1678,7 @@ static bool is_starter(const char *s, size_t n)
   size_t flen;
   int line;
   return is_traceback_header(t, m) || python_frame(t, m, &f, &flen, &line) ||
-         throw_site(s, n, &f, &flen, &line) ||
+         throw_site(s, n, &f, &flen, &line) || (t == s && bare_path(t, m)) ||
          (m > 0 && is_digit((unsigned char)t[0]) && is_code_frame(t, m));
 }
 
@@ -1617,19 +1708,20 @@ static void pending_reset(struct pending *p)
 
 static void raw_add(struct pending *p, const char *s, size_t n)
 {
-  /* Room for the newline and for U+FFFD replacing a cut character. */
-  size_t room = CLASSIFY_RAW_MAX_BYTES - SP_MIN(p->raw.len, CLASSIFY_RAW_MAX_BYTES);
-  if (p->raw_lines >= CLASSIFY_RAW_MAX_LINES || room < 8)
+  if (p->raw_lines >= CLASSIFY_RAW_MAX_LINES || p->raw.len + 1 >= CLASSIFY_RAW_MAX_BYTES)
     return;
-  if (n > room - 8) {
-    n = room - 8;
-    while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
-      n--; /* do not cut a character */
-  }
   if (p->raw_lines > 0)
     sbuf_addch(&p->raw, '\n');
-  add_utf8(&p->raw, s, n);
+  add_utf8(&p->raw, s, SP_MIN(n, CLASSIFY_RAW_MAX_BYTES));
   p->raw_lines++;
+  if (p->raw.len > CLASSIFY_RAW_MAX_BYTES) {
+    /* Cut what sanitising made too long, on a character boundary. */
+    size_t k = CLASSIFY_RAW_MAX_BYTES;
+    while (k > 0 && ((unsigned char)p->raw.buf[k] & 0xc0) == 0x80)
+      k--;
+    p->raw.len = k;
+    p->raw.buf[k] = '\0';
+  }
 }
 
 /* Append a line of the block (after any blank lines held back). */
@@ -1663,27 +1755,26 @@ static void block_start(struct pending *p, const char *s, size_t n, int64_t now,
  * lines of the block stay unless the match names its own. */
 static void adopt(struct pending *p, const struct match *m)
 {
-  const struct rule *ru = m->rule;
   bool keep = p->classified && p->generic && p->keep_tool;
   p->classified = true;
-  p->rule = ru->name;
+  p->rule = m->rule;
   if (!keep) {
-    p->tool = ru->tool;
-    p->keep_tool = ru->keep_tool;
+    p->tool = m->tool;
+    p->keep_tool = m->keep_tool;
     /* Node prints a throw-site header before an uncaught error, Bun a code
      * frame: a "node" error after a code frame is Bun's. */
     if (p->bun_frame && strcmp(p->tool, "node") == 0)
       p->tool = "bun";
   }
-  p->category = ru->category;
-  p->severity = ru->severity;
-  p->generic = ru->generic;
-  p->restart = ru->restart;
+  p->category = m->category;
+  p->severity = m->severity;
+  p->generic = m->generic;
+  p->restart = m->restart;
   free(p->message);
   p->message = dup_utf8(m->msg, m->msg_len);
   if (m->file)
     set_location(p, m->file, m->file_len, m->line, m->column, RANK_CAPTURE, true);
-  if (strcmp(ru->tool, "npm") == 0 && p->mode == MODE_NORMAL)
+  if (strcmp(m->tool, "npm") == 0 && p->mode == MODE_NORMAL)
     p->mode = MODE_NPM;
 }
 
@@ -1693,8 +1784,7 @@ static bool echo(const struct pending *p, const struct match *m)
 {
   if (p->merged || p->lines > 1 || p->rank != RANK_NONE)
     return false;
-  if (strcmp(p->tool, m->rule->tool) != 0 ||
-      strcmp(p->category, m->rule->category) != 0)
+  if (strcmp(p->tool, m->tool) != 0 || strcmp(p->category, m->category) != 0)
     return false;
   size_t a = strlen(p->message);
   if (a == 0 || m->msg_len == 0)
@@ -1830,15 +1920,9 @@ static bool pino_line(struct classifier *c, const char *s, size_t n, int64_t now
     const char *texts[] = {emsg, msg};
     for (size_t i = 0; i < 2; i++) {
       struct match m;
-      if (texts[i] == NULL)
-        continue;
-      size_t tl = strlen(texts[i]);
-      if (tl > CLASSIFY_LINE_MAX)
-        tl = CLASSIFY_LINE_MAX;
-      if (classify_text(c, texts[i], tl, CTX_ANY, &m) && !m.rule->generic &&
-          strcmp(m.rule->category, "warning") != 0) {
-        p->category = m.rule->category;
-        p->restart = p->restart || m.rule->restart;
+      if (texts[i] && classify_quoted(c, texts[i], strlen(texts[i]), &m)) {
+        p->category = m.category;
+        p->restart = p->restart || m.restart;
         if (m.file)
           set_location(p, m.file, m.file_len, m.line, m.column, RANK_CAPTURE, false);
         break;
@@ -1934,6 +2018,35 @@ static bool wrapped_path(const struct sbuf *prev, const char *f, size_t flen)
   return !split_location(t, m, &fl, &l, &c) && looks_like_path(t, m, false);
 }
 
+/* Node dumps an error's properties after its stack ("at x (y:1:2) {",
+ * "  code: 'EADDRINUSE',", "}"): the lines inside belong to the event. */
+static void track_object(struct pending *p, const char *s, size_t n)
+{
+  const char *t = s, *end = s + n;
+  while (t < end && is_space((unsigned char)*t))
+    t++;
+  while (end > t && is_space((unsigned char)end[-1]))
+    end--;
+  if (t == end)
+    return;
+  if (p->depth > 0 && (*t == '}' || *t == ']'))
+    p->depth--;
+  if (end[-1] == '{' || end[-1] == '[') {
+    if (p->depth++ == 0)
+      p->depth_lines = 0;
+  }
+}
+
+/* A rule matched a line inside the block: a specific match takes over a
+ * tentative or generic event; a generic one only adds a missing location. */
+static void refine(struct pending *p, const struct match *m)
+{
+  if (!p->classified || (p->generic && !m->generic))
+    adopt(p, m);
+  else if (m->file)
+    set_location(p, m->file, m->file_len, m->line, m->column, RANK_CAPTURE, false);
+}
+
 /* Does the line continue the pending block?  If so it is consumed. */
 static bool continue_block(struct classifier *c, const char *s, size_t n, int64_t now)
 {
@@ -1953,35 +2066,46 @@ static bool continue_block(struct classifier *c, const char *s, size_t n, int64_
     return true;
   }
 
-  switch (p->mode) {
-  case MODE_PYTHON:
-    if (blank)
-      return hold_blank(p);
-    block_add(p, s, n, now);
-    if (indented || is_python_frame(s, n)) {
-      python_location(p, s, n);
-    } else if (!is_traceback_header(s, n) && !is_traceback_chain(s, n)) {
-      python_final(c, s, n);
+  if (p->mode == MODE_PYTHON || p->mode == MODE_PYTHON_END) {
+    /* Inside an exception group, read what follows the gutter. */
+    bool rule = false;
+    size_t g = p->py_group ? py_gutter(s, n, &rule) : 0;
+    if (rule) {
+      block_add(p, s, n, now); /* the mode stays: a "| Traceback" follows */
+      return true;
     }
-    return true;
-  case MODE_PYTHON_END:
+    const char *t = s + g;
+    size_t tn = n - g;
+    bool in = tn > 0 && is_space((unsigned char)t[0]);
     if (blank)
       return hold_blank(p);
-    if (is_traceback_chain(s, n)) {
+    if (p->mode == MODE_PYTHON_END) {
+      if (!is_traceback_chain(t, tn) && !(g > 0 && is_traceback_header(t, tn)))
+        return false;
       block_add(p, s, n, now);
       p->mode = MODE_PYTHON;
       return true;
     }
-    return false;
+    block_add(p, s, n, now);
+    if (in || is_python_frame(t, tn)) {
+      python_location(p, t, tn);
+    } else if (!is_traceback_header(t, tn) && !is_traceback_chain(t, tn)) {
+      python_final(c, t, tn);
+    } else {
+      p->py_group = p->py_group || is_group_header(s, n);
+    }
+    return true;
+  }
+
+  switch (p->mode) {
+  case MODE_PYTHON:
+  case MODE_PYTHON_END:
+    break;
   case MODE_NPM:
     if (is_npm_line(s, n)) {
       block_add(p, s, n, now);
-      if (classify_text(c, s, n, CTX_ANY, &m)) {
-        if (p->generic)
-          adopt(p, &m);
-        else if (m.file)
-          set_location(p, m.file, m.file_len, m.line, m.column, RANK_CAPTURE, false);
-      }
+      if (classify_text(c, s, n, CTX_ANY, &m))
+        refine(p, &m);
       return true;
     }
     if (!indented && !blank)
@@ -1993,6 +2117,12 @@ static bool continue_block(struct classifier *c, const char *s, size_t n, int64_
 
   if (pino_candidate(s, n))
     return false;
+  if (p->depth > 0 && p->depth_lines < 200 && p->held.len == 0) {
+    p->depth_lines++;
+    block_add(p, s, n, now);
+    track_object(p, s, n);
+    return true;
+  }
 
   const char *f;
   size_t flen;
@@ -2015,9 +2145,11 @@ static bool continue_block(struct classifier *c, const char *s, size_t n, int64_
       sbuf_release(&joined);
     }
     block_add(p, s, n, now);
+    if (sh == SHAPE_FRAME)
+      track_object(p, s, n);
     if ((sh == SHAPE_LOCATION || sh == SHAPE_DETAIL) && (!p->classified || p->generic) &&
         classify_text(c, s, n, CTX_ANY, &m))
-      adopt(p, &m);
+      refine(p, &m);
     return true;
   }
   if (p->held.len > 0)
@@ -2025,12 +2157,14 @@ static bool continue_block(struct classifier *c, const char *s, size_t n, int64_
   if ((!p->classified || p->generic) && is_traceback_header(s, n)) {
     block_add(p, s, n, now);
     p->mode = MODE_PYTHON;
+    p->py_group = is_group_header(s, n);
     return true;
   }
   if (classify_text(c, s, n, CTX_ANY, &m)) {
     if (!p->classified || p->generic) {
       block_add(p, s, n, now);
-      adopt(p, &m);
+      refine(p, &m);
+      track_object(p, s, n);
       return true;
     }
     if (echo(p, &m)) {
@@ -2069,6 +2203,7 @@ static void fresh_line(struct classifier *c, const char *s, size_t n, size_t ful
   if (classify_text(c, s, n, CTX_ANY, &m)) {
     block_start(p, s, n, now, MODE_NORMAL);
     adopt(p, &m);
+    track_object(p, s, n);
     return;
   }
   const char *t = skip_ws(s, s + n);
@@ -2077,6 +2212,7 @@ static void fresh_line(struct classifier *c, const char *s, size_t n, size_t ful
     return;
   if (is_traceback_header(t, tn)) {
     block_start(p, s, n, now, MODE_PYTHON);
+    p->py_group = is_group_header(s, n);
     return;
   }
   const char *f;
@@ -2100,6 +2236,12 @@ static void fresh_line(struct classifier *c, const char *s, size_t n, size_t ful
   if (is_digit((unsigned char)t[0]) && is_code_frame(t, tn)) {
     block_start(p, s, n, now, MODE_NORMAL);
     p->bun_frame = true;
+    return;
+  }
+  if (t == s && bare_path(t, tn)) {
+    /* "./src/app/layout.tsx" before "Module not found: ..." */
+    block_start(p, s, n, now, MODE_NORMAL);
+    set_location(p, t, tn, 0, 0, RANK_LOCATION, false);
     return;
   }
 }

@@ -27,6 +27,11 @@
  *   keep_tool = false  # with generic: the event keeps this rule's tool when
  *                      # a later line refines it ("[vite] Internal server
  *                      # error:" followed by an esbuild message is vite's)
+ *   wrapper = false    # the message capture quotes another tool's error
+ *                      # ("[vite] Pre-transform error: Cannot find module
+ *                      # 'x'"): the first specific rule matching the message
+ *                      # gives category, severity and location; this rule
+ *                      # gives the tool
  *   context = "any"    # or  "python-traceback": the rule only classifies the
  *                      # final line of a Python traceback
  *

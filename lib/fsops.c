@@ -366,8 +366,8 @@ static int read_open_error(struct sp_error **err, int e, const char *path)
   return sp_error_set(err, e, "Cannot read %s", path);
 }
 
-int fsops_open_read(const char *path, int *fd_out, struct stat *st,
-                    struct sp_error **err)
+static int open_read(const char *path, int *fd_out, struct stat *st,
+                     struct sp_error **err)
 {
   /* stat first, so a device is refused without the side effects an open
    * can have; the fstat below closes the race with a swap. */
@@ -392,21 +392,25 @@ int fsops_open_read(const char *path, int *fd_out, struct stat *st,
   return 0;
 }
 
+/* The SDK's FILE_TOO_LARGE context has actualSize and maxSize. */
 static int too_large(struct sp_error **err, const char *path,
                      unsigned long long size, bool exact, size_t max)
 {
-  return fs_error(err, EFBIG, "FILE_TOO_LARGE", 413,
-                  "File too large: %s (%s%llu bytes, the limit is %zu bytes)",
-                  path, exact ? "" : "more than ", size, max);
+  fs_error(err, EFBIG, "FILE_TOO_LARGE", 413,
+           "File too large: %s (%s%llu bytes, the limit is %zu bytes)", path,
+           exact ? "" : "at least ", size, max);
+  sp_error_context_int(err, "actualSize", (long long)size);
+  sp_error_context_int(err, "maxSize", (long long)max);
+  return -1;
 }
 
-int fsops_read(const char *path, size_t max_bytes, struct fs_file *out,
-               struct sp_error **err)
+static int read_file(const char *path, size_t max_bytes, struct fs_file *out,
+                     struct sp_error **err)
 {
   memset(out, 0, sizeof *out);
   struct stat st;
   int raw;
-  if (fsops_open_read(path, &raw, &st, err) < 0)
+  if (open_read(path, &raw, &st, err) < 0)
     return -1;
   cleanup_close int fd = raw;
   if ((unsigned long long)st.st_size > max_bytes)
@@ -433,7 +437,7 @@ int fsops_read(const char *path, size_t max_bytes, struct fs_file *out,
       break;
     len += (size_t)n;
     if (len > max_bytes)
-      return too_large(err, path, max_bytes, false, max_bytes);
+      return too_large(err, path, len, false, max_bytes);
   }
   buf[len] = '\0';
   bool text;
@@ -487,7 +491,7 @@ static int mkdir_p(const char *path, bool as_parent, struct sp_error **err)
   return 0;
 }
 
-int fsops_mkdir(const char *path, bool recursive, struct sp_error **err)
+static int make_dir(const char *path, bool recursive, struct sp_error **err)
 {
   if (recursive)
     return mkdir_p(path, false, err);
@@ -516,8 +520,8 @@ static int create_temp(int dfd, const char *tag, mode_t mode, char *name,
   }
 }
 
-int fsops_write(const char *path, const void *data, size_t len,
-                bool make_parents, struct sp_error **err)
+static int write_file(const char *path, const void *data, size_t len,
+                      bool make_parents, struct sp_error **err)
 {
   cleanup_free char *dir = NULL;
   cleanup_free char *base = NULL;
@@ -649,7 +653,8 @@ static void remove_any_at(int dfd, const char *name)
   sp_error_free(ignored);
 }
 
-int fsops_delete(const char *path, bool recursive, struct sp_error **err)
+static int delete_path(const char *path, bool recursive,
+                       struct sp_error **err)
 {
   cleanup_free char *dir = NULL;
   cleanup_free char *base = NULL;
@@ -872,7 +877,8 @@ static int move_across(const char *from, const char *to, struct sp_error **err)
   return 0;
 }
 
-int fsops_rename(const char *from, const char *to, struct sp_error **err)
+static int rename_path(const char *from, const char *to,
+                       struct sp_error **err)
 {
   struct stat st;
   if (lstat(from, &st) < 0) {
@@ -889,8 +895,8 @@ int fsops_rename(const char *from, const char *to, struct sp_error **err)
 
 /* ---- exists ------------------------------------------------------------ */
 
-int fsops_exists(const char *path, bool *exists, bool *is_dir,
-                 struct sp_error **err)
+static int exists_path(const char *path, bool *exists, bool *is_dir,
+                       struct sp_error **err)
 {
   struct stat st;
   *exists = false;
@@ -957,7 +963,8 @@ static int list_walk(struct lister *l, int dfd, const char *prefix, int depth)
     errno = e;
     return -1;
   }
-  qsort(names.v, names.n, sizeof *names.v, cmp_str);
+  if (names.n > 1)
+    qsort(names.v, names.n, sizeof *names.v, cmp_str);
   for (size_t i = 0; i < names.n; i++) {
     const char *name = names.v[i];
     if (!l->include_hidden && name[0] == '.')
@@ -1033,8 +1040,9 @@ static cJSON *entry_json(const char *root, const struct list_entry *e)
   return o;
 }
 
-cJSON *fsops_list(const char *path, bool recursive, bool include_hidden,
-                  size_t max_entries, bool *truncated, struct sp_error **err)
+static cJSON *list_dir(const char *path, bool recursive, bool include_hidden,
+                       size_t max_entries, bool *truncated,
+                       struct sp_error **err)
 {
   if (truncated)
     *truncated = false;
@@ -1064,7 +1072,8 @@ cJSON *fsops_list(const char *path, bool recursive, bool include_hidden,
     free(l.v);
     return NULL;
   }
-  qsort(l.v, l.n, sizeof *l.v, cmp_entry);
+  if (l.n > 1)
+    qsort(l.v, l.n, sizeof *l.v, cmp_entry);
 
   /* absolutePath is built from the path as given, without trailing '/'. */
   cleanup_free char *root = xstrdup(path);
@@ -1079,5 +1088,65 @@ cJSON *fsops_list(const char *path, bool recursive, bool include_hidden,
   free(l.v);
   if (truncated)
     *truncated = l.truncated;
+  return arr;
+}
+
+/* ---- entry points ------------------------------------------------------ */
+
+/* Every error names its path in context.path, which the SDK's file error
+ * classes read. */
+static int with_path(int rc, struct sp_error **err, const char *path)
+{
+  if (rc < 0)
+    sp_error_context(err, "path", path);
+  return rc;
+}
+
+int fsops_open_read(const char *path, int *fd, struct stat *st,
+                    struct sp_error **err)
+{
+  return with_path(open_read(path, fd, st, err), err, path);
+}
+
+int fsops_read(const char *path, size_t max_bytes, struct fs_file *out,
+               struct sp_error **err)
+{
+  return with_path(read_file(path, max_bytes, out, err), err, path);
+}
+
+int fsops_write(const char *path, const void *data, size_t len,
+                bool make_parents, struct sp_error **err)
+{
+  return with_path(write_file(path, data, len, make_parents, err), err, path);
+}
+
+int fsops_mkdir(const char *path, bool recursive, struct sp_error **err)
+{
+  return with_path(make_dir(path, recursive, err), err, path);
+}
+
+int fsops_delete(const char *path, bool recursive, struct sp_error **err)
+{
+  return with_path(delete_path(path, recursive, err), err, path);
+}
+
+int fsops_rename(const char *from, const char *to, struct sp_error **err)
+{
+  return with_path(rename_path(from, to, err), err, from);
+}
+
+int fsops_exists(const char *path, bool *exists, bool *is_dir,
+                 struct sp_error **err)
+{
+  return with_path(exists_path(path, exists, is_dir, err), err, path);
+}
+
+cJSON *fsops_list(const char *path, bool recursive, bool include_hidden,
+                  size_t max_entries, bool *truncated, struct sp_error **err)
+{
+  cJSON *arr =
+      list_dir(path, recursive, include_hidden, max_entries, truncated, err);
+  if (arr == NULL)
+    sp_error_context(err, "path", path);
   return arr;
 }

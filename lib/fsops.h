@@ -11,6 +11,9 @@
  * Errors use the Cloudflare Sandbox SDK codes (docs/sdk-contract.md 3):
  * FILE_NOT_FOUND 404, PERMISSION_DENIED 403, FILE_EXISTS 409,
  * IS_DIRECTORY 400, NOT_DIRECTORY 400, FILE_TOO_LARGE 413, NO_SPACE, ...
+ * Every error except fsops_check_path's carries context.path (the path
+ * given; for fsops_rename the source), FILE_TOO_LARGE also actualSize and
+ * maxSize, as the SDK's error classes read them.
  * Functions return 0, or -1 with *err set, unless noted. */
 #ifndef SP_FSOPS_H
 #define SP_FSOPS_H
@@ -44,11 +47,11 @@ const char *fsops_mime_type(const char *path, const void *head, size_t head_len,
                             bool *is_text);
 
 struct fs_file {
-  char *data;      /* the content, NUL-terminated (not counted in len) */
+  char *data;       /* the content, NUL-terminated (not counted in len) */
   size_t len;
   const char *mime; /* static */
-  bool is_text;    /* textual MIME type AND the whole content is valid UTF-8;
-                      false means: send it base64 */
+  bool is_text;     /* textual MIME type AND the whole content is valid
+                       UTF-8; false means: send it base64 */
 };
 
 void fs_file_release(struct fs_file *f);
@@ -56,9 +59,10 @@ void fs_file_release(struct fs_file *f);
 /* Read a whole regular file of at most max_bytes.  Refusals:
  *   missing                -> FILE_NOT_FOUND  "File not found: <p>"
  *   a directory            -> IS_DIRECTORY    (400)
- *   FIFO, device, socket   -> NOT_REGULAR_FILE (400), without blocking: the
- *                             file is opened O_NONBLOCK and checked with
- *                             fstat before any read
+ *   FIFO, device, socket   -> NOT_REGULAR_FILE (400), without blocking or
+ *                             opening it: it is refused on stat(); should
+ *                             one be swapped in before the open, the open
+ *                             is O_NONBLOCK and fstat() refuses it
  *   larger than max_bytes  -> FILE_TOO_LARGE  (413), message with both sizes
  * On success *out owns the data (release with fs_file_release). */
 int fsops_read(const char *path, size_t max_bytes, struct fs_file *out,
@@ -78,7 +82,8 @@ int fsops_open_read(const char *path, int *fd, struct stat *st,
  * at path is replaced by the file (the link's target is not written).
  * IS_DIRECTORY if path is (or resolves to) a directory or ends in '/'.
  * make_parents creates missing parent directories (0755 less umask), as
- * the SDK's server does. */
+ * the SDK's server does; without it a missing parent is FILE_NOT_FOUND, and
+ * either way a non-directory on the way is NOT_DIRECTORY. */
 int fsops_write(const char *path, const void *data, size_t len,
                 bool make_parents, struct sp_error **err);
 
@@ -93,9 +98,11 @@ int fsops_mkdir(const char *path, bool recursive, struct sp_error **err);
  * at '<p>'. Use exec('rm -rf <p>') instead." unless recursive, which removes
  * the tree without following symlinks: the walk goes through directory file
  * descriptors opened O_NOFOLLOW|O_DIRECTORY, so a symlink swapped in during
- * the walk is unlinked, never descended into.  "/" and paths ending in "."
- * or ".." are refused (VALIDATION_FAILED).  Missing -> FILE_NOT_FOUND
- * "File not found: <p>". */
+ * the walk is unlinked, never descended into.  As with rm -rf, a directory
+ * we may not read or write stops it (PERMISSION_DENIED naming the entry;
+ * what was removed before stays removed); trees deeper than 256 levels are
+ * FILESYSTEM_ERROR (500).  "/" and paths ending in "." or ".." are refused
+ * (VALIDATION_FAILED).  Missing -> FILE_NOT_FOUND "File not found: <p>". */
 int fsops_delete(const char *path, bool recursive, struct sp_error **err);
 
 /* rename(2) from -> to, with rename(2)'s rules (a file replaces a file, a
@@ -105,7 +112,8 @@ int fsops_delete(const char *path, bool recursive, struct sp_error **err);
  * a temporary name (regular files, directories, symlinks as symlinks and
  * FIFOs; permission bits and modification times kept; a device or socket
  * in the tree makes it fail), renamed over the target, then the source is
- * deleted.  The copy is not atomic with respect to the source. */
+ * deleted.  The copy is not atomic with respect to the source; if it fails,
+ * the partial copy is removed and the source is left as it was. */
 int fsops_rename(const char *from, const char *to, struct sp_error **err);
 
 /* `test -e`: follows symlinks, so a dangling symlink or a symlink loop does
@@ -119,10 +127,12 @@ int fsops_exists(const char *path, bool *exists, bool *is_dir,
  *   {name, absolutePath, relativePath, type: "file"|"directory"|"symlink"|
  *    "other", size, modifiedAt: "YYYY-MM-DDTHH:MM:SS.mmmZ" (UTC),
  *    mode: "rwxr-xr-x", permissions: {readable, writable, executable}}
- * (permissions from the owner bits).  Symlinks are reported, never followed
- * (path itself may be a symlink to a directory).  Hidden entries (name
- * starting with '.') are left out unless include_hidden, and then hidden
- * directories are not descended into either.  recursive descends at most
+ * (mode from the 0777 bits only; permissions from the owner bits; size is
+ * st_size, so a symlink's is the length of its target).  Symlinks are
+ * reported, never followed (path itself may be a symlink to a directory).
+ * Hidden entries (name starting with '.') are left out unless
+ * include_hidden, and so are the contents of hidden directories (the SDK's
+ * find-based listing shows those; we do not).  recursive descends at most
  * FSOPS_LIST_MAX_DEPTH levels; unreadable subdirectories are listed but not
  * descended into.  At most max_entries entries are returned (0: no limit):
  * *truncated (may be NULL) is set when entries were left out because of

@@ -237,6 +237,7 @@ static void request_free(struct http_req *r)
 {
   if (r == NULL)
     return;
+  free(r->raw_uri);
   if (r->user_free)
     r->user_free(r->user);
   if (r->deferred)
@@ -257,6 +258,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
   struct http_req *r = *con_cls;
   if (r == NULL) {
     r = xcalloc(1, sizeof *r);
+    *con_cls = r;
+  }
+  if (r->conn == NULL) {
     r->conn = conn;
     r->server = s;
     r->method = method;
@@ -317,6 +321,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
   if (!r->responded)
     http_reply_errorf(r, 500, "INTERNAL_ERROR", "handler gave no response");
   return MHD_YES;
+}
+
+/* Called before parsing, with the target as sent: keep it for proxies. */
+static void *uri_logger(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+  (void)cls;
+  (void)conn;
+  struct http_req *r = xcalloc(1, sizeof *r);
+  r->raw_uri = xstrdup(uri);
+  return r;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -433,7 +447,8 @@ struct http_server *http_server_start(const struct http_server_opts *o,
                        MHD_USE_POLL | MHD_USE_ERROR_LOG | MHD_USE_SUSPEND_RESUME;
   s->daemon = MHD_start_daemon(
       flags, 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
-      MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_LIMIT,
+      MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_URI_LOG_CALLBACK, uri_logger,
+      s, MHD_OPTION_CONNECTION_LIMIT,
       o->connection_limit ? o->connection_limit : 512u, MHD_OPTION_CONNECTION_TIMEOUT,
       o->timeout_s, MHD_OPTION_THREAD_STACK_SIZE, (size_t)(256 * 1024),
       MHD_OPTION_END);

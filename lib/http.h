@@ -43,7 +43,8 @@ struct http_req {
   struct MHD_Connection *conn;
   struct http_server *server;
   const char *method;
-  const char *url;      /* path, without query */
+  const char *url;      /* path, without query, decoded */
+  char *raw_uri;        /* the request target as sent (path and query) */
   const struct http_route *route;
   const char *params[HTTP_MAX_PARAMS]; /* captures, in pattern order */
   char *param_buf;

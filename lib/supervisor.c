@@ -129,6 +129,8 @@ struct supervisor {
   int64_t restarts_total, orphans;
 };
 
+static void deadline_after(struct timespec *ts, int64_t ms);
+
 static const char *const ST_STARTING = "starting", *const ST_RUNNING = "running",
                   *const ST_COMPLETED = "completed", *const ST_FAILED = "failed",
                   *const ST_KILLED = "killed", *const ST_ERROR = "error";
@@ -1121,6 +1123,48 @@ int supervisor_kill_all(struct supervisor *s, const char *sandbox)
   bump(s);
   pthread_mutex_unlock(&s->mu);
   wake(s);
+  return n;
+}
+
+int supervisor_forget_sandbox(struct supervisor *s, const char *sandbox, int64_t timeout_ms)
+{
+  pthread_mutex_lock(&s->mu);
+  int n = 0;
+  for (struct proc *p = s->procs; p; p = p->next) {
+    if (strcmp(p->sandbox, sandbox) != 0)
+      continue;
+    n++;
+    p->restart_at = 0;
+    p->stop_requested = true;
+    if (p->alive)
+      kill(-p->pid, SIGKILL);
+  }
+  pthread_mutex_unlock(&s->mu);
+  wake(s);
+  int64_t deadline = sp_monotonic_ms() + timeout_ms;
+  pthread_mutex_lock(&s->mu);
+  for (;;) {
+    bool any = false;
+    for (struct proc *p = s->procs; p; p = p->next)
+      any |= strcmp(p->sandbox, sandbox) == 0 && p->alive;
+    if (!any || sp_monotonic_ms() >= deadline)
+      break;
+    struct timespec ts;
+    deadline_after(&ts, 20);
+    pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+  }
+  for (struct proc **pp = &s->procs; *pp;) {
+    struct proc *p = *pp;
+    if (strcmp(p->sandbox, sandbox) != 0 || p->alive) {
+      pp = &p->next;
+      continue;
+    }
+    *pp = p->next;
+    logstore_clear(s->o.ls, p->logkey, NULL);
+    proc_free(s, p);
+  }
+  bump(s);
+  pthread_mutex_unlock(&s->mu);
   return n;
 }
 

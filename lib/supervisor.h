@@ -85,6 +85,9 @@ struct cJSON *supervisor_restart(struct supervisor *s, const char *sandbox,
 struct cJSON *supervisor_list(struct supervisor *s, const char *sandbox);
 /* Stop every process of a sandbox (all when NULL); returns how many. */
 int supervisor_kill_all(struct supervisor *s, const char *sandbox);
+/* SIGKILL every process group of a sandbox, wait (at most timeout_ms) for
+ * them to be reaped, clear their logs and forget them.  Returns how many. */
+int supervisor_forget_sandbox(struct supervisor *s, const char *sandbox, int64_t timeout_ms);
 /* Forget finished processes of a sandbox. */
 int supervisor_remove(struct supervisor *s, const char *sandbox, const char *id,
                       struct sp_error **err);

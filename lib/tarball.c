@@ -253,7 +253,8 @@ static int check_parent(struct extract *x, const char *name, const char *rel,
 /* The checks that depend only on the entry, and the rewrite of its names to
  * absolute paths under the root.  *skip is set for the root entry ("./"). */
 static int prepare_entry(struct extract *x, struct archive_entry *entry,
-                         const char *name, bool *skip, struct sp_error **err)
+                         const char *name, char **rel_out, bool *skip,
+                         struct sp_error **err)
 {
   const char *why = NULL;
   cleanup_free char *rel = normalize_name(name, &why);
@@ -303,6 +304,13 @@ static int prepare_entry(struct extract *x, struct archive_entry *entry,
     *skip = true; /* the destination itself */
     return 0;
   }
+  /* archive_write_disk chdir()s along paths of PATH_MAX or more, which
+   * would move the whole process's working directory. */
+  size_t root_len = strlen(x->root) + 1;
+  if (root_len + strlen(rel) >= PATH_MAX ||
+      (link_rel != NULL && root_len + strlen(link_rel) >= PATH_MAX))
+    return unsafe(err, name, "path is too long (at most %zu bytes here)",
+                  (size_t)PATH_MAX - 1 - root_len);
   if (check_parent(x, name, rel, err) < 0)
     return -1;
   if (link_rel != NULL &&
@@ -333,6 +341,7 @@ static int prepare_entry(struct extract *x, struct archive_entry *entry,
   archive_entry_set_perm(entry, archive_entry_perm(entry) & 0777);
   if (hardlink != NULL || archive_entry_filetype(entry) == AE_IFLNK)
     x->links_made++;
+  *rel_out = steal_pointer(&rel);
   return 0;
 }
 
@@ -398,14 +407,22 @@ static int extract_all(struct extract *x, struct sp_error **err)
     if (check_ratio(x, name, err) < 0)
       return -1;
     bool skip = false;
-    if (prepare_entry(x, entry, name, &skip, err) < 0)
+    cleanup_free char *rel = NULL;
+    if (prepare_entry(x, entry, name, &rel, &skip, err) < 0)
       return -1;
     if (skip)
       continue;
     if (archive_write_header(x->disk, entry) < ARCHIVE_WARN)
       return disk_error(x, name, err);
-    if (copy_data(x, name, err) < 0)
+    if (copy_data(x, name, err) < 0) {
+      /* libarchive would extend the file to the size in the header (with
+       * a hole) when the entry is finished: remove it instead of leaving a
+       * plausible-looking partial file. */
+      archive_write_finish_entry(x->disk);
+      if (archive_entry_filetype(entry) == AE_IFREG)
+        unlinkat(x->rootfd, rel, 0);
       return -1;
+    }
     if (archive_write_finish_entry(x->disk) < ARCHIVE_WARN)
       return disk_error(x, name, err);
   }
@@ -415,8 +432,9 @@ static int extract_all(struct extract *x, struct sp_error **err)
   return 0;
 }
 
-int tar_extract(int fd, const char *dest_dir, const struct tar_limits *lim,
-                struct tar_stats *st, struct sp_error **err)
+static int extract_into(int fd, const char *dest_dir,
+                        const struct tar_limits *lim, struct tar_stats *st,
+                        struct sp_error **err)
 {
   struct extract x = {
       .lim = {TAR_DEFAULT_MAX_ENTRIES, TAR_DEFAULT_MAX_TOTAL_BYTES,
@@ -482,6 +500,15 @@ int tar_extract(int fd, const char *dest_dir, const struct tar_limits *lim,
   return rc;
 }
 
+int tar_extract(int fd, const char *dest_dir, const struct tar_limits *lim,
+                struct tar_stats *st, struct sp_error **err)
+{
+  if (extract_into(fd, dest_dir, lim, st, err) == 0)
+    return 0;
+  sp_error_context(err, "path", dest_dir);
+  return -1;
+}
+
 /* ---- create ------------------------------------------------------------ */
 
 struct names {
@@ -537,7 +564,8 @@ static int sorted_names(int dfd, struct names *out)
     errno = e;
     return -1;
   }
-  qsort(out->v, out->n, sizeof *out->v, cmp_str);
+  if (out->n > 1)
+    qsort(out->v, out->n, sizeof *out->v, cmp_str);
   return 0;
 }
 
@@ -687,8 +715,8 @@ static int add_tree(struct create *c, int dfd, const char *prefix, int depth,
   return rc;
 }
 
-int tar_create(const char *src_dir, int out_fd, struct tar_stats *st,
-               struct sp_error **err)
+static int create_from(const char *src_dir, int out_fd, struct tar_stats *st,
+                       struct sp_error **err)
 {
   if (st != NULL)
     memset(st, 0, sizeof *st);
@@ -726,4 +754,13 @@ int tar_create(const char *src_dir, int out_fd, struct tar_stats *st,
   if (st != NULL)
     *st = c.stats;
   return rc;
+}
+
+int tar_create(const char *src_dir, int out_fd, struct tar_stats *st,
+               struct sp_error **err)
+{
+  if (create_from(src_dir, out_fd, st, err) == 0)
+    return 0;
+  sp_error_context(err, "path", src_dir);
+  return -1;
 }

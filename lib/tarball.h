@@ -8,7 +8,8 @@
  * Refusals are 4xx sp_errors whose message names the offending entry:
  *   UNSAFE_ARCHIVE_ENTRY (400)  path or link problems, special files
  *   ARCHIVE_TOO_LARGE    (413)  a limit of struct tar_limits was hit
- *   INVALID_ARCHIVE      (400)  not a (gzipped) tar, or corrupt */
+ *   INVALID_ARCHIVE      (400)  not a (gzipped) tar, or corrupt
+ * Every error carries context.path (the destination or source directory). */
 #ifndef SP_TARBALL_H
 #define SP_TARBALL_H
 
@@ -51,7 +52,9 @@ struct tar_stats {
  *     through a symlink;
  *   - any entry that would be written through a symlink (one created by an
  *     earlier entry or already there), e.g. "dir -> sub" then "dir/x";
- *   - device nodes, FIFOs, sockets.
+ *   - device nodes, FIFOs, sockets;
+ *   - paths of PATH_MAX bytes or more once under dest_dir (libarchive would
+ *     chdir() to create them, moving the whole process's cwd).
  * Ownership is not restored (files belong to the extracting user), the
  * setuid/setgid/sticky bits are dropped and the umask applies; modification
  * times are restored.  Existing files are overwritten; a symlink in the way
@@ -65,8 +68,9 @@ struct tar_stats {
  * the data is read, so a bomb stops early.
  *
  * lim may be NULL (defaults); st may be NULL and is filled in on failure too.
- * On failure, entries extracted before the failing one stay on disk, and
- * the failing entry may be partly written. */
+ * On failure, entries extracted before the failing one stay on disk (there
+ * is no rollback); a regular file whose data was cut short (a limit, corrupt
+ * input, a write error) is removed rather than left partial. */
 int tar_extract(int fd, const char *dest_dir, const struct tar_limits *lim,
                 struct tar_stats *st, struct sp_error **err);
 

@@ -5,12 +5,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "error.h"
 #include "json.h"
 #include "log.h"
 #include "manager.h"
+#include "state.h"
 #include "util.h"
 #include "version.h"
 
@@ -30,6 +32,25 @@ static const char usage[] =
     "\n"
     "Environment: SANDPIT_API_TOKEN, MAX_SANDBOX_INSTANCES, SANDBOX_INSTANCE_TYPE,\n"
     "SANDPIT_LOG_LEVEL (debug, info, warn, error) override the file.\n";
+
+static char *dir_of(const char *path)
+{
+  const char *slash = strrchr(path, '/');
+  if (slash == NULL)
+    return xstrdup(".");
+  return xstrndup(path, (size_t)(slash - path) + (slash == path));
+}
+
+/* Where this binary is: sandpit-monitor is expected beside it. */
+static char *self_dir(void)
+{
+  char buf[4096];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0)
+    return xstrdup("/usr/local/bin");
+  buf[n] = '\0';
+  return dir_of(buf);
+}
 
 static int check_config(const char *path)
 {
@@ -82,6 +103,8 @@ int main(int argc, char **argv)
   enum sp_log_level lvl;
   if (sp_log_parse_level(m.cfg->log_level, &lvl))
     sp_log_set_level(lvl);
+  m.config_dir = dir_of(config_path);
+  m.bin_dir = self_dir();
 
   /* Signals arrive through sigwait in this thread; every other thread
    * inherits the blocked mask. */
@@ -93,12 +116,22 @@ int main(int argc, char **argv)
   pthread_sigmask(SIG_BLOCK, &set, NULL);
   signal(SIGPIPE, SIG_IGN);
 
-  if (manager_load_token(&m, &err) < 0 || manager_serve(&m, &err) < 0) {
+  int rc = 1;
+  cleanup_free char *db = xasprintf("%s/sandpit.db", m.cfg->data_dir);
+  m.started_ms = sp_now_ms();
+  m.metrics = metrics_new();
+  if (sp_mkdir_p(m.cfg->data_dir, 0700, &err) < 0 || (m.state = state_open(db, &err)) == NULL ||
+      pools_init(&m, &err) < 0 || sandboxes_load(&m, &err) < 0 ||
+      manager_load_token(&m, &err) < 0) {
     sp_err("cannot start", LS("error", err->msg));
-    config_free(m.cfg);
-    free(m.api_token);
-    return 1;
+    goto out;
   }
+  pools_adopt(&m);
+  if (manager_serve(&m, &err) < 0) {
+    sp_err("cannot start", LS("error", err->msg));
+    goto out;
+  }
+  housekeeper_start(&m);
   int sig = 0;
   for (;;) {
     if (sigwait(&set, &sig) != 0)
@@ -108,8 +141,21 @@ int main(int argc, char **argv)
     break;
   }
   sp_info("stopping", LS("signal", strsignal(sig)));
+  /* Instances keep running: they are adopted again at the next start. */
   manager_stop(&m);
+  housekeeper_stop(&m);
+  sandboxes_flush(&m);
+  rc = 0;
+out:
+  if (m.sbx_cap)
+    sandboxes_free(&m);
+  if (m.pools)
+    pools_free(&m);
+  state_close(m.state);
+  metrics_free(m.metrics);
   config_free(m.cfg);
   free(m.api_token);
-  return 0;
+  free(m.config_dir);
+  free(m.bin_dir);
+  return rc;
 }

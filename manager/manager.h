@@ -1,23 +1,137 @@
-/* sandpitd: the manager's state shared by its parts. */
+/* sandpitd: state shared by its parts. */
 #ifndef SP_MANAGER_H
 #define SP_MANAGER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 #include "config.h"
 #include "http.h"
 
 struct sp_error;
+struct backend;
+struct state;
+struct cJSON;
+
+enum inst_state { INST_STOPPED, INST_STARTING, INST_RUNNING, INST_STOPPING, INST_FAILED };
+
+struct instance {
+  struct pool *pool;
+  int slot;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  enum inst_state state;
+  char *backend_id;
+  char *dir;
+  char *socket;
+  int64_t started_ms;   /* epoch */
+  int64_t starts, restarts;
+  int64_t last_active;  /* monotonic ms */
+  char *last_error;
+  bool ever_started;
+};
+
+struct pool {
+  struct sp_pool *cfg;
+  struct backend *backend;
+  const char *backend_name;
+  char *image;          /* docker: the image to run */
+  bool prepared;
+  pthread_mutex_t prep_mu;
+  struct instance *inst; /* max_instances of them */
+  int n;
+};
+
+/* A sandbox sandpitd knows (kept in memory, persisted in the state db). */
+struct sbx {
+  char *id;
+  struct pool *pool;
+  int slot;
+  int64_t created_ms, last_active_ms, persisted_active_ms;
+};
+
+struct metrics;
+struct sbx_node;
 
 struct manager {
   struct sp_config *cfg;
   char *api_token;
+  char *config_dir;
+  char *bin_dir;
   struct http_server *http;
+  struct state *state;
+  struct pool *pools;
+  int npools;
+  struct backend *local, *docker;
   int64_t started_ms;
+
+  pthread_mutex_t sbx_mu;   /* the sandbox table: chained hash buckets */
+  struct sbx_node **sbx;
+  size_t sbx_cap, sbx_n;
+
+  pthread_t housekeeper;
+  volatile int stopping;
+  pthread_mutex_t hk_mu;
+  pthread_cond_t hk_cv;
+
+  struct metrics *metrics;
 };
 
-/* Resolve the API token: configuration or environment, else the one kept in
- * DATA_DIR/api_token, else a new random one written there (mode 0600). */
 int manager_load_token(struct manager *m, struct sp_error **err);
 int manager_serve(struct manager *m, struct sp_error **err);
 void manager_stop(struct manager *m);
+
+/* instances.c */
+int pools_init(struct manager *m, struct sp_error **err);
+void pools_free(struct manager *m);
+/* Adopt running instances a previous sandpitd started; start min_warm. */
+void pools_adopt(struct manager *m);
+struct pool *pool_by_name(struct manager *m, const char *name);
+/* Make sure the instance runs; waits up to wait_ms for a start in progress.
+ * INSTANCE_STARTING (503, with Retry-After) when it is not up in time. */
+int instance_ensure(struct manager *m, struct instance *in, int wait_ms, struct sp_error **err);
+/* The instance's socket answered nothing: is it dead?  Then mark it so the
+ * next ensure restarts it (counted as a restart). */
+void instance_check_dead(struct manager *m, struct instance *in);
+int instance_restart(struct manager *m, struct instance *in, struct sp_error **err);
+/* Stop a running instance (its directory stays). */
+void instance_stop(struct manager *m, struct instance *in);
+void instance_touch(struct instance *in);
+const char *instance_state_name(enum inst_state s);
+int housekeeper_start(struct manager *m);
+void housekeeper_stop(struct manager *m);
+
+/* sandboxes.c */
+struct sbx_ref {
+  struct pool *pool;
+  int slot;
+  bool created;
+  int64_t created_ms, last_active_ms;
+};
+int sandboxes_load(struct manager *m, struct sp_error **err);
+/* Find a sandbox; create it (in `pool`, or the first pool) when `create`.
+ * SANDBOX_NOT_FOUND (404), INVALID_SANDBOX_ID (400), CAPACITY_EXCEEDED (429)
+ * for one_to_one pools that are full. */
+int sandbox_lookup(struct manager *m, const char *id, struct pool *pool, bool create,
+                   struct sbx_ref *out, struct sp_error **err);
+bool sandbox_id_valid(const char *id);
+void sandbox_touch(struct manager *m, const char *id);
+int sandbox_forget(struct manager *m, const char *id, struct sp_error **err);
+struct cJSON *sandboxes_json(struct manager *m, struct pool *pool);
+size_t sandboxes_count(struct manager *m, struct pool *p, int slot);
+/* Write last-active times that changed to the state database. */
+void sandboxes_flush(struct manager *m);
+void sandboxes_free(struct manager *m);
+
+/* metrics.c */
+struct metrics *metrics_new(void);
+void metrics_free(struct metrics *mt);
+void metrics_request(struct metrics *mt, const char *route, int status, int64_t us);
+void metrics_forwarded(struct metrics *mt, uint64_t up, uint64_t down);
+char *metrics_render(struct manager *m);
+
+/* openapi.c */
+extern const char sandpit_openapi_json[];
 
 #endif

@@ -1,19 +1,282 @@
-/* sandpitd's HTTP front door: routes, authentication. */
+/* sandpitd's HTTP front door: authentication, the management API, and
+ * forwarding of /v1/sandboxes/{id}/api/... to the monitor of the sandbox's
+ * instance, streaming both ways. */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <unistd.h>
 
 #include "error.h"
+#include "httpc.h"
 #include "json.h"
 #include "log.h"
 #include "manager.h"
+#include "state.h"
 #include "str.h"
 #include "util.h"
 #include "version.h"
+
+#define START_WAIT_MS 15000
+#define UPSTREAM_CONNECT_MS 30000
+#define UPSTREAM_IDLE_MS (3600 * 1000)
+#define MAX_UPLOAD (4ull << 30)
+
+/* ---- helpers ---- */
+
+static void reply_err(struct http_req *r, struct sp_error **err)
+{
+  if (*err && strcmp((*err)->code, "INSTANCE_STARTING") == 0) {
+    cleanup_json cJSON *j = json_error_body(*err);
+    char *s = json_print(j);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "2");
+    http_reply_response(r, 503, resp);
+    sp_error_free(*err);
+    *err = NULL;
+    return;
+  }
+  http_reply_error(r, err);
+}
+
+static struct pool *request_pool(struct http_req *r, bool *bad)
+{
+  struct manager *m = r->app;
+  const char *cls = http_query(r, "class");
+  *bad = false;
+  if (cls == NULL)
+    return NULL;
+  struct pool *p = pool_by_name(m, cls);
+  if (p == NULL) {
+    *bad = true;
+    http_reply_errorf(r, 404, "POOL_NOT_FOUND", "no [[containers]] pool named '%s'", cls);
+  }
+  return p;
+}
+
+static void random_id(char *out, size_t n)
+{
+  static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+  unsigned char raw[64];
+  if (getrandom(raw, n, 0) != (ssize_t)n)
+    for (size_t i = 0; i < n; i++)
+      raw[i] = (unsigned char)rand();
+  for (size_t i = 0; i < n; i++)
+    out[i] = alphabet[raw[i] % 36];
+  out[n] = '\0';
+}
+
+/* ---- forwarding ---- */
+
+struct fwd {
+  struct manager *m;
+  struct httpc *c;
+  struct instance *in;
+  char *sandbox;
+  bool opened;
+  bool upload_failed;
+  struct httpc_response resp;
+  bool have_resp;
+  uint64_t up, down;
+};
+
+static bool hop_by_hop(const char *name)
+{
+  static const char *const skip[] = {"host", "connection", "keep-alive", "transfer-encoding",
+                                     "content-length", "te", "trailer", "upgrade",
+                                     "proxy-authorization", "proxy-connection", "authorization",
+                                     "expect"};
+  for (size_t i = 0; i < SP_ARRAY_SIZE(skip); i++)
+    if (strcasecmp(name, skip[i]) == 0)
+      return true;
+  return strncasecmp(name, "x-sandpit-", 10) == 0;
+}
+
+struct hdr_ctx {
+  char *lines[HTTPC_MAX_HEADERS];
+  int n;
+};
+
+static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value)
+{
+  (void)kind;
+  struct hdr_ctx *h = cls;
+  if (!hop_by_hop(key) && h->n < HTTPC_MAX_HEADERS - 2 && value &&
+      strpbrk(key, "\r\n") == NULL && strpbrk(value, "\r\n") == NULL)
+    h->lines[h->n++] = xasprintf("%s: %s", key, value);
+  return MHD_YES;
+}
+
+static void fwd_free(void *ud)
+{
+  struct fwd *f = ud;
+  if (f == NULL)
+    return;
+  if (f->up || f->down)
+    metrics_forwarded(f->m->metrics, f->up, f->down);
+  if (f->have_resp)
+    httpc_response_release(&f->resp);
+  httpc_close(f->c);
+  free(f->sandbox);
+  free(f);
+}
+
+/* Resolve the sandbox, make sure its instance runs, connect and send the
+ * request head. */
+static int fwd_open(struct http_req *r, struct fwd *f, struct sp_error **err)
+{
+  struct manager *m = r->app;
+  const char *id = r->params[0];
+  struct pool *pool = NULL;
+  const char *cls = http_query(r, "class");
+  if (cls && (pool = pool_by_name(m, cls)) == NULL)
+    return sp_error_code(err, "POOL_NOT_FOUND", 404, "no [[containers]] pool named '%s'", cls);
+  struct sbx_ref ref;
+  if (sandbox_lookup(m, id, pool, true, &ref, err) < 0)
+    return -1;
+  f->in = &ref.pool->inst[ref.slot];
+  f->sandbox = xstrdup(id);
+  sandbox_touch(m, id);
+  for (int attempt = 0;; attempt++) {
+    if (instance_ensure(m, f->in, START_WAIT_MS, err) < 0)
+      return -1;
+    f->c = httpc_connect(f->in->socket, UPSTREAM_CONNECT_MS, err);
+    if (f->c)
+      break;
+    if (attempt == 1)
+      return -1;
+    /* nothing answers: a dead instance is restarted (and counted) */
+    sp_error_free(*err);
+    *err = NULL;
+    instance_check_dead(m, f->in);
+  }
+  instance_touch(f->in);
+
+  const char *target = strchr(r->raw_uri + strlen("/v1/sandboxes/"), '/');
+  struct hdr_ctx h = {.n = 0};
+  MHD_get_connection_values(r->conn, MHD_HEADER_KIND, collect_header, &h);
+  h.lines[h.n++] = xasprintf("X-Sandpit-Sandbox: %s", id);
+  const char *cl = http_header(r, "Content-Length");
+  const char *te = http_header(r, "Transfer-Encoding");
+  int64_t len = 0;
+  if (cl) {
+    long long v;
+    if (!str_to_ll(cl, 0, INT64_MAX, &v)) {
+      for (int i = 0; i < h.n; i++)
+        free(h.lines[i]);
+      return sp_error_code(err, "INVALID_REQUEST", 400, "bad Content-Length");
+    }
+    len = v;
+  } else if (te) {
+    len = -1;
+  }
+  int rc = httpc_send_head(f->c, r->method, target ? target : "/", (const char *const *)h.lines,
+                           h.n, len, err);
+  for (int i = 0; i < h.n; i++)
+    free(h.lines[i]);
+  f->opened = rc == 0;
+  return rc;
+}
+
+static int fwd_body(struct http_req *r, const char *data, size_t len, struct sp_error **err)
+{
+  struct fwd *f = r->user;
+  if (f == NULL) {
+    f = xcalloc(1, sizeof *f);
+    f->m = r->app;
+    r->user = f;
+    r->user_free = fwd_free;
+  }
+  if (!f->opened && fwd_open(r, f, err) < 0)
+    return -1;
+  if (f->upload_failed)
+    return 0;
+  f->up += len;
+  if (f->up > MAX_UPLOAD)
+    return sp_error_code(err, "PAYLOAD_TOO_LARGE", 413, "uploads are limited to %llu bytes",
+                         (unsigned long long)MAX_UPLOAD);
+  struct sp_error *werr = NULL;
+  if (httpc_write_body(f->c, data, len, &werr) < 0) {
+    /* The monitor may have answered early (and closed); its answer is
+     * read after the body. */
+    f->upload_failed = true;
+    sp_error_free(werr);
+  }
+  return 0;
+}
+
+static long fwd_read(void *ud, char *buf, size_t max)
+{
+  struct fwd *f = ud;
+  struct sp_error *err = NULL;
+  ssize_t n = httpc_read_body(f->c, buf, max, &err);
+  if (n < 0) {
+    sp_warn("forwarding cut", LS("sandbox", f->sandbox), LS("error", err->msg));
+    sp_error_free(err);
+    return HTTP_STREAM_ABORT;
+  }
+  if (n == 0)
+    return HTTP_STREAM_END;
+  f->down += (uint64_t)n;
+  return (long)n;
+}
+
+static ssize_t fwd_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+  (void)pos;
+  long n = fwd_read(cls, buf, max);
+  if (n == HTTP_STREAM_END)
+    return MHD_CONTENT_READER_END_OF_STREAM;
+  if (n < 0)
+    return MHD_CONTENT_READER_END_WITH_ERROR;
+  return (ssize_t)n;
+}
+
+static void h_forward(struct http_req *r)
+{
+  struct fwd *f = r->user;
+  if (f == NULL) {
+    f = xcalloc(1, sizeof *f);
+    f->m = r->app;
+    r->user = f;
+    r->user_free = fwd_free;
+  }
+  cleanup_error struct sp_error *err = NULL;
+  if (!f->opened && fwd_open(r, f, &err) < 0) {
+    reply_err(r, &err);
+    return;
+  }
+  if (!f->upload_failed && httpc_end_body(f->c, &err) < 0) {
+    sp_error_free(err);
+    err = NULL;
+  }
+  httpc_set_timeout(f->c, UPSTREAM_IDLE_MS);
+  if (httpc_read_head(f->c, &f->resp, &err) < 0) {
+    instance_check_dead(f->m, f->in);
+    reply_err(r, &err);
+    return;
+  }
+  f->have_resp = true;
+  uint64_t size = f->resp.content_length >= 0 ? (uint64_t)f->resp.content_length : MHD_SIZE_UNKNOWN;
+  /* The fwd state now belongs to the response: it lives as long as the
+   * body streams. */
+  r->user = NULL;
+  r->user_free = NULL;
+  struct MHD_Response *resp =
+      MHD_create_response_from_callback(size, 65536, fwd_reader, f, fwd_free);
+  for (int i = 0; i < f->resp.nheaders; i++)
+    if (!hop_by_hop(f->resp.names[i]) && strcasecmp(f->resp.names[i], "date") != 0)
+      MHD_add_response_header(resp, f->resp.names[i], f->resp.values[i]);
+  http_reply_response(r, f->resp.status, resp);
+}
+
+/* ---- management ---- */
 
 static void h_health(struct http_req *r)
 {
@@ -27,9 +290,258 @@ static void h_version(struct http_req *r)
   http_reply_json(r, 200, j);
 }
 
+static void h_sandboxes_list(struct http_req *r)
+{
+  struct manager *m = r->app;
+  bool bad;
+  struct pool *p = request_pool(r, &bad);
+  if (bad)
+    return;
+  cleanup_json cJSON *j = cJSON_CreateObject();
+  cJSON *arr = sandboxes_json(m, p);
+  json_add_int(j, "count", cJSON_GetArraySize(arr));
+  cJSON_AddItemToObject(j, "sandboxes", arr);
+  http_reply_json(r, 200, j);
+}
+
+static cJSON *instance_json(struct manager *m, struct instance *in)
+{
+  cJSON *j = cJSON_CreateObject();
+  char ts[40];
+  pthread_mutex_lock(&in->mu);
+  cJSON_AddStringToObject(j, "class", in->pool->cfg->class_name);
+  json_add_int(j, "slot", in->slot);
+  cJSON_AddStringToObject(j, "backend", in->pool->backend_name);
+  json_add_string_or_null(j, "backendId", in->state == INST_RUNNING ? in->backend_id : NULL);
+  cJSON_AddStringToObject(j, "state", instance_state_name(in->state));
+  if (in->state == INST_RUNNING) {
+    cJSON_AddStringToObject(j, "startedAt", sp_iso8601(in->started_ms, ts, sizeof ts));
+    json_add_int(j, "uptimeMs", sp_now_ms() - in->started_ms);
+  } else {
+    cJSON_AddNullToObject(j, "startedAt");
+    json_add_int(j, "uptimeMs", 0);
+  }
+  json_add_int(j, "starts", in->starts);
+  json_add_int(j, "restarts", in->restarts);
+  if (in->last_error && in->state == INST_FAILED)
+    cJSON_AddStringToObject(j, "error", in->last_error);
+  pthread_mutex_unlock(&in->mu);
+  json_add_int(j, "sandboxes", (int64_t)sandboxes_count(m, in->pool, in->slot));
+  return j;
+}
+
+static int port_json(void *ud, const struct port_row *p)
+{
+  cJSON *arr = ud;
+  cJSON *j = cJSON_CreateObject();
+  json_add_int(j, "port", p->port);
+  json_add_string_or_null(j, "name", p->name);
+  cJSON_AddItemToArray(arr, j);
+  return 0;
+}
+
+static cJSON *sandbox_json(struct manager *m, const char *id, const struct sbx_ref *ref)
+{
+  cJSON *j = cJSON_CreateObject();
+  char ts[40];
+  struct instance *in = &ref->pool->inst[ref->slot];
+  cJSON_AddStringToObject(j, "id", id);
+  cJSON_AddStringToObject(j, "class", ref->pool->cfg->class_name);
+  json_add_int(j, "slot", ref->slot);
+  cJSON_AddStringToObject(j, "createdAt", sp_iso8601(ref->created_ms, ts, sizeof ts));
+  cJSON_AddStringToObject(j, "lastActiveAt", sp_iso8601(ref->last_active_ms, ts, sizeof ts));
+  cJSON_AddItemToObject(j, "instance", instance_json(m, in));
+  cJSON *ports = cJSON_AddArrayToObject(j, "ports");
+  state_port_each(m->state, id, port_json, ports, NULL);
+  return j;
+}
+
+static void h_sandbox_create(struct http_req *r)
+{
+  struct manager *m = r->app;
+  cleanup_json cJSON *body = NULL;
+  if (r->body.len) {
+    body = http_body_json(r);
+    if (body == NULL)
+      return;
+  }
+  cleanup_error struct sp_error *err = NULL;
+  const char *id = NULL, *cls = NULL;
+  if (body && (json_get_string(body, "id", NULL, &id, &err) < 0 ||
+               json_get_string(body, "class", NULL, &cls, &err) < 0)) {
+    reply_err(r, &err);
+    return;
+  }
+  if (cls == NULL)
+    cls = http_query(r, "class");
+  struct pool *p = NULL;
+  if (cls && (p = pool_by_name(m, cls)) == NULL) {
+    http_reply_errorf(r, 404, "POOL_NOT_FOUND", "no [[containers]] pool named '%s'", cls);
+    return;
+  }
+  char gen[32];
+  if (id == NULL) {
+    memcpy(gen, "sbx-", 4);
+    random_id(gen + 4, 16);
+    id = gen;
+  }
+  struct sbx_ref ref;
+  if (sandbox_lookup(m, id, p, true, &ref, &err) < 0) {
+    reply_err(r, &err);
+    return;
+  }
+  cleanup_json cJSON *j = sandbox_json(m, id, &ref);
+  http_reply_json(r, ref.created ? 201 : 200, j);
+}
+
+static void h_sandbox_get(struct http_req *r)
+{
+  struct manager *m = r->app;
+  cleanup_error struct sp_error *err = NULL;
+  struct sbx_ref ref;
+  const char *id = r->params[0];
+  if (sandbox_lookup(m, id, NULL, false, &ref, &err) < 0) {
+    reply_err(r, &err);
+    return;
+  }
+  cleanup_json cJSON *j = sandbox_json(m, id, &ref);
+  /* its processes, when its instance runs */
+  struct instance *in = &ref.pool->inst[ref.slot];
+  cJSON *procs = NULL;
+  pthread_mutex_lock(&in->mu);
+  bool running = in->state == INST_RUNNING;
+  pthread_mutex_unlock(&in->mu);
+  if (running) {
+    cleanup_free char *hd = xasprintf("X-Sandpit-Sandbox: %s", id);
+    const char *hdrs[] = {hd};
+    struct sbuf out = SBUF_INIT;
+    struct sp_error *e2 = NULL;
+    if (httpc_request(in->socket, "GET", "/api/process/list", hdrs, 1, NULL, 0, 5000, 8 << 20,
+                      &out, &e2) == 200) {
+      cJSON *lj = cJSON_Parse(sbuf_str(&out));
+      procs = cJSON_DetachItemFromObject(lj, "processes");
+      cJSON_Delete(lj);
+    }
+    sp_error_free(e2);
+    sbuf_release(&out);
+  }
+  cJSON_AddItemToObject(j, "processes", procs ? procs : cJSON_CreateArray());
+  http_reply_json(r, 200, j);
+}
+
+static void h_sandbox_delete(struct http_req *r)
+{
+  struct manager *m = r->app;
+  cleanup_error struct sp_error *err = NULL;
+  struct sbx_ref ref;
+  const char *id = r->params[0];
+  if (sandbox_lookup(m, id, NULL, false, &ref, &err) < 0) {
+    reply_err(r, &err);
+    return;
+  }
+  struct instance *in = &ref.pool->inst[ref.slot];
+  /* The monitor kills its processes and removes its workspace; an instance
+   * that is not running is started for it, so nothing is left behind. */
+  if (instance_ensure(m, in, START_WAIT_MS, &err) < 0) {
+    reply_err(r, &err);
+    return;
+  }
+  cleanup_free char *hd = xasprintf("X-Sandpit-Sandbox: %s", id);
+  const char *hdrs[] = {hd};
+  struct sbuf out = SBUF_INIT;
+  int st = httpc_request(in->socket, "DELETE", "/api/sandbox", hdrs, 1, NULL, 0, 30000, 1 << 20,
+                         &out, &err);
+  sbuf_release(&out);
+  if (st != 200) {
+    if (err == NULL)
+      sp_error_code(&err, "INSTANCE_FAILED", 502, "the instance could not remove sandbox %s (%d)",
+                    id, st);
+    reply_err(r, &err);
+    return;
+  }
+  if (sandbox_forget(m, id, &err) < 0) {
+    reply_err(r, &err);
+    return;
+  }
+  if (ref.pool->cfg->allocation == SP_ALLOC_ONE_TO_ONE) {
+    /* its own instance goes with it */
+    instance_stop(m, in);
+  }
+  sp_info("sandbox deleted", LS("sandbox", id));
+  cleanup_json cJSON *j = cJSON_CreateObject();
+  cJSON_AddBoolToObject(j, "success", true);
+  cJSON_AddStringToObject(j, "id", id);
+  cJSON_AddBoolToObject(j, "deleted", true);
+  http_reply_json(r, 200, j);
+}
+
+static void h_instances(struct http_req *r)
+{
+  struct manager *m = r->app;
+  bool bad;
+  struct pool *only = request_pool(r, &bad);
+  if (bad)
+    return;
+  cleanup_json cJSON *j = cJSON_CreateObject();
+  cJSON *arr = cJSON_AddArrayToObject(j, "instances");
+  for (int i = 0; i < m->npools; i++) {
+    if (only && only != &m->pools[i])
+      continue;
+    for (int k = 0; k < m->pools[i].n; k++)
+      cJSON_AddItemToArray(arr, instance_json(m, &m->pools[i].inst[k]));
+  }
+  http_reply_json(r, 200, j);
+}
+
+static void h_instance_restart(struct http_req *r)
+{
+  struct manager *m = r->app;
+  bool bad;
+  struct pool *p = request_pool(r, &bad);
+  if (bad)
+    return;
+  if (p == NULL)
+    p = &m->pools[0];
+  long long slot;
+  if (!str_to_ll(r->params[0], 0, p->n - 1, &slot)) {
+    http_reply_errorf(r, 404, "INSTANCE_NOT_FOUND", "pool %s has slots 0 to %d",
+                      p->cfg->class_name, p->n - 1);
+    return;
+  }
+  cleanup_error struct sp_error *err = NULL;
+  if (instance_restart(m, &p->inst[slot], &err) < 0) {
+    reply_err(r, &err);
+    return;
+  }
+  cleanup_json cJSON *j = instance_json(m, &p->inst[slot]);
+  http_reply_json(r, 200, j);
+}
+
+static void h_metrics(struct http_req *r)
+{
+  char *s = metrics_render(r->app);
+  struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
+  MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; version=0.0.4");
+  http_reply_response(r, 200, resp);
+}
+
+static void h_openapi(struct http_req *r)
+{
+  http_reply(r, 200, "application/json", sandpit_openapi_json, strlen(sandpit_openapi_json));
+}
+
 static const struct http_route routes[] = {
     {"GET", "/health", h_health, 0, NULL},
     {"GET", "/v1/version", h_version, 0, NULL},
+    {"GET", "/v1/openapi.json", h_openapi, 0, NULL},
+    {"GET", "/metrics", h_metrics, 0, NULL},
+    {"GET", "/v1/sandboxes", h_sandboxes_list, 0, NULL},
+    {"POST", "/v1/sandboxes", h_sandbox_create, 0, NULL},
+    {"GET", "/v1/sandboxes/:id", h_sandbox_get, 0, NULL},
+    {"DELETE", "/v1/sandboxes/:id", h_sandbox_delete, 0, NULL},
+    {"*", "/v1/sandboxes/:id/api/*", h_forward, 0, fwd_body},
+    {"GET", "/v1/instances", h_instances, 0, NULL},
+    {"POST", "/v1/instances/:slot/restart", h_instance_restart, 0, NULL},
 };
 
 static bool authorize(struct http_req *r)
@@ -38,19 +550,24 @@ static bool authorize(struct http_req *r)
   if (strcmp(r->url, "/health") == 0)
     return true;
   const char *auth = http_header(r, "Authorization");
-  if (auth && strncasecmp(auth, "Bearer ", 7) == 0 &&
-      str_equal_ct(m->api_token, auth + 7))
+  if (auth && strncasecmp(auth, "Bearer ", 7) == 0 && str_equal_ct(m->api_token, auth + 7))
     return true;
-  struct MHD_Response *resp;
   static const char body[] =
       "{\"code\":\"UNAUTHORIZED\",\"message\":\"missing or invalid bearer token\","
-      "\"httpStatus\":401}";
-  resp = MHD_create_response_from_buffer(sizeof body - 1, (void *)body,
-                                         MHD_RESPMEM_PERSISTENT);
+      "\"context\":{},\"httpStatus\":401}";
+  struct MHD_Response *resp =
+      MHD_create_response_from_buffer(sizeof body - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
   MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
   MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
   http_reply_response(r, 401, resp);
   return false;
+}
+
+static void after(struct http_req *r)
+{
+  struct manager *m = r->app;
+  const char *route = r->route ? r->route->pattern : "unmatched";
+  metrics_request(m->metrics, route, r->status, sp_monotonic_us() - r->start_us);
 }
 
 int manager_load_token(struct manager *m, struct sp_error **err)
@@ -76,16 +593,8 @@ int manager_load_token(struct manager *m, struct sp_error **err)
     free(tok);
   }
   sp_error_free(rerr);
-  unsigned char raw[20];
-  if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
-    return sp_error_set(err, errno, "getrandom");
-  static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
-  char t[sizeof raw * 2 + 1];
-  for (size_t i = 0; i < sizeof raw; i++) {
-    t[2 * i] = alphabet[raw[i] % 36];
-    t[2 * i + 1] = alphabet[(raw[i] / 36) % 36];
-  }
-  t[sizeof t - 1] = '\0';
+  char t[41];
+  random_id(t, 40);
   cleanup_free char *line = xasprintf("%s\n", t);
   if (sp_write_file_atomic(path, line, strlen(line), 0600, err) < 0)
     return -1;
@@ -103,13 +612,13 @@ int manager_serve(struct manager *m, struct sp_error **err)
       .nroutes = SP_ARRAY_SIZE(routes),
       .app = m,
       .pre = authorize,
+      .post = after,
+      .connection_limit = 2048,
   };
   m->http = http_server_start(&o, err);
   if (m->http == NULL)
     return -1;
-  m->started_ms = sp_now_ms();
-  sp_info("listening", LS("host", m->cfg->listen_host),
-          LI("port", http_server_port(m->http)));
+  sp_info("listening", LS("host", m->cfg->listen_host), LI("port", http_server_port(m->http)));
   return 0;
 }
 

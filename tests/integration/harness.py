@@ -219,3 +219,126 @@ class Suite:
         print(line)
         sys.stdout.flush()
         sys.exit(1 if self.failed else 0)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Manager:
+    """A sandpitd on a free port with a temporary data directory."""
+
+    TOKEN = "integration-token-0123456789"
+
+    def __init__(self, pools=None, extra="", env=None):
+        # short: instance sockets live below it and must fit 108 bytes
+        self.tmp = tempfile.mkdtemp(prefix="spm-", dir="/tmp")
+        os.chmod(self.tmp, 0o755)
+        self.port = free_port()
+        self.data = os.path.join(self.tmp, "d")
+        self.config = os.path.join(self.tmp, "sandpit.toml")
+        pools = pools if pools is not None else [
+            'class_name = "Sandbox"\nbackend = "local"\nmax_instances = 2\n']
+        text = 'listen = "127.0.0.1:%d"\napi_token = "%s"\ndata_dir = "%s"\n%s\n' % (
+            self.port, self.TOKEN, self.data, extra)
+        for p in pools:
+            text += "[[containers]]\n" + p + "\n"
+        with open(self.config, "w") as f:
+            f.write(text)
+        self.env = dict(os.environ, **(env or {}))
+        self.env.pop("SANDPIT_API_TOKEN", None)
+        self.logf = open(os.path.join(self.tmp, "sandpitd.log"), "ab")
+        self.proc = None
+        self.start()
+
+    def start(self):
+        self.proc = subprocess.Popen([os.path.join(BIN, "sandpitd"), "--config", self.config],
+                                     stdout=self.logf, stderr=self.logf, env=self.env)
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("sandpitd exited: " + self.logtext()[-2000:])
+            try:
+                if self.req("GET", "/health", auth=False).status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.02)
+        raise RuntimeError("sandpitd did not answer: " + self.logtext()[-2000:])
+
+    def logtext(self):
+        with open(os.path.join(self.tmp, "sandpitd.log"), "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def conn(self, timeout=60):
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+
+    def headers(self, headers=None, auth=True):
+        h = dict(headers or {})
+        if auth:
+            h.setdefault("Authorization", "Bearer " + self.TOKEN)
+        return h
+
+    def req(self, method, path, body=None, headers=None, raw=None, auth=True, timeout=60):
+        c = self.conn(timeout)
+        try:
+            return request(c, method, path, body, self.headers(headers, auth), raw)
+        finally:
+            c.close()
+
+    def get(self, path, **kw):
+        return self.req("GET", path, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.req("POST", path, body if body is not None else {}, **kw)
+
+    def delete(self, path, **kw):
+        return self.req("DELETE", path, **kw)
+
+    def exec(self, sandbox, command, **kw):
+        return self.post("/v1/sandboxes/%s/api/execute" % sandbox, {"command": command}, **kw)
+
+    def instance_pids(self):
+        pids = []
+        root = os.path.join(self.data, "instances")
+        for d in os.listdir(root) if os.path.isdir(root) else []:
+            try:
+                with open(os.path.join(root, d, "instance.id")) as f:
+                    ident = f.read().split()[0]
+                if ident.startswith("local:"):
+                    pid = int(ident.split(":")[1])
+                    if os.path.exists("/proc/%d" % pid):
+                        pids.append(pid)
+            except (OSError, ValueError, IndexError):
+                pass
+        return pids
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def cleanup(self):
+        self.stop()
+        # instances outlive sandpitd by design: stop them here
+        for pid in self.instance_pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.1)
+        self.logf.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)

@@ -181,6 +181,12 @@ START_TEST(test_vite)
              "6  |  const a = 1;\n"
              "7  |  import x from \"./x\";\n",
              "vite", "module-resolution", "error", "/srv/site/src/a.ts", 7, 9);
+  /* A wrapper: the quoted error decides the category, Vite stays the tool. */
+  expect_one("4:23:27 PM [vite] Pre-transform error: [BABEL] /srv/site/src/main.tsx: "
+             "Cannot find module '/srv/site/node_modules/gen-mapping/dist/x.js'\n"
+             "  Plugin: vite:react-babel\n"
+             "  File: /srv/site/src/main.tsx\n",
+             "vite", "module-resolution", "error", NULL, 0, 0);
   /* esbuild inside Vite keeps Vite as the tool. */
   expect_one("[plugin:vite:esbuild] Transform failed with 1 error:\n"
              "/srv/site/src/b.ts:12:4: ERROR: Unexpected \"}\"\n",
@@ -278,6 +284,14 @@ START_TEST(test_nextjs)
              "nextjs", "type", "error", "./app/page.tsx", 10, 5);
   expect_one("Port 3000 is already in use.\n", "nextjs", "port-in-use", "error", NULL,
              0, 0);
+  struct evlist l = {0};
+  struct ev e = first_event(" ⨯ Error: listen EADDRINUSE: address already in use :::3000\n"
+                            "    at Server.setupListenHandle [as _listen2] (node:net:1817:16)\n",
+                            &l);
+  ck_assert_str_eq(e.tool, "nextjs");
+  ck_assert_str_eq(e.category, "port-in-use");
+  ck_assert(e.restart);
+  evlist_release(&l);
 }
 END_TEST
 
@@ -462,6 +476,26 @@ START_TEST(test_python)
   ck_assert_str_eq(e.message, "AttributeError: 'NoneType' object has no attribute 'name'");
   ck_assert_pstr_eq(e.file, "/srv/py/api/views.py");
   ck_assert_int_eq(e.line, 12);
+  evlist_release(&l);
+
+  /* Python 3.11 exception groups: the sub-exception is the error. */
+  e = first_event("ERROR:    Exception in ASGI application\n"
+                  "  + Exception Group Traceback (most recent call last):\n"
+                  "  |   File \"/venv/lib/python3.12/site-packages/anyio/_core.py\", line 9, in x\n"
+                  "  |     raise BaseExceptionGroup(\n"
+                  "  | ExceptionGroup: unhandled errors in a TaskGroup (1 sub-exception)\n"
+                  "  +-+---------------- 1 ----------------\n"
+                  "    | Traceback (most recent call last):\n"
+                  "    |   File \"/srv/py/main.py\", line 21, in list_items\n"
+                  "    |     return db.fetch_all()\n"
+                  "    | AttributeError: 'NoneType' object has no attribute 'fetch_all'\n"
+                  "    +------------------------------------\n"
+                  "INFO:     127.0.0.1:50001 - \"GET /health HTTP/1.1\" 200 OK\n",
+                  &l);
+  ck_assert_uint_eq(l.n, 1);
+  ck_assert_str_eq(e.message, "AttributeError: 'NoneType' object has no attribute 'fetch_all'");
+  ck_assert_pstr_eq(e.file, "/srv/py/main.py");
+  ck_assert_int_eq(e.line, 21);
   evlist_release(&l);
 
   e = first_event("ERROR:    [Errno 98] error while attempting to bind on address "

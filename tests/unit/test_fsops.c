@@ -11,8 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/fsuid.h>
-#include <sys/sysmacros.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,7 +26,8 @@
 /* Each test runs in its own forked child with a fresh directory. */
 static char tmp[PATH_MAX];
 
-/* "<tmp>/<fmt...>" in one of a few rotating static buffers. */
+/* "<tmp>/<fmt...>" in one of a few rotating static buffers: copy it to
+ * keep it across more than a few calls. */
 static const char *P(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static const char *P(const char *fmt, ...)
 {
@@ -102,6 +104,20 @@ static void assert_code(struct sp_error *err, const char *code, int status)
   ck_assert_ptr_nonnull(err);
   ck_assert_str_eq(err->code, code);
   ck_assert_int_eq(err->http_status, status);
+}
+
+/* The error's context.<key> string, or NULL. */
+static const char *ctx_str(struct sp_error *err, const char *key)
+{
+  cJSON *v = cJSON_GetObjectItemCaseSensitive(err->context, key);
+  return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static double ctx_num(struct sp_error *err, const char *key)
+{
+  cJSON *v = cJSON_GetObjectItemCaseSensitive(err->context, key);
+  ck_assert_msg(cJSON_IsNumber(v), "context.%s is not a number", key);
+  return v->valuedouble;
 }
 
 static size_t count_entries(const char *dir)
@@ -305,6 +321,7 @@ START_TEST(read_refusals)
   char want[PATH_MAX + 32];
   snprintf(want, sizeof want, "File not found: %s", P("missing"));
   ck_assert_str_eq(err->msg, want);
+  ck_assert_str_eq(ctx_str(err, "path"), P("missing"));
   sp_error_free(err);
   err = NULL;
 
@@ -319,6 +336,9 @@ START_TEST(read_refusals)
   ck_assert_ptr_nonnull(strstr(err->msg, "10 bytes"));
   ck_assert_ptr_nonnull(strstr(err->msg, "limit is 5 bytes"));
   ck_assert_ptr_nonnull(strstr(err->msg, P("ten")));
+  ck_assert_str_eq(ctx_str(err, "path"), P("ten"));
+  ck_assert(ctx_num(err, "actualSize") == 10);
+  ck_assert(ctx_num(err, "maxSize") == 5);
   sp_error_free(err);
   err = NULL;
 
@@ -553,6 +573,7 @@ START_TEST(delete_files_links_and_dirs)
 
   ck_assert_int_eq(fsops_delete(P("dir"), false, &err), -1);
   assert_code(err, "IS_DIRECTORY", 400);
+  ck_assert_str_eq(ctx_str(err, "path"), P("dir"));
   char want[3 * PATH_MAX];
   snprintf(want, sizeof want,
            "Cannot delete directory with deleteFile() at '%s'. Use "
@@ -636,6 +657,66 @@ static void *swap_loop(void *arg)
   return NULL;
 }
 
+/* openat() as fsops.c sees it: this definition in the test binary takes
+ * the place of libc's, so a test can change the tree at the exact moment
+ * the code under test opens a directory. */
+static void (*openat_hook)(int dirfd, const char *name);
+
+int openat(int dirfd, const char *path, int flags, ...)
+{
+  mode_t mode = 0;
+  if (flags & (O_CREAT | O_TMPFILE)) {
+    va_list ap;
+    va_start(ap, flags);
+    mode = (mode_t)va_arg(ap, int);
+    va_end(ap);
+  }
+  if (openat_hook != NULL && (flags & O_DIRECTORY))
+    openat_hook(dirfd, path);
+  return (int)syscall(SYS_openat, dirfd, path, flags, mode);
+}
+
+static char swap_outside[PATH_MAX];
+static int swaps;
+
+/* Just before "victim" is opened as a directory, put a symlink to the
+ * outside directory in its place. */
+static void swap_victim(int dirfd, const char *name)
+{
+  if (strcmp(name, "victim") != 0)
+    return;
+  if (renameat(dirfd, "victim", dirfd, "parked") == 0 &&
+      symlinkat(swap_outside, dirfd, "victim") == 0)
+    swaps++;
+}
+
+START_TEST(delete_recursive_symlink_swapped_in)
+{
+  mkdir(P("outside"), 0755);
+  puts_(P("outside/sentinel"), "keep");
+  mkdir(P("tree"), 0755);
+  mkdir(P("tree/a"), 0755);
+  mkdir(P("tree/a/victim"), 0755);
+  puts_(P("tree/a/victim/f"), "x");
+  snprintf(swap_outside, sizeof swap_outside, "%s", P("outside"));
+  openat_hook = swap_victim;
+  struct sp_error *err = NULL;
+  int rc = fsops_delete(P("tree"), true, &err);
+  openat_hook = NULL;
+  ck_assert_int_eq(swaps, 1);
+  /* The outside is untouched, the swapped-in link was removed and the
+   * directory it displaced ("parked") was found when the parent was
+   * re-read. */
+  ck_assert_uint_eq(count_entries(P("outside")), 1);
+  char *s = slurp(P("outside/sentinel"), NULL);
+  ck_assert_str_eq(s, "keep");
+  free(s);
+  ck_assert_ptr_null(err);
+  ck_assert_int_eq(rc, 0);
+  ck_assert(!exists_l(P("tree")));
+}
+END_TEST
+
 START_TEST(delete_recursive_symlink_swap_race)
 {
   mkdir(P("outside"), 0755);
@@ -700,6 +781,7 @@ START_TEST(rename_same_filesystem)
   char want[PATH_MAX + 32];
   snprintf(want, sizeof want, "Source file not found: %s", P("nope"));
   ck_assert_str_eq(err->msg, want);
+  ck_assert_str_eq(ctx_str(err, "path"), P("nope"));
   sp_error_free(err);
   err = NULL;
 
@@ -986,6 +1068,7 @@ START_TEST(list_cap_depth_and_errors)
   char want[PATH_MAX + 32];
   snprintf(want, sizeof want, "Directory not found: %s", P("missing"));
   ck_assert_str_eq(err->msg, want);
+  ck_assert_str_eq(ctx_str(err, "path"), P("missing"));
   sp_error_free(err);
   err = NULL;
 
@@ -1006,8 +1089,9 @@ END_TEST
 
 START_TEST(permission_denied_everywhere)
 {
-  const char *locked = locked_dir();
-  const char *inside = P("locked/f.txt");
+  char locked[PATH_MAX], inside[PATH_MAX];
+  snprintf(locked, sizeof locked, "%s", locked_dir());
+  snprintf(inside, sizeof inside, "%s", P("locked/f.txt"));
   struct sp_error *err = NULL;
   become_nobody();
 
@@ -1094,6 +1178,7 @@ static Suite *fsops_suite(void)
   tcase_add_test(tc, mkdir_plain_and_recursive);
   tcase_add_test(tc, delete_files_links_and_dirs);
   tcase_add_test(tc, delete_recursive_keeps_outside);
+  tcase_add_test(tc, delete_recursive_symlink_swapped_in);
   tcase_add_test(tc, delete_recursive_symlink_swap_race);
   tcase_add_test(tc, rename_same_filesystem);
   tcase_add_test(tc, rename_across_filesystems);

@@ -1,0 +1,240 @@
+"""sandpitd with the local (bubblewrap) backend: routing, forwarding,
+management API, lifecycle, adoption after a crash."""
+import json
+import os
+import threading
+import time
+
+from harness import Manager, Suite
+
+
+def fnv1a(s):
+    h = 0xcbf29ce484222325
+    for b in s.encode():
+        h ^= b
+        h = (h * 0x100000001b3) & 0xffffffffffffffff
+    return h
+
+
+def test_routing_and_exec(t):
+    m = Manager(pools=['class_name = "Sandbox"\nbackend = "local"\nmax_instances = 3\n'])
+    try:
+        t0 = time.time()
+        r = m.exec("chat-1", "echo hello; id -u; pwd")
+        cold = (time.time() - t0) * 1000
+        t.eq("first exec through sandpitd is 200", r.status, 200)
+        t.eq("  runs in the sandbox's workspace", r.json["stdout"].split("\n")[2], "/workspace/chat-1")
+        t.check("  as a sandbox user", int(r.json["stdout"].split("\n")[1]) >= 200000, r.json)
+        print("  figure: cold start to first exec result: %.1f ms (aim: under 50 ms)" % cold)
+        for sid in ["chat-1", "alpha", "b-42", "Zed_9"]:
+            m.exec(sid, "true")
+            info = m.get("/v1/sandboxes/%s" % sid).json
+            t.eq("%s lands in slot fnv1a(id) %% 3" % sid, info["slot"], fnv1a(sid) % 3)
+        r = m.get("/v1/sandboxes")
+        t.eq("all four are listed", sorted(s["id"] for s in r.json["sandboxes"]),
+             sorted(["chat-1", "alpha", "b-42", "Zed_9"]))
+        r = m.exec("a/b", "true")
+        t.check("a bad id is refused", r.status in (400, 404), r)
+        r = m.exec("x" * 80, "true")
+        t.eq("a too long id is 400", (r.status, r.json["code"]), (400, "INVALID_SANDBOX_ID"))
+        r = m.post("/v1/sandboxes/chat-1/api/execute?class=nope", {"command": "true"})
+        t.eq("an unknown pool is 404", (r.status, r.json["code"]), (404, "POOL_NOT_FOUND"))
+        # the sandbox's header cannot be forged by the client
+        r = m.exec("chat-1", "echo $SANDPIT_SANDBOX", headers={"X-Sandpit-Sandbox": "alpha"})
+        t.eq("X-Sandpit-Sandbox from the client is replaced", r.json["stdout"], "chat-1\n")
+        # query strings pass through
+        m.post("/v1/sandboxes/chat-1/api/process/start", {"command": "echo q", "processId": "q"})
+        time.sleep(0.3)
+        r = m.get("/v1/sandboxes/chat-1/api/logs?process=q&tail=1")
+        t.eq("query strings are forwarded", [l["text"] for l in r.json["lines"]], ["q"])
+        # errors from the monitor pass through unchanged
+        r = m.get("/v1/sandboxes/chat-1/api/process/none")
+        t.eq("monitor errors pass through", (r.status, r.json["code"]), (404, "PROCESS_NOT_FOUND"))
+    finally:
+        m.cleanup()
+
+
+def test_streaming(t):
+    m = Manager()
+    try:
+        m.exec("s1", "true")
+        c = m.conn(30)
+        c.request("POST", "/v1/sandboxes/s1/api/execute/stream",
+                  body=json.dumps({"command": "echo first; sleep 1.5; echo second"}),
+                  headers=m.headers({"Content-Type": "application/json"}))
+        r = c.getresponse()
+        t.eq("stream is 200", r.status, 200)
+        t.check("  as text/event-stream", "text/event-stream" in r.getheader("Content-Type", ""))
+        t0 = time.time()
+        seen = []
+        first_at = None
+        while True:
+            line = r.readline()
+            if not line:
+                break
+            line = line.decode().strip()
+            if line.startswith("data:"):
+                ev = json.loads(line[5:])
+                seen.append(ev)
+                if ev["type"] == "stdout" and first_at is None:
+                    first_at = time.time() - t0
+        c.close()
+        t.eq("events in order", [e["type"] for e in seen], ["start", "stdout", "stdout", "complete"])
+        t.check("the first line arrives before the command ends (%.2f s)" % (first_at or -1),
+                first_at is not None and first_at < 1.0)
+        # a large upload streams through (chunked, no Content-Length)
+        def gen():
+            chunk = b"x" * 65536
+            for _ in range(160):  # 10 MiB
+                yield chunk
+        c = m.conn(60)
+        c.request("POST", "/v1/sandboxes/s1/api/execute", body=gen(),
+                  headers=m.headers({"Content-Type": "application/json", "Transfer-Encoding": "chunked"}),
+                  encode_chunked=True)
+        r = c.getresponse()
+        body = r.read()
+        c.close()
+        t.check("an oversized chunked body gets the monitor's clear error",
+                r.status == 413 and b"PAYLOAD_TOO_LARGE" in body, (r.status, body[:200]))
+        t.eq("sandpitd still answers", m.get("/health", auth=False).status, 200)
+    finally:
+        m.cleanup()
+
+
+def test_management(t):
+    m = Manager()
+    try:
+        r = m.post("/v1/sandboxes", {"id": "made-1"})
+        t.eq("POST /v1/sandboxes creates (201)", r.status, 201)
+        t.eq("  with its slot", r.json["slot"], fnv1a("made-1") % 2)
+        r = m.post("/v1/sandboxes", {"id": "made-1"})
+        t.eq("  again is 200", r.status, 200)
+        r = m.post("/v1/sandboxes", {})
+        t.check("  a generated id", r.status == 201 and r.json["id"].startswith("sbx-"), r)
+        r = m.get("/v1/sandboxes/nope")
+        t.eq("unknown sandbox is 404", (r.status, r.json["code"]), (404, "SANDBOX_NOT_FOUND"))
+        m.exec("made-1", "echo data > keep.txt")
+        m.post("/v1/sandboxes/made-1/api/process/start", {"command": "sleep 300", "processId": "svc"})
+        r = m.get("/v1/sandboxes/made-1")
+        t.eq("GET shows its processes", [p["id"] for p in r.json["processes"]], ["svc"])
+        t.eq("  and its running instance", r.json["instance"]["state"], "running")
+        slot = r.json["slot"]
+        ws = os.path.join(m.data, "instances", "Sandbox-%d" % slot, "workspace", "made-1")
+        t.check("its workspace exists on the host", os.path.isdir(ws))
+        pid = m.get("/v1/sandboxes/made-1/api/process/svc").json["process"]["pid"]
+        r = m.get("/v1/instances")
+        inst = [i for i in r.json["instances"] if i["slot"] == slot][0]
+        t.eq("/v1/instances shows it running", inst["state"], "running")
+        t.check("  with an uptime and its sandboxes", inst["uptimeMs"] >= 0 and inst["sandboxes"] >= 1, inst)
+        r = m.delete("/v1/sandboxes/made-1")
+        t.eq("DELETE is 200", r.status, 200)
+        t.check("  its workspace is gone", not os.path.exists(ws))
+        t.eq("  it is no longer listed", m.get("/v1/sandboxes/made-1").status, 404)
+        # the process was in the instance's pid namespace; the instance reports it gone
+        r = m.exec("other", "ps -eo pid,args | grep -c 'sleep 30[0]' || true")
+        t.eq("  its processes are killed", r.json["stdout"].strip(), "0")
+        r = m.post("/v1/instances/%d/restart" % slot)
+        t.eq("POST /v1/instances/N/restart", r.status, 200)
+        t.eq("  counts a restart", r.json["restarts"], 1)
+        r = m.post("/v1/instances/9/restart")
+        t.eq("restart of a slot that does not exist is 404", r.status, 404)
+        met = m.get("/metrics")
+        t.check("metrics in Prometheus text", met.status == 200 and
+                "sandpit_http_requests_total{route=" in met.body and
+                'sandpit_instances{state="running"}' in met.body and
+                "sandpit_http_request_duration_seconds_bucket" in met.body and
+                "sandpit_forwarded_bytes_total" in met.body, met.body[:500])
+        api = m.get("/v1/openapi.json").json
+        for p in ["/v1/sandboxes", "/v1/sandboxes/{id}", "/v1/instances", "/metrics",
+                  "/v1/instances/{slot}/restart", "/v1/sandboxes/{id}/api/{path}", "/health"]:
+            t.check("openapi describes %s" % p, p in api["paths"])
+        t.eq("no token is 401", m.get("/v1/sandboxes", auth=False).status, 401)
+        t.eq("forwarding needs the token too",
+             m.post("/v1/sandboxes/x/api/execute", {"command": "id"}, auth=False).status, 401)
+    finally:
+        m.cleanup()
+
+
+def test_crash_and_adoption(t):
+    m = Manager()
+    try:
+        m.exec("keep-1", "echo one > f.txt")
+        m.exec("keep-2", "true")
+        before = sorted(m.instance_pids())
+        m.kill9()
+        m.start()
+        t.eq("after kill -9 and a restart every sandbox is listed",
+             sorted(s["id"] for s in m.get("/v1/sandboxes").json["sandboxes"]), ["keep-1", "keep-2"])
+        r = m.exec("keep-1", "cat f.txt")
+        t.eq("  its instance is adopted and still has its files", r.json["stdout"], "one\n")
+        t.eq("  no instance was duplicated", sorted(m.instance_pids()), before)
+        r = m.get("/v1/instances").json["instances"]
+        t.check("  adopted instances are running", all(i["state"] == "running" for i in r
+                                                     if i["sandboxes"] > 0), r)
+        # an instance that dies is restarted on the next request, and counted
+        slot = m.get("/v1/sandboxes/keep-1").json["slot"]
+        victim = [p for p in m.instance_pids()]
+        os.kill(m.get("/v1/sandboxes/keep-1").json["instance"]["backendId"] and
+                int(m.get("/v1/sandboxes/keep-1").json["instance"]["backendId"].split(":")[1]), 9)
+        time.sleep(0.3)
+        r = m.exec("keep-1", "cat f.txt")
+        t.eq("a dead instance is restarted on the next request", (r.status, r.json.get("stdout")),
+             (200, "one\n"))
+        inst = [i for i in m.get("/v1/instances").json["instances"] if i["slot"] == slot][0]
+        t.eq("  and the restart is counted", inst["restarts"], 1)
+        t.check("  victims were real", len(victim) >= 1)
+    finally:
+        m.cleanup()
+
+
+def test_concurrent_first_requests(t):
+    m = Manager(pools=['class_name = "Sandbox"\nbackend = "local"\nmax_instances = 1\n'])
+    try:
+        results = []
+
+        def go(i):
+            results.append(m.exec("same-%d" % i, "echo %d" % i).status)
+        ths = [threading.Thread(target=go, args=(i,)) for i in range(12)]
+        for th in ths:
+            th.start()
+        for th in ths:
+            th.join()
+        t.eq("12 concurrent first requests all succeed", results.count(200), 12)
+        inst = m.get("/v1/instances").json["instances"][0]
+        t.eq("  and the instance started once", inst["starts"], 1)
+        t.eq("  one instance process", len(m.instance_pids()), 1)
+    finally:
+        m.cleanup()
+
+
+def test_sleep_and_capacity(t):
+    m = Manager(pools=['class_name = "Sandbox"\nbackend = "local"\nmax_instances = 2\n'
+                       'allocation = "one_to_one"\nsleep_after = 2\n'])
+    try:
+        m.exec("one", "echo kept > k.txt")
+        m.exec("two", "true")
+        r = m.exec("three", "true")
+        t.eq("one_to_one: a third sandbox is refused", (r.status, r.json["code"]), (429, "CAPACITY_EXCEEDED"))
+        s1 = m.get("/v1/sandboxes/one").json["slot"]
+        s2 = m.get("/v1/sandboxes/two").json["slot"]
+        t.check("  each has its own instance", s1 != s2)
+        state = lambda: [i["state"] for i in m.get("/v1/instances").json["instances"]]
+        slept = m.wait_for(lambda: state() == ["stopped", "stopped"], timeout=10) \
+            if hasattr(m, "wait_for") else None
+        deadline = time.time() + 10
+        while time.time() < deadline and state() != ["stopped", "stopped"]:
+            time.sleep(0.2)
+        t.eq("idle instances go to sleep after sleep_after", state(), ["stopped", "stopped"])
+        r = m.exec("one", "cat k.txt")
+        t.eq("  and wake on the next request with their workspace", r.json["stdout"], "kept\n")
+        m.delete("/v1/sandboxes/two")
+        r = m.exec("three", "true")
+        t.eq("deleting a sandbox frees its instance for another", r.status, 200)
+    finally:
+        m.cleanup()
+
+
+if __name__ == "__main__":
+    Suite("sandpitd, local backend").run([test_routing_and_exec, test_streaming, test_management,
+                                          test_crash_and_adoption, test_concurrent_first_requests,
+                                          test_sleep_and_capacity])
