@@ -7,6 +7,8 @@
 
 #include "http.h"
 
+struct sp_error;
+
 struct logstore;
 struct classify_rules;
 struct supervisor;
@@ -50,6 +52,18 @@ void api_version(struct http_req *r);
 void api_commands(struct http_req *r);
 void api_port_watch(struct http_req *r);
 void api_sandbox_delete(struct http_req *r);
+void api_read(struct http_req *r);
+void api_read_stream(struct http_req *r);
+void api_write(struct http_req *r);
+void api_mkdir(struct http_req *r);
+void api_delete(struct http_req *r);
+void api_rename(struct http_req *r);
+void api_move(struct http_req *r);
+void api_list_files(struct http_req *r);
+void api_exists(struct http_req *r);
+void api_archive_put(struct http_req *r);
+void api_archive_get(struct http_req *r);
+int api_archive_body(struct http_req *r, const char *data, size_t len, struct sp_error **err);
 
 /* The route table. */
 extern const struct http_route monitor_routes[];

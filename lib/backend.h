@@ -15,6 +15,7 @@
 #define SP_BACKEND_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 struct sp_error;
 struct sp_pool;
@@ -69,6 +70,34 @@ struct backend *backend_docker_new(const char *socket, struct sp_error **err);
 
 /* The docker engine's socket path from DOCKER_HOST or the default. */
 const char *backend_docker_socket(void);
+
+/* docker: build an image from `dockerfile` with the directory context_dir
+ * as its build context, sent as a tar (libarchive) that honours
+ * context_dir/.dockerignore as docker build does; the Dockerfile is always
+ * sent, under its own path when inside the context.
+ *
+ * The image is tagged REPO:HASH, HASH the first 16 hex digits of a SHA-256
+ * over the context (names, types, modes, link targets and contents; not
+ * times or owners), the Dockerfile's place in it and the ids of the images
+ * it builds FROM; when REPO:HASH exists nothing is built, so an unchanged
+ * context is never rebuilt.  REPO:latest is moved to it.  Every output line
+ * of the build goes to the log ("image build").  *image receives REPO:HASH.
+ *
+ * Errors: CONTEXT_TOO_LARGE (413) when the context's tar would exceed
+ * max_context bytes (0: BACKEND_DOCKER_MAX_CONTEXT), before anything is
+ * sent; IMAGE_NOT_FOUND (404) when a FROM image is not on the engine (no
+ * registry is ever asked); IMAGE_BUILD_FAILED (502) with the engine's
+ * message and the last output lines; BACKEND_UNAVAILABLE (503) when the
+ * engine does not answer.
+ *
+ * prepare() of the docker backend calls this for a pool whose image is a
+ * Dockerfile, with REPO = sandpit/<class_name in lowercase> and the
+ * configuration file's directory as the context (the Dockerfile's own
+ * directory when config_dir is NULL or empty). */
+#define BACKEND_DOCKER_MAX_CONTEXT (512ull << 20)
+int backend_docker_build(struct backend *b, const char *dockerfile, const char *context_dir,
+                         const char *repo, uint64_t max_context, char **image,
+                         struct sp_error **err);
 
 void backend_free(struct backend *b);
 

@@ -32,16 +32,30 @@
  *                      # 'x'"): the first specific rule matching the message
  *                      # gives category, severity and location; this rule
  *                      # gives the tool
- *   context = "any"    # or  "python-traceback": the rule only classifies the
+ *   context = "any"    # or "python-traceback": the rule only classifies the
  *                      # final line of a Python traceback
  *
  *   [[benign]]
  *   pattern = '''ready in \d+ ms'''       # never an error, whatever matches
  *
  * Rules are tried in file order; the first that matches wins.  Patterns are
- * matched on bytes (no UTF mode), after ANSI escapes and carriage-return
- * overwrites are removed, on at most the first CLASSIFY_LINE_MAX bytes of a
- * line, with match limits so that no input can make matching run away. */
+ * matched on bytes (no UTF mode), after ANSI escapes, carriage-return
+ * overwrites and log-multiplexer prefixes ("web-1  | ", "#9 0.329 ", "[0] ")
+ * are removed, on at most the first CLASSIFY_LINE_MAX bytes of a line, with
+ * match limits so that no input can make matching run away.  A cheap literal
+ * prefilter skips the rules whose required text is absent from a line.
+ *
+ * An event's location is, in this order: the one its own line names (a
+ * capture); a location line of the block ("File: x:1:2", esbuild's
+ * "    x:1:2:", Next.js's "./x.tsx:3:0") or Node's throw-site header
+ * ("/x.js:9", its column taken from the first frame when that frame points
+ * at the same line); the first stack frame inside the project; the first
+ * frame outside it (node_modules), never the runtime's own (node:*,
+ * internal/...).  A Python traceback reports its innermost frame.
+ *
+ * JSON log lines (pino: {"level":50,"msg":...}) are events of their own at
+ * level 40 (warning) and above, parsed whole up to 64 KiB; lower levels are
+ * never errors. */
 #ifndef SP_CLASSIFY_H
 #define SP_CLASSIFY_H
 
@@ -49,7 +63,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Only this many bytes of a line are classified and kept in an event. */
+/* Only this many bytes of a line are matched and kept in an event. */
 #define CLASSIFY_LINE_MAX 4096
 /* An event's raw text keeps at most this many lines and bytes. */
 #define CLASSIFY_RAW_MAX_LINES 64
@@ -85,7 +99,8 @@ struct classify_event {
   const char *message; /* one-line message, valid UTF-8 */
   const char *raw;     /* the assembled event text (lines joined by '\n'),
                           ANSI stripped, valid UTF-8, capped */
-  uint64_t hash;       /* classify_hash(tool, category, normalised "file: message") */
+  uint64_t hash;       /* classify_hash(tool, category, normalised
+                          "FILE: MESSAGE", or MESSAGE if no file) */
   bool restart;        /* the rule marks this as fatal: the supervisor may
                           restart the process */
 };                     /* valid only during the callback */
@@ -115,9 +130,9 @@ void classifier_flush(struct classifier *c, int64_t now_ms, int64_t idle_ms,
 /* Normalise a message for de-duplication: strip ANSI escapes; drop
  * timestamps (ISO 8601 dates and times, clock times with optional AM/PM),
  * ":NUMBER" suffixes (ports such as :5173, :line:column), "(line,column)",
- * query strings (?v=..., ?t=..., &...) and hash-like runs inside paths and
- * URLs (hex of 7+ characters with a digit, bundler hashes like
- * "dep-DG3BLbPj"); collapse whitespace and trim.  Returns a new string. */
+ * query strings (?v=..., ?t=..., &...) and hash-like runs (hex of 7+
+ * characters with a digit, bundler chunk hashes like "dep-DG3BLbPj");
+ * collapse whitespace and trim.  Returns a new string. */
 char *classify_normalise(const char *msg, size_t len);
 
 /* 64-bit FNV-1a over tool, a 0 byte, category, a 0 byte and the normalised

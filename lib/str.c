@@ -185,3 +185,78 @@ bool str_equal_ct(const char *expected, const char *given)
     diff |= (unsigned char)given[i] ^ (unsigned char)(el ? expected[i % el] : 0);
   return diff == 0;
 }
+
+static const char b64_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+char *b64_encode(const void *data, size_t len, size_t *out_len)
+{
+  const unsigned char *p = data;
+  size_t n = 4 * ((len + 2) / 3);
+  char *out = xmalloc(n + 1);
+  size_t o = 0;
+  for (size_t i = 0; i < len; i += 3) {
+    unsigned v = (unsigned)p[i] << 16;
+    if (i + 1 < len)
+      v |= (unsigned)p[i + 1] << 8;
+    if (i + 2 < len)
+      v |= p[i + 2];
+    out[o++] = b64_alphabet[(v >> 18) & 63];
+    out[o++] = b64_alphabet[(v >> 12) & 63];
+    out[o++] = i + 1 < len ? b64_alphabet[(v >> 6) & 63] : '=';
+    out[o++] = i + 2 < len ? b64_alphabet[v & 63] : '=';
+  }
+  out[o] = '\0';
+  if (out_len)
+    *out_len = o;
+  return out;
+}
+
+static int b64_value(char c)
+{
+  if (c >= 'A' && c <= 'Z')
+    return c - 'A';
+  if (c >= 'a' && c <= 'z')
+    return c - 'a' + 26;
+  if (c >= '0' && c <= '9')
+    return c - '0' + 52;
+  if (c == '+')
+    return 62;
+  if (c == '/')
+    return 63;
+  return -1;
+}
+
+bool b64_decode(const char *s, size_t len, char **out, size_t *out_len)
+{
+  if (len % 4 != 0)
+    return false;
+  size_t pad = 0;
+  if (len >= 1 && s[len - 1] == '=')
+    pad++;
+  if (len >= 2 && s[len - 2] == '=')
+    pad++;
+  char *buf = xmalloc(len / 4 * 3 + 1);
+  size_t o = 0;
+  for (size_t i = 0; i < len; i += 4) {
+    int v[4];
+    for (int k = 0; k < 4; k++) {
+      bool in_pad = i + (size_t)k >= len - pad;
+      v[k] = in_pad ? (s[i + k] == '=' ? 0 : -1) : b64_value(s[i + k]);
+      if (v[k] < 0) {
+        free(buf);
+        return false;
+      }
+    }
+    unsigned w = (unsigned)v[0] << 18 | (unsigned)v[1] << 12 | (unsigned)v[2] << 6 | (unsigned)v[3];
+    buf[o++] = (char)(w >> 16);
+    if (i + 4 < len || pad < 2)
+      buf[o++] = (char)(w >> 8);
+    if (i + 4 < len || pad < 1)
+      buf[o++] = (char)w;
+  }
+  buf[o] = '\0';
+  *out = buf;
+  *out_len = o;
+  return true;
+}

@@ -43,4 +43,10 @@ bool str_is_utf8(const char *s, size_t len);
  * length of `given`. */
 bool str_equal_ct(const char *expected, const char *given);
 
+/* Base64 (RFC 4648, with padding).  Decoding is strict: only the alphabet,
+ * '=' padding at the end, and the length a multiple of 4 (whitespace is
+ * refused); returns false for anything else. */
+char *b64_encode(const void *data, size_t len, size_t *out_len);
+bool b64_decode(const char *s, size_t len, char **out, size_t *out_len);
+
 #endif

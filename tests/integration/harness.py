@@ -35,10 +35,11 @@ class UnixHTTPConnection(http.client.HTTPConnection):
 
 
 class Response:
-    def __init__(self, status, headers, body):
+    def __init__(self, status, headers, body, raw=b""):
         self.status = status
         self.headers = headers
         self.body = body
+        self.raw = raw
         try:
             self.json = json.loads(body) if body else None
         except ValueError:
@@ -57,7 +58,7 @@ def request(conn, method, path, body=None, headers=None, raw=None):
     conn.request(method, path, body=data, headers=hdrs)
     r = conn.getresponse()
     out = r.read()
-    return Response(r.status, dict(r.getheaders()), out.decode("utf-8", "replace"))
+    return Response(r.status, dict(r.getheaders()), out.decode("utf-8", "replace"), out)
 
 
 class Monitor:

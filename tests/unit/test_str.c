@@ -124,6 +124,37 @@ START_TEST(atomic_write_and_read)
 }
 END_TEST
 
+START_TEST(base64)
+{
+  size_t n;
+  char *e = b64_encode("hello\0world", 11, &n);
+  ck_assert_str_eq(e, "aGVsbG8Ad29ybGQ=");
+  ck_assert_uint_eq(n, 16);
+  char *d;
+  ck_assert(b64_decode(e, n, &d, &n));
+  ck_assert_uint_eq(n, 11);
+  ck_assert_mem_eq(d, "hello\0world", 11);
+  free(e);
+  free(d);
+  const char *cases[] = {"", "Zg==", "Zm8=", "Zm9v"};
+  const char *plain[] = {"", "f", "fo", "foo"};
+  for (int i = 0; i < 4; i++) {
+    ck_assert(b64_decode(cases[i], strlen(cases[i]), &d, &n));
+    ck_assert_uint_eq(n, strlen(plain[i]));
+    ck_assert_mem_eq(d, plain[i], n);
+    free(d);
+    e = b64_encode(plain[i], strlen(plain[i]), NULL);
+    ck_assert_str_eq(e, cases[i]);
+    free(e);
+  }
+  ck_assert(!b64_decode("Zm9", 3, &d, &n));
+  ck_assert(!b64_decode("Zm9v!===", 8, &d, &n));
+  ck_assert(!b64_decode("Z===", 4, &d, &n));
+  ck_assert(!b64_decode("Zg=v", 4, &d, &n));
+  ck_assert(!b64_decode("Zm 9", 4, &d, &n));
+}
+END_TEST
+
 static Suite *suite(void)
 {
   Suite *s = suite_create("str");
@@ -135,6 +166,7 @@ static Suite *suite(void)
   tcase_add_test(tc, constant_time_compare);
   tcase_add_test(tc, error_contract);
   tcase_add_test(tc, atomic_write_and_read);
+  tcase_add_test(tc, base64);
   suite_add_tcase(s, tc);
   return s;
 }
