@@ -867,6 +867,7 @@ const struct http_route monitor_routes[] = {
     {"GET", "/api/commands", api_commands, 0, NULL},
     {"POST", "/api/port-watch", api_port_watch, 0, NULL},
     {"DELETE", "/api/sandbox", api_sandbox_delete, 0, NULL},
+    {"GET", "/api/tunnel", api_tunnel, 0, NULL},
     {"POST", "/api/read", api_read, 0, NULL},
     {"POST", "/api/read/stream", api_read_stream, 0, NULL},
     {"POST", "/api/write", api_write, 64u << 20, NULL},

@@ -52,6 +52,7 @@ void api_version(struct http_req *r);
 void api_commands(struct http_req *r);
 void api_port_watch(struct http_req *r);
 void api_sandbox_delete(struct http_req *r);
+void api_tunnel(struct http_req *r);
 void api_read(struct http_req *r);
 void api_read_stream(struct http_req *r);
 void api_write(struct http_req *r);

@@ -1057,7 +1057,6 @@ int backend_docker_build(struct backend *b, const char *dockerfile, const char *
   cleanup_free char *e_df = esc(df_rel);
   cleanup_json cJSON *labels = cJSON_CreateObject();
   cJSON_AddStringToObject(labels, "sandpit.context", digest);
-  cJSON_AddStringToObject(labels, "sandpit.dockerfile", df);
   cleanup_free char *labels_s = json_print(labels);
   cleanup_free char *e_labels = esc(labels_s);
   cleanup_free char *path = xasprintf("/build?t=%s&dockerfile=%s&rm=1&forcerm=1&labels=%s", e_tag,

@@ -32,7 +32,9 @@
 #define HEAP_LIMIT_KIB 8192
 #define JIT_STACK_MAX (512 * 1024)
 
-#define LITERAL_MIN 3
+/* Literals are at least this long, so that the prefilter need only look at
+ * every second position (each literal is indexed at offsets 0 and 1). */
+#define LITERAL_MIN 4
 
 static const char *const categories[] = {
     "syntax",  "type",   "module-resolution", "runtime", "network", "port-in-use",
@@ -56,23 +58,32 @@ struct rule {
   enum rule_context ctx;
 };
 
-/* A literal some rule's pattern requires, lower-cased; key = first 3 bytes. */
+/* A literal some rule's pattern requires, lower-cased, indexed by the three
+ * bytes at offset `off` (0 or 1). */
 struct literal {
   uint32_t key;
-  uint32_t rule;
+  uint32_t rule; /* index of the rule, or of the benign pattern */
+  uint32_t off;
+  bool benign;
+  bool owner; /* frees s */
   size_t len;
   unsigned char *s;
+};
+
+struct benign {
+  pcre2_code *re;
+  bool unfiltered;
 };
 
 struct classify_rules {
   struct rule *rules;
   size_t nrules;
-  pcre2_code **benign;
+  struct benign *benign;
   size_t nbenign;
   struct literal *lits; /* sorted by key */
   size_t nlits;
   size_t nunfiltered; /* rules without a literal: tried on every line */
-  uint8_t keybits[65536 / 8];
+  uint8_t keybits[32768 / 8]; /* the keys of all literals */
   uint32_t max_groups;
 };
 
@@ -117,17 +128,6 @@ struct pending {
   int64_t last_ms;
 };
 
-struct classifier {
-  const struct classify_rules *r;
-  pcre2_match_data *md;
-  pcre2_match_context *mctx;
-  pcre2_jit_stack *jit;
-  uint32_t *cand; /* cand[i] == gen: rule i passed the prefilter */
-  uint32_t gen;
-  struct sbuf clean;
-  struct pending p;
-};
-
 /* One successful rule match, pointing into the classified line. */
 struct match {
   const char *rule, *tool, *category, *severity;
@@ -137,20 +137,33 @@ struct match {
   int line, column;
 };
 
+struct classifier {
+  const struct classify_rules *r;
+  pcre2_match_data *md;
+  pcre2_match_context *mctx;
+  pcre2_jit_stack *jit;
+  uint32_t *cand; /* cand[i] == gen: rule i passed the prefilter */
+  uint32_t *bcand; /* the same for benign patterns */
+  uint32_t gen;
+  struct sbuf clean;
+  struct pending p;
+  /* A match continue_block() found for a line that starts a new event. */
+  struct match carry;
+  bool has_carry;
+};
+
 /* ASCII lower case (bytes above 0x7f are left alone). */
 static inline unsigned char fold(unsigned char c)
 {
   return (unsigned char)(c + (((unsigned)c - 'A' < 26u) << 5));
 }
 
+/* The prefilter's key for three bytes: their low five bits, which ignore
+ * ASCII case without folding (other bytes collide, which only costs a
+ * rare needless check). */
 static inline uint32_t key3(unsigned char a, unsigned char b, unsigned char c)
 {
-  return ((uint32_t)a << 16) | ((uint32_t)b << 8) | c;
-}
-
-static inline uint32_t keyhash(uint32_t k)
-{
-  return ((k * 2654435761u) >> 16) & 0xffff;
+  return ((uint32_t)(a & 0x1f) << 10) | ((uint32_t)(b & 0x1f) << 5) | (c & 0x1f);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -691,24 +704,34 @@ static void scan_seq(const char *p, const char *end, struct sbuf *run, struct li
   }
 }
 
-/* Add the literals of rule `idx` to the prefilter, or mark it unfiltered. */
-static void add_literals(struct classify_rules *r, uint32_t idx, const char *pat,
-                         size_t len)
+/* Add the literals of rule (or benign pattern) `idx` to the prefilter, or
+ * mark it unfiltered. */
+static void add_literals(struct classify_rules *r, uint32_t idx, bool benign,
+                         const char *pat, size_t len)
 {
   struct lits best = {0};
   bool ok = memmem(pat, len, "(?x", 3) == NULL && memmem(pat, len, "(*", 2) == NULL;
   if (ok)
     ok = branch_set(pat, pat + len, &best, 0) && lits_quality(&best) >= LITERAL_MIN;
   for (size_t i = 0; ok && i < best.n; i++) {
-    r->lits = xreallocarray(r->lits, r->nlits + 1, sizeof *r->lits);
-    struct literal *l = &r->lits[r->nlits++];
-    l->len = best.s[i].len;
-    l->s = (unsigned char *)sbuf_detach(&best.s[i], NULL);
-    l->rule = idx;
-    l->key = key3(l->s[0], l->s[1], l->s[2]);
+    r->lits = xreallocarray(r->lits, r->nlits + 2, sizeof *r->lits);
+    size_t len = best.s[i].len;
+    unsigned char *lit = (unsigned char *)sbuf_detach(&best.s[i], NULL);
+    for (uint32_t off = 0; off < 2; off++) {
+      struct literal *l = &r->lits[r->nlits++];
+      l->len = len;
+      l->s = lit;
+      l->owner = off == 0;
+      l->rule = idx;
+      l->benign = benign;
+      l->off = off;
+      l->key = key3(lit[off], lit[off + 1], lit[off + 2]);
+    }
   }
   lits_release(&best);
-  if (!ok) {
+  if (!ok && benign) {
+    r->benign[idx].unfiltered = true;
+  } else if (!ok) {
     r->nunfiltered++;
     r->rules[idx].unfiltered = true;
   }
@@ -727,13 +750,16 @@ static void prefilter_build(struct classify_rules *r)
   if (r->nlits > 1)
     qsort(r->lits, r->nlits, sizeof *r->lits, lit_cmp);
   for (size_t i = 0; i < r->nlits; i++) {
-    uint32_t h = keyhash(r->lits[i].key);
-    r->keybits[h >> 3] |= (uint8_t)(1u << (h & 7));
+    uint32_t k = r->lits[i].key;
+    r->keybits[k >> 3] |= (uint8_t)(1u << (k & 7));
   }
 }
 
 /* Mark in c->cand the rules whose literal occurs in s; returns whether any
- * rule (filtered or not) is worth trying. */
+ * rule (filtered or not) is worth trying.  Every literal is at least
+ * LITERAL_MIN bytes long and indexed at offsets 0 and 1, so an occurrence
+ * starting at position p is seen from the trigram at p or at p + 1,
+ * whichever is even: the scan looks at every second position only. */
 static bool prefilter(struct classifier *c, const char *str, size_t n)
 {
   const struct classify_rules *r = c->r;
@@ -741,15 +767,14 @@ static bool prefilter(struct classifier *c, const char *str, size_t n)
   bool any = r->nunfiltered > 0;
   if (++c->gen == 0) {
     memset(c->cand, 0, r->nrules * sizeof *c->cand);
+    memset(c->bcand, 0, r->nbenign * sizeof *c->bcand);
     c->gen = 1;
   }
   if (n < LITERAL_MIN || r->nlits == 0)
     return any;
-  uint32_t k = key3(0, fold(s[0]), fold(s[1]));
-  for (size_t i = 2; i < n; i++) {
-    k = ((k << 8) | fold(s[i])) & 0xffffff;
-    uint32_t h = keyhash(k);
-    if (!(r->keybits[h >> 3] & (1u << (h & 7))))
+  for (size_t i = 0; i + 2 < n; i += 2) {
+    uint32_t k = key3(s[i], s[i + 1], s[i + 2]);
+    if (!(r->keybits[k >> 3] & (1u << (k & 7))))
       continue;
     /* binary search for the first literal with this key */
     size_t lo = 0, hi = r->nlits;
@@ -760,17 +785,20 @@ static bool prefilter(struct classifier *c, const char *str, size_t n)
       else
         hi = mid;
     }
-    size_t at = i - 2;
     for (; lo < r->nlits && r->lits[lo].key == k; lo++) {
       const struct literal *l = &r->lits[lo];
-      if (c->cand[l->rule] == c->gen || l->len > n - at)
+      uint32_t *cand = l->benign ? c->bcand : c->cand;
+      if (cand[l->rule] == c->gen || i < l->off)
         continue;
-      size_t j = 3;
+      size_t at = i - l->off;
+      if (l->len > n - at)
+        continue;
+      size_t j = 0;
       while (j < l->len && fold(s[at + j]) == l->s[j])
         j++;
       if (j == l->len) {
-        c->cand[l->rule] = c->gen;
-        any = true;
+        cand[l->rule] = c->gen;
+        any = any || !l->benign;
       }
     }
   }
@@ -817,10 +845,11 @@ void classify_rules_free(struct classify_rules *r)
     rule_release(&r->rules[i]);
   free(r->rules);
   for (size_t i = 0; i < r->nbenign; i++)
-    pcre2_code_free(r->benign[i]);
+    pcre2_code_free(r->benign[i].re);
   free(r->benign);
   for (size_t i = 0; i < r->nlits; i++)
-    free(r->lits[i].s);
+    if (r->lits[i].owner)
+      free(r->lits[i].s);
   free(r->lits);
   free(r);
 }
@@ -1015,7 +1044,7 @@ static int parse_rule(struct classify_rules *r, const struct toml_value *tab,
   /* Python-traceback rules run only on a traceback's last line, which is
    * found without the prefilter. */
   if (context == CTX_ANY)
-    add_literals(r, (uint32_t)r->nrules, pat->u.str.ptr, pat->u.str.len);
+    add_literals(r, (uint32_t)r->nrules, false, pat->u.str.ptr, pat->u.str.len);
   r->nrules++;
   return 0;
 }
@@ -1043,7 +1072,9 @@ static int parse_benign(struct classify_rules *r, const struct toml_value *tab,
   if (re == NULL)
     return -1;
   r->benign = xreallocarray(r->benign, r->nbenign + 1, sizeof *r->benign);
-  r->benign[r->nbenign++] = re;
+  r->benign[r->nbenign] = (struct benign){.re = re};
+  add_literals(r, (uint32_t)r->nbenign, true, pat->u.str.ptr, pat->u.str.len);
+  r->nbenign++;
   return 0;
 }
 
@@ -1135,11 +1166,14 @@ static int group_int(struct classifier *c, const uint32_t *g, const char *s)
   return (int)v;
 }
 
+/* Does a benign pattern match s?  The prefilter has just seen s. */
 static bool benign(struct classifier *c, const char *s, size_t n)
 {
-  for (size_t i = 0; i < c->r->nbenign; i++)
-    if (run(c, c->r->benign[i], s, n))
+  for (size_t i = 0; i < c->r->nbenign; i++) {
+    const struct benign *b = &c->r->benign[i];
+    if ((c->bcand[i] == c->gen || b->unfiltered) && run(c, b->re, s, n))
       return true;
+  }
   return false;
 }
 
@@ -2174,6 +2208,8 @@ static bool continue_block(struct classifier *c, const char *s, size_t n, int64_
         set_location(p, m.file, m.file_len, m.line, m.column, RANK_CAPTURE, true);
       return true;
     }
+    c->carry = m; /* the line starts the next event: do not match it twice */
+    c->has_carry = true;
     return false;
   }
   if (blank)
@@ -2200,7 +2236,13 @@ static void fresh_line(struct classifier *c, const char *s, size_t n, size_t ful
   if (pino_candidate(s, n) && (pino_line(c, s, full, now, cb, ud, &handled) || handled))
     return;
   struct match m;
-  if (classify_text(c, s, n, CTX_ANY, &m)) {
+  bool matched = c->has_carry;
+  if (matched)
+    m = c->carry;
+  else
+    matched = classify_text(c, s, n, CTX_ANY, &m);
+  c->has_carry = false;
+  if (matched) {
     block_start(p, s, n, now, MODE_NORMAL);
     adopt(p, &m);
     track_object(p, s, n);
@@ -2330,6 +2372,7 @@ struct classifier *classifier_new(const struct classify_rules *r)
   if (c->jit)
     pcre2_jit_stack_assign(c->mctx, NULL, c->jit);
   c->cand = xcalloc(r->nrules ? r->nrules : 1, sizeof *c->cand);
+  c->bcand = xcalloc(r->nbenign ? r->nbenign : 1, sizeof *c->bcand);
   c->p.rank = RANK_NONE;
   return c;
 }
@@ -2347,6 +2390,7 @@ void classifier_free(struct classifier *c)
   pcre2_match_context_free(c->mctx);
   pcre2_jit_stack_free(c->jit);
   free(c->cand);
+  free(c->bcand);
   free(c);
 }
 
@@ -2363,6 +2407,7 @@ void classifier_feed(struct classifier *c, const char *line, size_t len,
     full -= skip;
   }
   size_t n = SP_MIN(full, CLASSIFY_LINE_MAX);
+  c->has_carry = false;
   if (c->p.active) {
     if (continue_block(c, s, n, now_ms))
       return;

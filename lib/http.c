@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include <poll.h>
+#include <pthread.h>
 
 #include "error.h"
 #include "json.h"
@@ -22,6 +24,8 @@
 
 struct http_server {
   struct MHD_Daemon *daemon;
+  pthread_t acceptor;
+  bool own_accept;
   struct http_server_opts opts;
   char *unix_path;
   int listen_fd;
@@ -242,6 +246,7 @@ static void request_free(struct http_req *r)
     r->user_free(r->user);
   if (r->deferred)
     MHD_destroy_response(r->deferred);
+
   sbuf_release(&r->body);
   sp_error_free(r->body_err);
   free(r->param_buf);
@@ -426,6 +431,172 @@ static int listen_tcp(const char *host, int port, int *bound, struct sp_error **
   return fd;
 }
 
+/* ---- our own accept loop, for takeover ---- */
+
+struct accepted {
+  struct http_server *s;
+  int fd;
+  struct sockaddr_storage peer;
+  socklen_t peer_len;
+};
+
+#define PEEK_MAX 16384
+#define PEEK_TIMEOUT_MS 10000
+
+static void *accepted_thread(void *arg)
+{
+  struct accepted *a = arg;
+  struct http_server *s = a->s;
+  char head[PEEK_MAX + 1];
+  ssize_t n = 0;
+  int64_t deadline = sp_monotonic_ms() + PEEK_TIMEOUT_MS;
+  /* Look at the request head without taking it off the socket. */
+  for (;;) {
+    struct pollfd p = {a->fd, POLLIN, 0};
+    int64_t left = deadline - sp_monotonic_ms();
+    if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+      break;
+    n = recv(a->fd, head, PEEK_MAX, MSG_PEEK);
+    if (n <= 0)
+      break;
+    head[n] = '\0';
+    if (memmem(head, (size_t)n, "\r\n\r\n", 4) || n == PEEK_MAX)
+      break;
+    /* more is coming: wait for it without spinning */
+    usleep(1000);
+  }
+  if (n > 0 && s->opts.takeover(s->opts.app, a->fd, head, (size_t)n, &a->peer)) {
+    free(a);
+    return NULL;
+  }
+  if (n <= 0 || MHD_add_connection(s->daemon, a->fd, (struct sockaddr *)&a->peer, a->peer_len) != MHD_YES)
+    close(a->fd);
+  free(a);
+  return NULL;
+}
+
+static void *acceptor(void *arg)
+{
+  struct http_server *s = arg;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 256 * 1024);
+  while (!s->stopping) {
+    struct accepted *a = xcalloc(1, sizeof *a);
+    a->s = s;
+    a->peer_len = sizeof a->peer;
+    a->fd = accept4(s->listen_fd, (struct sockaddr *)&a->peer, &a->peer_len, SOCK_CLOEXEC);
+    if (a->fd < 0) {
+      free(a);
+      if (errno == EINTR || errno == ECONNABORTED)
+        continue;
+      if (s->stopping)
+        break;
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        usleep(10000);
+        continue;
+      }
+      break;
+    }
+    pthread_t t;
+    if (pthread_create(&t, &attr, accepted_thread, a) != 0) {
+      close(a->fd);
+      free(a);
+    }
+  }
+  pthread_attr_destroy(&attr);
+  return NULL;
+}
+
+/* ---- upgrades ---- */
+
+struct upgrade {
+  http_upgraded_fn fn;
+  void *ud;
+  void (*ud_free)(void *);
+};
+
+static void upgraded(void *cls, struct MHD_Connection *conn, void *con_cls, const char *extra,
+                     size_t extra_len, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
+{
+  (void)conn;
+  (void)con_cls;
+  struct upgrade *u = cls;
+  u->fn(u->ud, sock, extra, extra_len);
+  MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+  if (u->ud_free)
+    u->ud_free(u->ud);
+  free(u);
+}
+
+void http_reply_upgrade(struct http_req *r, const char *protocol, http_upgraded_fn fn, void *ud,
+                        void (*ud_free)(void *))
+{
+  struct upgrade *u = xcalloc(1, sizeof *u);
+  u->fn = fn;
+  u->ud = ud;
+  u->ud_free = ud_free;
+  struct MHD_Response *resp = MHD_create_response_for_upgrade(upgraded, u);
+  MHD_add_response_header(resp, MHD_HTTP_HEADER_UPGRADE, protocol);
+  MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "Upgrade");
+  http_reply_response(r, 101, resp);
+}
+
+void sp_splice(int a, int b, uint64_t *a_to_b, uint64_t *b_to_a)
+{
+  char buf[65536];
+  bool a_open = true, b_open = true;
+  uint64_t ab = 0, ba = 0;
+  while (a_open || b_open) {
+    struct pollfd p[2];
+    int n = 0, ia = -1, ib = -1;
+    if (a_open) {
+      ia = n;
+      p[n++] = (struct pollfd){a, POLLIN, 0};
+    }
+    if (b_open) {
+      ib = n;
+      p[n++] = (struct pollfd){b, POLLIN, 0};
+    }
+    if (poll(p, (nfds_t)n, -1) < 0) {
+      if (errno == EINTR)
+        continue;
+      break;
+    }
+    if (ia >= 0 && p[ia].revents) {
+      ssize_t r = recv(a, buf, sizeof buf, 0);
+      if (r > 0 && sp_write_all(b, buf, (size_t)r) == 0) {
+        ab += (uint64_t)r;
+      } else if (r < 0 && (errno == EINTR || errno == EAGAIN)) {
+        /* again */
+      } else {
+        a_open = false;
+        shutdown(b, SHUT_WR);
+        if (r > 0)
+          b_open = false; /* b cannot take more: give up on both */
+      }
+    }
+    if (ib >= 0 && p[ib].revents) {
+      ssize_t r = recv(b, buf, sizeof buf, 0);
+      if (r > 0 && sp_write_all(a, buf, (size_t)r) == 0) {
+        ba += (uint64_t)r;
+      } else if (r < 0 && (errno == EINTR || errno == EAGAIN)) {
+        /* again */
+      } else {
+        b_open = false;
+        shutdown(a, SHUT_WR);
+        if (r > 0)
+          a_open = false;
+      }
+    }
+  }
+  if (a_to_b)
+    *a_to_b = ab;
+  if (b_to_a)
+    *b_to_a = ba;
+}
+
 struct http_server *http_server_start(const struct http_server_opts *o,
                                       struct sp_error **err)
 {
@@ -444,14 +615,20 @@ struct http_server *http_server_start(const struct http_server_opts *o,
     return NULL;
   }
   unsigned int flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                       MHD_USE_POLL | MHD_USE_ERROR_LOG | MHD_USE_SUSPEND_RESUME;
+                       MHD_USE_POLL | MHD_USE_ERROR_LOG | MHD_USE_SUSPEND_RESUME |
+                       MHD_ALLOW_UPGRADE;
+  s->own_accept = o->takeover != NULL;
+  if (s->own_accept)
+    flags |= MHD_USE_NO_LISTEN_SOCKET;
+  /* With our own accept loop there is no listening socket to give MHD;
+   * the option list ends early then (MHD_OPTION_LISTEN_SOCKET goes last). */
+  unsigned int limit = o->connection_limit ? o->connection_limit : 512u;
   s->daemon = MHD_start_daemon(
-      flags, 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
-      MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_URI_LOG_CALLBACK, uri_logger,
-      s, MHD_OPTION_CONNECTION_LIMIT,
-      o->connection_limit ? o->connection_limit : 512u, MHD_OPTION_CONNECTION_TIMEOUT,
-      o->timeout_s, MHD_OPTION_THREAD_STACK_SIZE, (size_t)(256 * 1024),
-      MHD_OPTION_END);
+      flags, 0, NULL, NULL, on_request, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+      MHD_OPTION_URI_LOG_CALLBACK, uri_logger, s, MHD_OPTION_CONNECTION_LIMIT, limit,
+      MHD_OPTION_CONNECTION_TIMEOUT, o->timeout_s, MHD_OPTION_THREAD_STACK_SIZE,
+      (size_t)(256 * 1024), s->own_accept ? MHD_OPTION_END : MHD_OPTION_LISTEN_SOCKET,
+      s->listen_fd, MHD_OPTION_END);
   if (s->daemon == NULL) {
     close(s->listen_fd);
     if (s->unix_path)
@@ -461,6 +638,11 @@ struct http_server *http_server_start(const struct http_server_opts *o,
     sp_error_code(err, "INTERNAL_ERROR", 500, "cannot start the HTTP server");
     return NULL;
   }
+  if (s->own_accept && pthread_create(&s->acceptor, NULL, acceptor, s) != 0) {
+    http_server_stop(s);
+    sp_error_code(err, "INTERNAL_ERROR", 500, "cannot start the accept thread");
+    return NULL;
+  }
   return s;
 }
 
@@ -468,10 +650,17 @@ void http_server_stop(struct http_server *s)
 {
   if (s == NULL)
     return;
+  if (s->own_accept && s->acceptor) {
+    s->stopping = 1;
+    shutdown(s->listen_fd, SHUT_RDWR);
+    pthread_join(s->acceptor, NULL);
+    s->acceptor = 0;
+  }
   /* Quiesce first: MHD then hands the listening socket back instead of
    * closing it, so it is closed exactly once, here. */
   s->stopping = 1;
-  MHD_quiesce_daemon(s->daemon);
+  if (!s->own_accept)
+    MHD_quiesce_daemon(s->daemon);
   MHD_stop_daemon(s->daemon);
   close(s->listen_fd);
   if (s->unix_path) {

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "str.h"
 
@@ -75,6 +76,11 @@ struct http_server_opts {
   bool (*pre)(struct http_req *r);
   /* Called after each response, e.g. for metrics. */
   void (*post)(struct http_req *r);
+  /* When set, connections are accepted here first: `takeover` sees the
+   * request head (peeked, still unread) and returns true when it has taken
+   * the connection (and will close fd); otherwise libmicrohttpd serves it. */
+  bool (*takeover)(void *app, int fd, const char *head, size_t len,
+                   const struct sockaddr_storage *peer);
 };
 
 struct http_server *http_server_start(const struct http_server_opts *o,
@@ -104,6 +110,18 @@ void http_reply_response(struct http_req *r, int status, struct MHD_Response *re
 typedef long (*http_stream_cb)(void *ud, char *buf, size_t max);
 void http_reply_stream(struct http_req *r, int status, const char *content_type,
                        http_stream_cb cb, void *ud, void (*ud_free)(void *));
+/* Answer 101 Switching Protocols to `protocol`; then `fn` runs (in the
+ * connection's thread) with the raw socket and any bytes the client sent
+ * after its request; the socket is closed when fn returns. */
+typedef void (*http_upgraded_fn)(void *ud, int sock, const char *extra, size_t extra_len);
+void http_reply_upgrade(struct http_req *r, const char *protocol, http_upgraded_fn fn, void *ud,
+                        void (*ud_free)(void *));
+
+/* Copy bytes both ways between a and b until both directions are closed
+ * (each end's EOF is passed on as a shutdown).  Returns the bytes moved
+ * from a to b and b to a. */
+void sp_splice(int a, int b, uint64_t *a_to_b, uint64_t *b_to_a);
+
 /* True once the server is stopping: stream callbacks should end. */
 bool http_stopping(const struct http_req *r);
 

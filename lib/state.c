@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -232,4 +233,27 @@ int state_port_each(struct state *st, const char *sandbox, state_port_cb cb, voi
   sqlite3_finalize(s);
   pthread_mutex_unlock(&st->mu);
   return 0;
+}
+
+int state_port_token(struct state *st, const char *sandbox, int port, char *tok, size_t n,
+                     struct sp_error **err)
+{
+  sqlite3_stmt *s = NULL;
+  pthread_mutex_lock(&st->mu);
+  if (sqlite3_prepare_v2(st->db, "SELECT token FROM ports WHERE sandbox=? AND port=?", -1, &s,
+                         NULL) != SQLITE_OK) {
+    db_error(st, err, "prepare");
+    pthread_mutex_unlock(&st->mu);
+    return -1;
+  }
+  sqlite3_bind_text(s, 1, sandbox, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int(s, 2, port);
+  int found = 0;
+  if (sqlite3_step(s) == SQLITE_ROW) {
+    snprintf(tok, n, "%s", (const char *)sqlite3_column_text(s, 0));
+    found = 1;
+  }
+  sqlite3_finalize(s);
+  pthread_mutex_unlock(&st->mu);
+  return found;
 }

@@ -6,6 +6,7 @@
 #define SP_STATE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct sp_error;
@@ -54,6 +55,9 @@ int state_instance_each(struct state *st, state_instance_cb cb, void *ud, struct
 
 int state_port_put(struct state *st, const struct port_row *r, struct sp_error **err);
 int state_port_delete(struct state *st, const char *sandbox, int port, struct sp_error **err);
+/* The token of an exposed port into tok (size n); 1 found, 0 not, -1 error. */
+int state_port_token(struct state *st, const char *sandbox, int port, char *tok, size_t n,
+                     struct sp_error **err);
 typedef int (*state_port_cb)(void *ud, const struct port_row *r);
 /* Ports of one sandbox (all when NULL). */
 int state_port_each(struct state *st, const char *sandbox, state_port_cb cb, void *ud,

@@ -131,6 +131,13 @@ void metrics_request(struct metrics *mt, const char *route, int status, int64_t 
 void metrics_forwarded(struct metrics *mt, uint64_t up, uint64_t down);
 char *metrics_render(struct manager *m);
 
+/* preview.c */
+void api_ports_expose(struct http_req *r);
+void api_ports_list(struct http_req *r);
+void api_ports_unexpose(struct http_req *r);
+bool preview_takeover(void *app, int fd, const char *head, size_t len,
+                      const struct sockaddr_storage *peer);
+
 /* openapi.c */
 extern const char sandpit_openapi_json[];
 

@@ -540,6 +540,9 @@ static const struct http_route routes[] = {
     {"GET", "/v1/sandboxes/:id", h_sandbox_get, 0, NULL},
     {"DELETE", "/v1/sandboxes/:id", h_sandbox_delete, 0, NULL},
     {"*", "/v1/sandboxes/:id/api/*", h_forward, 0, fwd_body},
+    {"POST", "/v1/sandboxes/:id/ports", api_ports_expose, 0, NULL},
+    {"GET", "/v1/sandboxes/:id/ports", api_ports_list, 0, NULL},
+    {"DELETE", "/v1/sandboxes/:id/ports/:port", api_ports_unexpose, 0, NULL},
     {"GET", "/v1/instances", h_instances, 0, NULL},
     {"POST", "/v1/instances/:slot/restart", h_instance_restart, 0, NULL},
 };
@@ -613,6 +616,7 @@ int manager_serve(struct manager *m, struct sp_error **err)
       .app = m,
       .pre = authorize,
       .post = after,
+      .takeover = preview_takeover,
       .connection_limit = 2048,
   };
   m->http = http_server_start(&o, err);
