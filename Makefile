@@ -5,6 +5,8 @@
 #   make test    deps, build, unit + integration tests, then again under ASan/UBSan
 #   make run     deps, build, run sandpitd with wrangler-like.toml in the foreground
 #   make bench   run the benchmarks in bench/
+#   make images  a Docker engine (scripts/docker-up) and the images: sandpit/base,
+#                sandpit/sandbox, sandpit/deployer (dockerfiles/)
 
 CC ?= cc
 PKGS := libmicrohttpd libcurl libcjson libarchive sqlite3 libpcre2-8
@@ -99,6 +101,7 @@ check-suites: unit integration
 
 test: deps
 	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory docker-test-images
 	@$(MAKE) --no-print-directory check-suites
 	@echo "== again under AddressSanitizer and UndefinedBehaviorSanitizer"
 	@$(MAKE) --no-print-directory SANITIZE=1 all
@@ -118,5 +121,31 @@ bench: deps
 
 clean:
 	rm -rf build bin
+
+# ---- Docker: the engine and the images (dockerfiles/, context = this directory) ----
+# The legacy builder, as sandpitd's own builds through the Engine API use it:
+# the two share their layer cache.
+DOCKER_BUILD = DOCKER_BUILDKIT=0 docker build -f dockerfiles/$(1) -t sandpit/$(2):latest . \
+  >build/docker-$(2).log 2>&1 || { tail -n 30 build/docker-$(2).log; exit 1; }
+
+images: all
+	@scripts/docker-up
+	@scripts/build-base-image
+	@mkdir -p build
+	@echo "== image sandpit/sandbox" && $(call DOCKER_BUILD,SandboxDockerfile,sandbox)
+	@echo "== image sandpit/deployer" && $(call DOCKER_BUILD,DeployerDockerfile,deployer)
+
+# Before the test suites: an engine and the base and sandbox images when this
+# machine can run an engine.  When it cannot, make test goes on and the
+# docker backend's tests say SKIPPED, loudly.
+docker-test-images: all
+	@mkdir -p build
+	@if scripts/docker-up && scripts/build-base-image; then \
+	  echo "== image sandpit/sandbox"; $(call DOCKER_BUILD,SandboxDockerfile,sandbox); \
+	else \
+	  echo "*** no Docker engine here: the docker backend tests will be SKIPPED ***"; \
+	fi
+
+.PHONY: docker-test-images
 
 -include $(LIB_OBJS:.o=.d) $(MANAGER_OBJS:.o=.d) $(MONITOR_OBJS:.o=.d) $(CLI_OBJS:.o=.d)

@@ -808,23 +808,23 @@ static bool prefilter(struct classifier *c, const char *str, size_t n)
 /* ------------------------------------------------------------------------ */
 /* Rules                                                                    */
 
+/* "FILE:LINE: WHAT: message"; WHAT names the entry (rule "x", benign #2). */
 static int rules_error(struct sp_error **err, const char *file, int line,
-                       const char *rule, const char *fmt, ...)
+                       const char *what, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
 static int rules_error(struct sp_error **err, const char *file, int line,
-                       const char *rule, const char *fmt, ...)
+                       const char *what, const char *fmt, ...)
 {
   va_list ap;
   va_start(ap, fmt);
-  char *what = xvasprintf(fmt, ap);
+  char *msg = xvasprintf(fmt, ap);
   va_end(ap);
-  if (rule)
-    sp_error_code(err, "INVALID_RULES", 500, "%s:%d: rule \"%s\": %s", file, line,
-                  rule, what);
+  if (what)
+    sp_error_code(err, "INVALID_RULES", 500, "%s:%d: %s: %s", file, line, what, msg);
   else
-    sp_error_code(err, "INVALID_RULES", 500, "%s:%d: %s", file, line, what);
-  free(what);
+    sp_error_code(err, "INVALID_RULES", 500, "%s:%d: %s", file, line, msg);
+  free(msg);
   return -1;
 }
 
@@ -869,7 +869,7 @@ static void rules_cleanup(struct classify_rules **r) { classify_rules_free(*r); 
 
 /* Compile a pattern; JIT when available. */
 static pcre2_code *compile(const struct toml_value *v, const char *file,
-                           const char *rule, struct sp_error **err)
+                           const char *what, struct sp_error **err)
 {
   int code;
   PCRE2_SIZE off;
@@ -879,7 +879,7 @@ static pcre2_code *compile(const struct toml_value *v, const char *file,
   if (re == NULL) {
     PCRE2_UCHAR msg[256];
     pcre2_get_error_message(code, msg, sizeof msg);
-    rules_error(err, file, v->line, rule, "bad pattern at offset %zu: %s",
+    rules_error(err, file, v->line, what, "bad pattern at offset %zu: %s",
                 (size_t)off, (const char *)msg);
     return NULL;
   }
@@ -896,42 +896,42 @@ static bool in_list(const char *s, const char *const *list, size_t n)
 }
 
 static int get_string(const struct toml_value *tab, const char *key, bool required,
-                      const char *file, const char *rule,
+                      const char *file, const char *what,
                       const struct toml_value **out, struct sp_error **err)
 {
   const struct toml_value *v = toml_table_get(tab, key);
   *out = NULL;
   if (v == NULL) {
     if (required)
-      return rules_error(err, file, tab->line, rule, "missing key \"%s\"", key);
+      return rules_error(err, file, tab->line, what, "missing key \"%s\"", key);
     return 0;
   }
   if (v->type != TOML_STRING)
-    return rules_error(err, file, v->line, rule, "\"%s\" must be a string, not %s",
+    return rules_error(err, file, v->line, what, "\"%s\" must be a string, not %s",
                        key, toml_type_name(v->type));
   if (v->u.str.len == 0 || strlen(v->u.str.ptr) != v->u.str.len)
-    return rules_error(err, file, v->line, rule, "\"%s\" must be a non-empty string",
+    return rules_error(err, file, v->line, what, "\"%s\" must be a non-empty string",
                        key);
   *out = v;
   return 0;
 }
 
 static int get_bool(const struct toml_value *tab, const char *key, const char *file,
-                    const char *rule, bool *out, struct sp_error **err)
+                    const char *what, bool *out, struct sp_error **err)
 {
   const struct toml_value *v = toml_table_get(tab, key);
   *out = false;
   if (v == NULL)
     return 0;
   if (v->type != TOML_BOOL)
-    return rules_error(err, file, v->line, rule, "\"%s\" must be a boolean, not %s",
+    return rules_error(err, file, v->line, what, "\"%s\" must be a boolean, not %s",
                        key, toml_type_name(v->type));
   *out = v->u.b;
   return 0;
 }
 
 /* Record the group numbers of the named captures. */
-static int named_groups(struct rule *ru, const char *file, int line,
+static int named_groups(struct rule *ru, const char *what, const char *file, int line,
                         struct sp_error **err)
 {
   uint32_t count = 0, size = 0;
@@ -955,7 +955,7 @@ static int named_groups(struct rule *ru, const char *file, int line,
     else if (strcmp(name, "message") == 0)
       slot = ru->g_message;
     else
-      return rules_error(err, file, line, ru->name,
+      return rules_error(err, file, line, what,
                          "unknown capture name \"%s\" (file, line, column, message)",
                          name);
     for (int k = 0; k < 3; k++) {
@@ -974,56 +974,56 @@ static int parse_rule(struct classify_rules *r, const struct toml_value *tab,
   static const char *const keys[] = {"name",      "tool",    "category", "severity",
                                      "pattern",   "restart", "generic",  "keep_tool",
                                      "wrapper",   "context"};
-  char fallback[32];
-  snprintf(fallback, sizeof fallback, "#%zu", index + 1);
-  const char *rname = fallback;
+  char what[160];
+  snprintf(what, sizeof what, "rule #%zu", index + 1);
   if (tab->type != TOML_TABLE)
-    return rules_error(err, file, tab->line, NULL, "rule %s must be a table", rname);
+    return rules_error(err, file, tab->line, what, "must be a table");
   const struct toml_value *name, *tool, *cat, *sev, *pat, *ctx;
-  if (get_string(tab, "name", true, file, rname, &name, err) < 0)
+  if (get_string(tab, "name", true, file, what, &name, err) < 0)
     return -1;
-  rname = name->u.str.ptr;
+  const char *rname = name->u.str.ptr;
+  snprintf(what, sizeof what, "rule \"%.120s\"", rname);
   for (size_t i = 0; i < tab->u.tab.len; i++) {
     const struct toml_kv *kv = &tab->u.tab.items[i];
     if (!in_list(kv->key, keys, SP_ARRAY_SIZE(keys)))
-      return rules_error(err, file, kv->value->line, rname, "unknown key \"%s\"",
+      return rules_error(err, file, kv->value->line, what, "unknown key \"%s\"",
                          kv->key);
   }
   for (size_t i = 0; i < r->nrules; i++)
     if (strcmp(r->rules[i].name, rname) == 0)
-      return rules_error(err, file, name->line, rname, "duplicate rule name");
-  if (get_string(tab, "tool", true, file, rname, &tool, err) < 0 ||
-      get_string(tab, "category", true, file, rname, &cat, err) < 0 ||
-      get_string(tab, "severity", false, file, rname, &sev, err) < 0 ||
-      get_string(tab, "pattern", true, file, rname, &pat, err) < 0 ||
-      get_string(tab, "context", false, file, rname, &ctx, err) < 0)
+      return rules_error(err, file, name->line, what, "duplicate rule name");
+  if (get_string(tab, "tool", true, file, what, &tool, err) < 0 ||
+      get_string(tab, "category", true, file, what, &cat, err) < 0 ||
+      get_string(tab, "severity", false, file, what, &sev, err) < 0 ||
+      get_string(tab, "pattern", true, file, what, &pat, err) < 0 ||
+      get_string(tab, "context", false, file, what, &ctx, err) < 0)
     return -1;
   for (const char *t = tool->u.str.ptr; *t; t++)
     if (!(is_alnum((unsigned char)*t) || *t == '-' || *t == '_' || *t == '.'))
-      return rules_error(err, file, tool->line, rname, "bad tool name \"%s\"",
+      return rules_error(err, file, tool->line, what, "bad tool name \"%s\"",
                          tool->u.str.ptr);
   if (!in_list(cat->u.str.ptr, categories, SP_ARRAY_SIZE(categories)))
-    return rules_error(err, file, cat->line, rname, "unknown category \"%s\"",
+    return rules_error(err, file, cat->line, what, "unknown category \"%s\"",
                        cat->u.str.ptr);
   const char *severity = sev ? sev->u.str.ptr : "error";
   if (strcmp(severity, "error") != 0 && strcmp(severity, "warning") != 0)
-    return rules_error(err, file, sev->line, rname,
+    return rules_error(err, file, sev->line, what,
                        "severity must be \"error\" or \"warning\", not \"%s\"",
                        severity);
   enum rule_context context = CTX_ANY;
   if (ctx && strcmp(ctx->u.str.ptr, "python-traceback") == 0)
     context = CTX_PYTHON_TRACEBACK;
   else if (ctx && strcmp(ctx->u.str.ptr, "any") != 0)
-    return rules_error(err, file, ctx->line, rname,
+    return rules_error(err, file, ctx->line, what,
                        "context must be \"any\" or \"python-traceback\", not \"%s\"",
                        ctx->u.str.ptr);
   struct rule ru = {0};
-  if (get_bool(tab, "restart", file, rname, &ru.restart, err) < 0 ||
-      get_bool(tab, "generic", file, rname, &ru.generic, err) < 0 ||
-      get_bool(tab, "keep_tool", file, rname, &ru.keep_tool, err) < 0 ||
-      get_bool(tab, "wrapper", file, rname, &ru.wrapper, err) < 0)
+  if (get_bool(tab, "restart", file, what, &ru.restart, err) < 0 ||
+      get_bool(tab, "generic", file, what, &ru.generic, err) < 0 ||
+      get_bool(tab, "keep_tool", file, what, &ru.keep_tool, err) < 0 ||
+      get_bool(tab, "wrapper", file, what, &ru.wrapper, err) < 0)
     return -1;
-  ru.re = compile(pat, file, rname, err);
+  ru.re = compile(pat, file, what, err);
   if (ru.re == NULL)
     return -1;
   ru.name = xstrdup(rname);
@@ -1031,7 +1031,7 @@ static int parse_rule(struct classify_rules *r, const struct toml_value *tab,
   ru.category = xstrdup(cat->u.str.ptr);
   ru.severity = xstrdup(severity);
   ru.ctx = context;
-  if (named_groups(&ru, file, pat->line, err) < 0) {
+  if (named_groups(&ru, what, file, pat->line, err) < 0) {
     rule_release(&ru);
     return -1;
   }
@@ -1052,10 +1052,10 @@ static int parse_rule(struct classify_rules *r, const struct toml_value *tab,
 static int parse_benign(struct classify_rules *r, const struct toml_value *tab,
                         size_t index, const char *file, struct sp_error **err)
 {
-  char label[32];
+  char label[160];
   snprintf(label, sizeof label, "benign #%zu", index + 1);
   if (tab->type != TOML_TABLE)
-    return rules_error(err, file, tab->line, NULL, "%s must be a table", label);
+    return rules_error(err, file, tab->line, label, "must be a table");
   for (size_t i = 0; i < tab->u.tab.len; i++) {
     const struct toml_kv *kv = &tab->u.tab.items[i];
     if (strcmp(kv->key, "pattern") != 0 && strcmp(kv->key, "name") != 0)
@@ -1065,10 +1065,11 @@ static int parse_benign(struct classify_rules *r, const struct toml_value *tab,
   const struct toml_value *name, *pat;
   if (get_string(tab, "name", false, file, label, &name, err) < 0)
     return -1;
-  const char *bname = name ? name->u.str.ptr : label;
-  if (get_string(tab, "pattern", true, file, bname, &pat, err) < 0)
+  if (name)
+    snprintf(label, sizeof label, "benign \"%.120s\"", name->u.str.ptr);
+  if (get_string(tab, "pattern", true, file, label, &pat, err) < 0)
     return -1;
-  pcre2_code *re = compile(pat, file, bname, err);
+  pcre2_code *re = compile(pat, file, label, err);
   if (re == NULL)
     return -1;
   r->benign = xreallocarray(r->benign, r->nbenign + 1, sizeof *r->benign);

@@ -22,6 +22,25 @@ ROOT = os.environ.get("SANDPIT_ROOT") or os.path.join(
     os.path.dirname(__file__), "..", "..")
 
 
+# Sanitizer reports found in daemons' logs; every suite fails on them.
+SANITIZER_FINDINGS = []
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                   "ERROR: UndefinedBehaviorSanitizer")
+
+
+def scan_log(path, what):
+    try:
+        with open(path, "rb") as f:
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return
+    for mark in SANITIZER_MARKS:
+        i = text.find(mark)
+        if i >= 0:
+            SANITIZER_FINDINGS.append("%s: %s" % (what, text[max(0, i - 200):i + 3000]))
+            return
+
+
 class UnixHTTPConnection(http.client.HTTPConnection):
     def __init__(self, path, timeout=30):
         super().__init__("localhost", timeout=timeout)
@@ -176,6 +195,7 @@ class Monitor:
     def cleanup(self):
         self.stop()
         self.log.close()
+        scan_log(os.path.join(self.tmp, "monitor.log"), "sandpit-monitor")
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
@@ -214,6 +234,9 @@ class Suite:
                 self.failed += 1
                 print("  FAIL %s raised:" % t.__name__)
                 traceback.print_exc(file=sys.stdout)
+        for finding in SANITIZER_FINDINGS:
+            self.failed += 1
+            print("  FAIL sanitizer report in %s" % finding)
         line = "%d passed, %d failed" % (self.passed, self.failed)
         if self.skipped:
             line += ", %d skipped" % self.skipped
@@ -334,12 +357,25 @@ class Manager:
 
     def cleanup(self):
         self.stop()
-        # instances outlive sandpitd by design: stop them here
-        for pid in self.instance_pids():
+        # instances outlive sandpitd by design: stop them here (TERM first,
+        # so their sanitizer reports, if any, are written)
+        pids = self.instance_pids()
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except OSError:
+                pass
+        deadline = time.time() + 5
+        while time.time() < deadline and any(os.path.exists("/proc/%d" % p) for p in pids):
+            time.sleep(0.05)
+        for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
-        time.sleep(0.1)
         self.logf.close()
+        scan_log(os.path.join(self.tmp, "sandpitd.log"), "sandpitd")
+        root = os.path.join(self.data, "instances")
+        for d in os.listdir(root) if os.path.isdir(root) else []:
+            scan_log(os.path.join(root, d, "monitor.log"), "sandpit-monitor in %s" % d)
         shutil.rmtree(self.tmp, ignore_errors=True)
