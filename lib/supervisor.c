@@ -102,6 +102,9 @@ struct proc {
   enum probe_state probe_state;
   int64_t probe_next, probe_deadline;
   int probe_fails;
+  char probe_head[8];
+  size_t probe_got;
+  uint32_t probe_tail; /* the last four bytes seen: the head ends at CRLFCRLF */
 
   int64_t finished_at;      /* monotonic; 0 while it may still run */
 };
@@ -577,7 +580,12 @@ static void probe_io(struct supervisor *s, struct proc *p, int64_t now)
     int e = 0;
     socklen_t l = sizeof e;
     getsockopt(p->probe_fd, SOL_SOCKET, SO_ERROR, &e, &l);
-    static const char req[] = "GET / HTTP/1.0\r\nHost: 127.0.0.1\r\nUser-Agent: sandpit-probe\r\n\r\n";
+    /* HEAD, read to the end: closing on unread data would make the server
+     * see a reset and print it (noise in its logs, and in its errors). */
+    static const char req[] = "HEAD / HTTP/1.0\r\nHost: 127.0.0.1\r\nUser-Agent: sandpit-probe\r\n"
+                              "Connection: close\r\n\r\n";
+    p->probe_got = 0;
+    p->probe_tail = 0;
     if (e != 0 || write(p->probe_fd, req, sizeof req - 1) != (ssize_t)(sizeof req - 1)) {
       probe_result(s, p, false, now);
       return;
@@ -587,11 +595,27 @@ static void probe_io(struct supervisor *s, struct proc *p, int64_t now)
     epoll_ctl(s->epfd, EPOLL_CTL_MOD, p->probe_fd, &ev);
     return;
   }
-  char buf[16];
-  ssize_t n = read(p->probe_fd, buf, sizeof buf);
-  if (n < 0 && errno == EAGAIN)
+  char buf[4096];
+  for (;;) {
+    ssize_t n = read(p->probe_fd, buf, sizeof buf);
+    if (n < 0 && errno == EAGAIN)
+      return;
+    if (n > 0) {
+      if (p->probe_got < 5)
+        memcpy(p->probe_head + p->probe_got, buf, SP_MIN((size_t)n, 5 - p->probe_got));
+      p->probe_got += (size_t)n;
+      bool head_done = false;
+      for (ssize_t i = 0; i < n && !head_done; i++) {
+        p->probe_tail = (p->probe_tail << 8) | (unsigned char)buf[i];
+        head_done = p->probe_tail == 0x0d0a0d0a;
+      }
+      /* a HEAD answer ends with its head: nothing is left unread */
+      if (!head_done && p->probe_got < (1u << 20))
+        continue;
+    }
+    probe_result(s, p, p->probe_got >= 5 && memcmp(p->probe_head, "HTTP/", 5) == 0, now);
     return;
-  probe_result(s, p, n >= 5 && memcmp(buf, "HTTP/", 5) == 0, now);
+  }
 }
 
 /* ---- timers ---- */
