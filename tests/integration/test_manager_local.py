@@ -234,7 +234,32 @@ def test_sleep_and_capacity(t):
         m.cleanup()
 
 
+def test_monitor_cli_through_manager(t):
+    import subprocess
+    from harness import BIN
+    m = Manager()
+    try:
+        m.post("/v1/sandboxes/cli-1/api/process/start", {"command": "echo via-manager", "processId": "p"})
+        time.sleep(0.5)
+        env = dict(os.environ, SANDPIT_API_TOKEN=m.TOKEN)
+        base = [os.path.join(BIN, "monitor-cli"), "--manager", "http://127.0.0.1:%d" % m.port,
+                "--session", "cli-1"]
+        p = subprocess.run(base + ["--format", "raw", "logs", "get", "--process", "p"], env=env,
+                           capture_output=True, text=True, timeout=30)
+        t.eq("monitor-cli --manager --session reads a sandbox's logs", (p.returncode, p.stdout),
+             (0, "via-manager\n"))
+        p = subprocess.run(base + ["--format", "json", "process", "list"], env=env,
+                           capture_output=True, text=True, timeout=30)
+        t.eq("  and its processes", [x["id"] for x in json.loads(p.stdout)["processes"]], ["p"])
+        env.pop("SANDPIT_API_TOKEN")
+        p = subprocess.run(base + ["process", "list"], env=env, capture_output=True, text=True, timeout=30)
+        t.check("  without the token it fails clearly", p.returncode == 1 and "UNAUTHORIZED" in p.stderr,
+                (p.returncode, p.stderr))
+    finally:
+        m.cleanup()
+
+
 if __name__ == "__main__":
     Suite("sandpitd, local backend").run([test_routing_and_exec, test_streaming, test_management,
                                           test_crash_and_adoption, test_concurrent_first_requests,
-                                          test_sleep_and_capacity])
+                                          test_sleep_and_capacity, test_monitor_cli_through_manager])
