@@ -1791,6 +1791,7 @@ static void block_start(struct pending *p, const char *s, size_t n, int64_t now,
 static void adopt(struct pending *p, const struct match *m)
 {
   bool keep = p->classified && p->generic && p->keep_tool;
+  bool restart = (p->classified && p->restart) || m->restart; /* sticky */
   p->classified = true;
   p->rule = m->rule;
   if (!keep) {
@@ -1804,7 +1805,7 @@ static void adopt(struct pending *p, const struct match *m)
   p->category = m->category;
   p->severity = m->severity;
   p->generic = m->generic;
-  p->restart = m->restart;
+  p->restart = restart;
   free(p->message);
   p->message = dup_utf8(m->msg, m->msg_len);
   if (m->file)
