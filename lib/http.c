@@ -31,7 +31,12 @@ struct http_server {
   int listen_fd;
   int port;
   volatile int stopping;
+  int accepted_threads; /* connections in our own accept path (atomic) */
 };
+
+/* Connections being peeked at or carried by takeover at once; past it new
+ * ones are closed, so a flood of idle connections cannot exhaust threads. */
+#define MAX_TAKEOVER_THREADS 4096
 
 struct stream_ctx {
   http_stream_cb cb;
@@ -467,11 +472,13 @@ static void *accepted_thread(void *arg)
   }
   if (n > 0 && s->opts.takeover(s->opts.app, a->fd, head, (size_t)n, &a->peer)) {
     free(a);
+    __atomic_sub_fetch(&s->accepted_threads, 1, __ATOMIC_RELAXED);
     return NULL;
   }
   if (n <= 0 || MHD_add_connection(s->daemon, a->fd, (struct sockaddr *)&a->peer, a->peer_len) != MHD_YES)
     close(a->fd);
   free(a);
+  __atomic_sub_fetch(&s->accepted_threads, 1, __ATOMIC_RELAXED);
   return NULL;
 }
 
@@ -499,8 +506,15 @@ static void *acceptor(void *arg)
       }
       break;
     }
+    if (__atomic_add_fetch(&s->accepted_threads, 1, __ATOMIC_RELAXED) > MAX_TAKEOVER_THREADS) {
+      __atomic_sub_fetch(&s->accepted_threads, 1, __ATOMIC_RELAXED);
+      close(a->fd);
+      free(a);
+      continue;
+    }
     pthread_t t;
     if (pthread_create(&t, &attr, accepted_thread, a) != 0) {
+      __atomic_sub_fetch(&s->accepted_threads, 1, __ATOMIC_RELAXED);
       close(a->fd);
       free(a);
     }
