@@ -336,10 +336,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 /* Called before parsing, with the target as sent: keep it for proxies. */
 static void *uri_logger(void *cls, const char *uri, struct MHD_Connection *conn)
 {
-  (void)cls;
   (void)conn;
+  struct http_server *s = cls;
   struct http_req *r = xcalloc(1, sizeof *r);
   r->raw_uri = xstrdup(uri);
+  r->server = s;
+  r->app = s->opts.app;
+  r->start_us = sp_monotonic_us();
   return r;
 }
 
@@ -350,7 +353,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
   (void)toe;
   struct http_server *s = cls;
   struct http_req *r = *con_cls;
-  if (r && s->opts.post)
+  /* a request MHD refused before it reached us (e.g. its head was too
+   * large) was never routed: nothing to report */
+  if (r && r->method && s->opts.post)
     s->opts.post(r);
   request_free(r);
   *con_cls = NULL;
