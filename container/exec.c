@@ -2,7 +2,9 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <ctype.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -31,6 +33,99 @@ static const char wrapper[] =
     "trap '__sp_rc=$?; { pwd; printf \"\\0\"; env -0; printf \"\\0\"; } >&3 2>/dev/null; "
     "exit $__sp_rc' EXIT; "
     "eval \"$__sp_cmd\"";
+
+/* Words that can change what a session keeps (its directory, its exported
+ * environment).  A command without any of them cannot, so it runs without
+ * the wrapper's report. */
+static bool may_change_state(const char *cmd)
+{
+  static const char *const words[] = {"cd",      "export", "unset",  "declare", "typeset",
+                                      "source",  ".",      "pushd",  "popd",    "eval",
+                                      "set",     "readonly", "local", "builtin", "command",
+                                      "exec",    "enable", "shopt",  "alias",   "unalias"};
+  const char *p = cmd;
+  while (*p) {
+    while (*p && !(isalnum((unsigned char)*p) || *p == '_' || *p == '.' || *p == '-'))
+      p++;
+    const char *w = p;
+    while (*p && (isalnum((unsigned char)*p) || *p == '_' || *p == '.' || *p == '-'))
+      p++;
+    size_t n = (size_t)(p - w);
+    for (size_t i = 0; n && i < SP_ARRAY_SIZE(words); i++)
+      if (strlen(words[i]) == n && memcmp(words[i], w, n) == 0)
+        return true;
+  }
+  return false;
+}
+
+/* A command of plain words (no quoting, expansion, redirection, operators,
+ * assignments, shell builtins) can be executed without a shell at all.
+ * Returns its argv with argv[0] resolved through PATH, or NULL. */
+static char **plain_argv(const char *cmd, char **envp, const char *cwd)
+{
+  static const char ok[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                           "_./:=@%+,- ";
+  static const char *const builtins[] = {
+      "alias", "bg", "bind", "break", "builtin", "caller", "cd", "command", "compgen",
+      "complete", "compopt", "continue", "declare", "dirs", "disown", "echo", "enable", "eval",
+      "exec", "exit", "export", "fc", "fg", "getopts", "hash", "help", "history", "jobs", "kill",
+      "let", "local", "logout", "mapfile", "popd", "printf", "pushd", "pwd", "read", "readarray",
+      "readonly", "return", "set", "shift", "shopt", "source", "suspend", "test", "times",
+      "trap", "type", "typeset", "ulimit", "umask", "unalias", "unset", "wait", "if", "then",
+      "else", "elif", "fi", "case", "esac", "for", "select", "while", "until", "do", "done",
+      "in", "function", "time", "coproc", "[", "[[", "]]", "{", "}", "!"};
+  if (cmd[strspn(cmd, ok)] != '\0')
+    return NULL;
+  char **v = NULL;
+  size_t n = 0;
+  for (const char *p = cmd; *p;) {
+    while (*p == ' ')
+      p++;
+    if (!*p)
+      break;
+    const char *w = p;
+    while (*p && *p != ' ')
+      p++;
+    v = xreallocarray(v, n + 2, sizeof *v);
+    v[n++] = xstrndup(w, (size_t)(p - w));
+    v[n] = NULL;
+  }
+  if (n == 0 || strchr(v[0], '=') != NULL)
+    goto no;
+  for (size_t i = 0; i < SP_ARRAY_SIZE(builtins); i++)
+    if (strcmp(v[0], builtins[i]) == 0)
+      goto no;
+  char *path = NULL;
+  if (strchr(v[0], '/')) {
+    path = path_resolve(cwd, v[0]);
+  } else {
+    const char *pathvar = "/usr/local/bin:/usr/bin:/bin";
+    for (char **e = envp; e && *e; e++)
+      if (strncmp(*e, "PATH=", 5) == 0)
+        pathvar = *e + 5;
+    cleanup_free char *copy = xstrdup(pathvar);
+    char *save = NULL;
+    for (char *d = strtok_r(copy, ":", &save); d && !path; d = strtok_r(NULL, ":", &save)) {
+      char *cand = xasprintf("%s/%s", d, v[0]);
+      struct stat st;
+      if (d[0] == '/' && stat(cand, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0111))
+        path = cand;
+      else
+        free(cand);
+    }
+  }
+  struct stat st;
+  if (path == NULL || stat(path, &st) < 0 || !S_ISREG(st.st_mode) || !(st.st_mode & 0111)) {
+    free(path);
+    goto no;
+  }
+  free(v[0]);
+  v[0] = path;
+  return v;
+no:
+  strv_free(v);
+  return NULL;
+}
 
 struct exec_run {
   struct monitor *m;
@@ -115,17 +210,23 @@ struct exec_run *exec_start(struct monitor *m, const struct sandbox *sb, const c
   dir = cwd && *cwd ? path_resolve(se->cwd, cwd) : xstrdup(se->cwd);
   x->scoped_cwd = cwd && *cwd;
   x->scoped_env = cJSON_IsObject(env) ? cJSON_Duplicate(env, true) : NULL;
-  int sp[2];
-  if (pipe2(sp, O_CLOEXEC) < 0) {
+  /* Three ways, cheapest first: plain words are executed directly; a
+   * command that cannot change the session's state runs in bash as it is;
+   * anything else in bash with the wrapper that reports the state. */
+  bool report = may_change_state(command);
+  char **argv = report ? NULL : plain_argv(command, envp, dir);
+  int sp[2] = {-1, -1};
+  if (report && pipe2(sp, O_CLOEXEC) < 0) {
     strv_free(envp);
     sp_error_set(err, errno, "pipe");
     goto fail;
   }
   struct spawn_opts so = {
-      .command = wrapper,
+      .command = report ? wrapper : command,
+      .argv = argv,
       .shell = "/bin/bash",
-      .arg = command,
-      .extra_fd = sp[1],
+      .arg = report ? command : NULL,
+      .extra_fd = report ? sp[1] : 0,
       .cwd = dir,
       .envp = envp,
       .set_user = sb->set_user,
@@ -136,10 +237,20 @@ struct exec_run *exec_start(struct monitor *m, const struct sandbox *sb, const c
   };
   struct spawn_result res;
   int rc = supervisor_spawn_child(m->sup, &so, &res, err);
-  close(sp[1]);
+  if (rc < 0 && argv) {
+    /* e.g. not executable for the sandbox's user: let bash say so */
+    sp_error_free(*err);
+    *err = NULL;
+    so.argv = NULL;
+    rc = supervisor_spawn_child(m->sup, &so, &res, err);
+  }
+  if (sp[1] >= 0)
+    close(sp[1]);
   strv_free(envp);
+  strv_free(argv);
   if (rc < 0) {
-    close(sp[0]);
+    if (sp[0] >= 0)
+      close(sp[0]);
     goto fail;
   }
   x->pid = res.pid;
@@ -147,7 +258,8 @@ struct exec_run *exec_start(struct monitor *m, const struct sandbox *sb, const c
   x->err_fd = res.stderr_fd;
   x->in_fd = res.stdin_fd;
   x->state_fd = sp[0];
-  sp_set_nonblock(x->state_fd, true);
+  if (x->state_fd >= 0)
+    sp_set_nonblock(x->state_fd, true);
   if (stdin_s) {
     x->stdin_data = xstrdup(stdin_s);
     x->stdin_len = strlen(stdin_s);

@@ -14,7 +14,8 @@
 struct sp_error;
 
 struct spawn_opts {
-  const char *command;  /* run as SHELL -c COMMAND [ARG] */
+  const char *command;  /* run as SHELL -c COMMAND [ARG] ... */
+  char *const *argv;    /* ... or, when set, execute argv[0] (an absolute path) */
   const char *shell;    /* NULL: /bin/sh */
   const char *arg;      /* NULL, or the command's $1 ($0 is "sh") */
   int extra_fd;         /* > 0: given to the child as descriptor 3; 0: none */
