@@ -89,6 +89,7 @@ deps:
 
 # Unit tests: each Check binary prints its own summary line.
 unit: all
+	@scripts/check-cleanup-jumps
 	@set -e; for t in $(UNIT_BINS); do \
 	  echo "== unit: $$t"; \
 	  SANDPIT_ROOT=$(CURDIR) $$t; \

@@ -154,6 +154,7 @@ int main(int argc, char **argv)
   }
 
   int rc = 1;
+  cleanup_free char *sessions = NULL;
   cleanup_free char *sockdir = parent_dir(m.socket_path);
   if ((sockdir && sp_mkdir_p(sockdir, 0755, &err) < 0) ||
       sp_mkdir_p(m.data_dir, 0700, &err) < 0) {
@@ -165,7 +166,8 @@ int main(int argc, char **argv)
    * supplementary groups may come along. */
   if (m.is_root && setgroups(0, NULL) < 0)
     sp_warn("cannot drop supplementary groups", LS("error", strerror(errno)));
-  m.sandboxes = sandboxes_new(m.workspace, m.is_root, passwd, &err);
+  sessions = xasprintf("%s/sessions", m.data_dir);
+  m.sandboxes = sandboxes_new(m.workspace, m.is_root, passwd, sessions, &err);
   if (m.sandboxes == NULL) {
     sp_err("cannot set up the workspace", LS("path", m.workspace), LS("error", err->msg));
     goto out;

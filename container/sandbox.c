@@ -31,6 +31,7 @@ struct sandboxes {
   pthread_mutex_t mu;
   char *root;
   char *passwd;
+  char *state_dir;
   int root_fd;
   bool as_root;
   struct sb_entry **v;
@@ -147,8 +148,10 @@ static void write_users_locked(struct sandboxes *s)
 }
 
 struct sandboxes *sandboxes_new(const char *workspace_root, bool as_root, const char *passwd,
-                                struct sp_error **err)
+                                const char *state_dir, struct sp_error **err)
 {
+  if (state_dir && sp_mkdir_p(state_dir, 0700, err) < 0)
+    return NULL;
   if (sp_mkdir_p(workspace_root, 0755, err) < 0)
     return NULL;
   int fd = open(workspace_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -184,6 +187,7 @@ struct sandboxes *sandboxes_new(const char *workspace_root, bool as_root, const 
       closedir(d);
   }
   s->passwd = passwd ? xstrdup(passwd) : NULL;
+  s->state_dir = state_dir ? xstrdup(state_dir) : NULL;
   write_users_locked(s);
   return s;
 }
@@ -213,6 +217,7 @@ void sandboxes_free(struct sandboxes *s)
   close(s->root_fd);
   free(s->root);
   free(s->passwd);
+  free(s->state_dir);
   pthread_mutex_destroy(&s->mu);
   free(s);
 }
@@ -257,6 +262,89 @@ static int prepare_workspace(struct sandboxes *s, struct sandbox *sb, struct sp_
   return 0;
 }
 
+static struct session *session_add_locked(struct sb_entry *e, const char *id,
+                                          struct sp_error **err);
+
+static char *sessions_file(struct sandboxes *s, const char *id)
+{
+  return s->state_dir ? xasprintf("%s/%s.json", s->state_dir, id) : NULL;
+}
+
+/* Written whole, atomically, after every change. */
+static void save_sessions_locked(struct sandboxes *s, struct sb_entry *e)
+{
+  cleanup_free char *path = sessions_file(s, e->sb.id);
+  if (path == NULL)
+    return;
+  cleanup_json cJSON *j = cJSON_CreateObject();
+  cJSON *arr = cJSON_AddArrayToObject(j, "sessions");
+  for (int i = 0; i < e->nsessions; i++) {
+    struct session *se = e->sessions[i];
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", se->id);
+    cJSON_AddStringToObject(o, "cwd", se->cwd);
+    json_add_int(o, "commandTimeoutMs", se->command_timeout_ms);
+    cJSON *env = cJSON_AddArrayToObject(o, "env");
+    for (char **v = se->env; v && *v; v++)
+      cJSON_AddItemToArray(env, cJSON_CreateString(*v));
+    cJSON_AddItemToArray(arr, o);
+  }
+  cleanup_free char *text = json_print(j);
+  struct sp_error *err = NULL;
+  if (sp_write_file_atomic(path, text, strlen(text), 0600, &err) < 0) {
+    sp_warn("cannot save sessions", LS("sandbox", e->sb.id), LS("error", err->msg));
+    sp_error_free(err);
+  }
+}
+
+static void load_sessions_locked(struct sandboxes *s, struct sb_entry *e)
+{
+  cleanup_free char *path = sessions_file(s, e->sb.id);
+  if (path == NULL)
+    return;
+  size_t len;
+  cleanup_free char *text = sp_read_file(path, 64 << 20, &len, NULL);
+  if (text == NULL)
+    return;
+  cleanup_json cJSON *j = cJSON_ParseWithLength(text, len);
+  const cJSON *o;
+  cJSON_ArrayForEach(o, cJSON_GetObjectItem(j, "sessions"))
+  {
+    const cJSON *id = cJSON_GetObjectItem(o, "id"), *cwd = cJSON_GetObjectItem(o, "cwd");
+    if (!cJSON_IsString(id) || !cJSON_IsString(cwd))
+      continue;
+    struct session *se = session_add_locked(e, id->valuestring, NULL);
+    if (se == NULL)
+      break;
+    free(se->cwd);
+    se->cwd = xstrdup(cwd->valuestring);
+    const cJSON *t = cJSON_GetObjectItem(o, "commandTimeoutMs");
+    se->command_timeout_ms = cJSON_IsNumber(t) ? (int64_t)t->valuedouble : 0;
+    const cJSON *env = cJSON_GetObjectItem(o, "env"), *v;
+    size_t n = 0;
+    char **vec = xcalloc(1, sizeof *vec);
+    cJSON_ArrayForEach(v, env)
+    {
+      if (!cJSON_IsString(v) || strchr(v->valuestring, '=') == NULL)
+        continue;
+      vec = xreallocarray(vec, n + 2, sizeof *vec);
+      vec[n++] = xstrdup(v->valuestring);
+      vec[n] = NULL;
+    }
+    strv_free(se->env);
+    se->env = vec;
+  }
+}
+
+static struct sb_entry *entry_of(struct sandboxes *s, const struct session *se)
+{
+  for (int i = 0; i < s->n; i++)
+    for (int k = 0; k < s->v[i]->nsessions; k++)
+      if (s->v[i]->sessions[k] == se)
+        return s->v[i];
+  return NULL;
+}
+
 const struct sandbox *sandboxes_get(struct sandboxes *s, const char *id,
                                     struct sp_error **err)
 {
@@ -282,6 +370,7 @@ const struct sandbox *sandboxes_get(struct sandboxes *s, const char *id,
     s->v[s->n++] = e;
     if (e->sb.set_user)
       write_users_locked(s);
+    load_sessions_locked(s, e);
     sp_info("sandbox ready", LS("sandbox", id), LI("uid", e->sb.set_user ? (long long)e->sb.uid : -1));
   }
   pthread_mutex_unlock(&s->mu);
@@ -296,6 +385,9 @@ int sandboxes_remove(struct sandboxes *s, const char *id, struct sp_error **err)
     struct sb_entry *e = s->v[i];
     if (strcmp(e->sb.id, id) != 0)
       continue;
+    cleanup_free char *file = sessions_file(s, id);
+    if (file)
+      unlink(file);
     for (int k = 0; k < e->nsessions; k++) {
       e->sessions[k]->deleted = true;
       if (e->sessions[k]->refs == 0)
@@ -372,8 +464,8 @@ struct session *session_acquire(struct sandboxes *s, const struct sandbox *sb,
     sp_error_code(err, "SANDBOX_NOT_FOUND", 404, "sandbox %s is gone", sb->id);
   } else {
     se = session_find_locked(e, id);
-    if (se == NULL)
-      se = session_add_locked(e, id, err);
+    if (se == NULL && (se = session_add_locked(e, id, err)) != NULL)
+      save_sessions_locked(s, e);
     if (se)
       se->refs++;
   }
@@ -451,6 +543,7 @@ int session_create(struct sandboxes *s, const struct sandbox *sb, const char *id
     se->cwd = path_resolve(sb->workspace, cwd);
   }
   se->command_timeout_ms = timeout_ms;
+  save_sessions_locked(s, e);
   rc = 0;
 out:
   pthread_mutex_unlock(&s->mu);
@@ -469,6 +562,7 @@ int session_delete(struct sandboxes *s, const struct sandbox *sb, const char *id
       continue;
     e->sessions[i] = e->sessions[--e->nsessions];
     se->deleted = true;
+    save_sessions_locked(s, e);
     if (se->refs == 0)
       session_free(se);
     rc = 0;
@@ -521,6 +615,9 @@ void session_update(struct sandboxes *s, struct session *se, const char *cwd, ch
     strv_free(se->env);
     se->env = v;
   }
+  struct sb_entry *e = entry_of(s, se);
+  if (e)
+    save_sessions_locked(s, e);
   pthread_mutex_unlock(&s->mu);
 }
 

@@ -45,8 +45,10 @@ struct sandboxes;
 /* passwd: when not NULL, a passwd file kept listing root, nobody and every
  * sandbox user (a "group" file beside it likewise); an instance's
  * /etc/passwd points at it so tools can name the users. */
+/* state_dir: where sessions are kept (one JSON file per sandbox, written
+ * on every change), so a restarted monitor carries them on. */
 struct sandboxes *sandboxes_new(const char *workspace_root, bool as_root, const char *passwd,
-                                struct sp_error **err);
+                                const char *state_dir, struct sp_error **err);
 void sandboxes_free(struct sandboxes *s);
 
 /* Find or create the sandbox (its workspace and user).  The returned struct

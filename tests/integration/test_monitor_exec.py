@@ -69,6 +69,11 @@ def test_sessions(t):
         r = ex(m, {"command": "exit 0", "sessionId": "s1"})
         r = ex(m, {"command": "pwd", "sessionId": "s1"})
         t.eq("explicit exit keeps the session's state", r.json["stdout"], "%s/sub\n" % ws)
+        m.kill9()
+        m.start()
+        r = ex(m, {"command": "pwd; echo $GREETING", "sessionId": "s1"})
+        t.eq("sessions survive a kill -9 of the monitor", r.json["stdout"], "%s/sub\nhello\n" % ws)
+        t.eq("  and deleted ones stay deleted", m.post("/api/session/delete", {"sessionId": "made"}).status, 404)
     finally:
         m.cleanup()
 
