@@ -1540,10 +1540,13 @@ static bool is_code_frame(const char *t, size_t n)
     i++;
   if (i < n && t[i] == '|')
     return true;
-  /* U+2502 BOX DRAWINGS LIGHT VERTICAL, U+2575 (esbuild's end marker) */
+  /* U+2502 BOX DRAWINGS LIGHT VERTICAL, U+2575 (esbuild's end marker);
+   * U+2500 and U+2570 start the closing lines of oxc's (miette's) frames */
   if (i + 2 < n && (unsigned char)t[i] == 0xe2 &&
-      (((unsigned char)t[i + 1] == 0x94 && (unsigned char)t[i + 2] == 0x82) ||
-       ((unsigned char)t[i + 1] == 0x95 && (unsigned char)t[i + 2] == 0xb5)))
+      (((unsigned char)t[i + 1] == 0x94 &&
+        ((unsigned char)t[i + 2] == 0x82 || (unsigned char)t[i + 2] == 0x80)) ||
+       ((unsigned char)t[i + 1] == 0x95 &&
+        ((unsigned char)t[i + 2] == 0xb5 || (unsigned char)t[i + 2] == 0xb0))))
     return true;
   if (digits)
     return false;
@@ -1598,10 +1601,31 @@ static enum shape line_shape(const char *s, size_t n, bool typescript, const cha
     if (i < m && t[i] == ' ')
       return SHAPE_CODE;
   }
+  /* oxc (Vite 8) and other miette-style reports: "╭─[ src/main.ts:4:16 ]" */
+  if (has_prefix(t, m, "\xe2\x95\xad\xe2\x94\x80[")) {
+    const char *in = skip_ws(t + 7, t + m);
+    const char *end = memchr(in, ']', (size_t)(t + m - in));
+    size_t inl = end ? (size_t)(end - in) : 0;
+    while (inl > 0 && is_space((unsigned char)in[inl - 1]))
+      inl--;
+    if (inl > 0 && split_location(in, inl, flen, line, col) && looks_like_path(in, *flen, false)) {
+      *f = in;
+      return SHAPE_LOCATION;
+    }
+    *line = *col = 0;
+    return SHAPE_CODE;
+  }
   if (has_prefix(t, m, "File: ")) {
     if (split_location(t + 6, m - 6, flen, line, col) &&
         looks_like_path(t + 6, *flen, true)) {
       *f = t + 6;
+      return SHAPE_LOCATION;
+    }
+    /* Vite 8 names the file alone: "File: /app/src/main.ts" */
+    if (t[6] == '/' && !memchr(t + 6, ' ', m - 6) && looks_like_path(t + 6, m - 6, true)) {
+      *f = t + 6;
+      *flen = m - 6;
+      *line = *col = 0;
       return SHAPE_LOCATION;
     }
   }
@@ -2083,6 +2107,18 @@ static void refine(struct pending *p, const struct match *m)
     set_location(p, m->file, m->file_len, m->line, m->column, RANK_CAPTURE, false);
 }
 
+/* Is `f` (n bytes) a longer name of `known` ("/app/src/main.ts" for
+ * "src/main.ts"), ending in it at a path boundary? */
+static bool same_file_longer(const char *known, const char *f, size_t n)
+{
+  size_t k = strlen(known);
+  if (has_prefix(known, k, "./")) {
+    known += 2;
+    k -= 2;
+  }
+  return k > 0 && n > k && f[n - k - 1] == '/' && memcmp(f + n - k, known, k) == 0;
+}
+
 /* Does the line continue the pending block?  If so it is consumed. */
 static bool continue_block(struct classifier *c, const char *s, size_t n, int64_t now)
 {
@@ -2177,7 +2213,17 @@ static bool continue_block(struct classifier *c, const char *s, size_t n, int64_
         f = joined.buf;
         flen = joined.len;
       }
-      set_location(p, f, flen, line, col, RANK_LOCATION, false);
+      bool file_only = line == 0 && f > s + 5 && memcmp(f - 6, "File: ", 6) == 0;
+      if (file_only) {
+        /* "File: /abs/src/main.ts" after "src/main.ts:4:16": the same file,
+         * named in full; on its own, a file without a line locates nothing */
+        if (p->file && p->line > 0 && same_file_longer(p->file, f, flen)) {
+          free(p->file);
+          p->file = path_dup(f, flen);
+        }
+      } else {
+        set_location(p, f, flen, line, col, RANK_LOCATION, false);
+      }
       sbuf_release(&joined);
     }
     block_add(p, s, n, now);

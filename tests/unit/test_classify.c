@@ -200,6 +200,28 @@ START_TEST(test_vite)
              "  Plugin: vite:react-babel\n"
              "  File: /srv/site/src/App.jsx:12:4\n",
              "vite", "syntax", "error", "/srv/site/src/App.jsx", 12, 4);
+  /* Vite 8 (oxc), as captured from a real dev server by
+   * tests/integration/test_previews_browser.py: the location is in a
+   * miette frame, the full path in "File:". */
+  expect_one(
+             "7:35:29 AM [vite] Internal server error: Transform failed with 1 error:\n"
+             "\n"
+             "\x1b[31m[PARSE_ERROR] \x1b[0mUnexpected token\n"
+             "   \x1b[38;5;246m\xe2\x95\xad\x1b[0m\x1b[38;5;246m\xe2\x94\x80\x1b[0m\x1b[38;5;246m[\x1b[0m src/main.ts:4:16 \x1b[38;5;246m]\x1b[0m\n"
+             "   \x1b[38;5;246m\xe2\x94\x82\x1b[0m\n"
+             " \x1b[38;5;246m4 \xe2\x94\x82\x1b[0m \x1b[38;5;249mc\x1b[0m\x1b[38;5;249mo\x1b[0m\x1b[38;5;249mn\x1b[0m\x1b[38;5;249ms\x1b[0m\x1b[38;5;249mt\x1b[0m\x1b[38;5;249m \x1b[0m\x1b[38;5;249mb\x1b[0m\x1b[38;5;249mr\x1b[0m\x1b[38;5;249mo\x1b[0m\x1b[38;5;249mk\x1b[0m\x1b[38;5;249me\x1b[0m\x1b[38;5;249mn\x1b[0m\x1b[38;5;249m \x1b[0m\x1b[38;5;249m=\x1b[0m\x1b[38;5;249m \x1b[0m;\n"
+             " \x1b[38;5;240m  \xe2\x94\x82\x1b[0m                \xe2\x94\xac  \n"
+             " \x1b[38;5;240m  \xe2\x94\x82\x1b[0m                \xe2\x95\xb0\xe2\x94\x80\xe2\x94\x80 \n"
+             "\x1b[38;5;246m\xe2\x94\x80\xe2\x94\x80\xe2\x94\x80\xe2\x95\xaf\x1b[0m\n"
+             "\n"
+             "  Plugin: vite:oxc\n"
+             "  File: /workspace/browser-1/app/src/main.ts\n"
+             "      at transformWithOxc (file:///workspace/browser-1/app/node_modules/vite/dist/node/chunks/node.js:7673:19)\n"
+             "      at TransformPluginContext.transform (file:///workspace/browser-1/app/node_modules/vite/dist/node/chunks/node.js:7747:26)\n"
+             "      at EnvironmentPluginContainer.transform (file:///workspace/browser-1/app/node_modules/vite/dist/node/chunks/node.js:8636:51)\n"
+             "      at async loadAndTransform (file:///workspace/browser-1/app/node_modules/vite/dist/node/chunks/node.js:20112:26)\n"
+             "      at async viteTransformMiddleware (file:///workspace/browser-1/app/node_modules/vite/dist/node/chunks/node.js:20332:20)\n",
+             "vite", "syntax", "error", "/workspace/browser-1/app/src/main.ts", 4, 16);
 }
 END_TEST
 
