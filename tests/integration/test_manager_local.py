@@ -235,6 +235,15 @@ def test_crash_and_adoption(t):
         m.cleanup()
 
 
+def test_min_warm(t):
+    m = Manager(pools=['class_name = "Sandbox"\nbackend = "local"\nmax_instances = 3\nmin_warm = 2\n'])
+    try:
+        states = [i["state"] for i in m.get("/v1/instances").json["instances"]]
+        t.eq("min_warm instances run before any request", states, ["running", "running", "stopped"])
+    finally:
+        m.cleanup()
+
+
 def test_concurrent_first_requests(t):
     m = Manager(pools=['class_name = "Sandbox"\nbackend = "local"\nmax_instances = 1\n'])
     try:
@@ -310,5 +319,6 @@ def test_monitor_cli_through_manager(t):
 if __name__ == "__main__":
     Suite("sandpitd, local backend").run([test_routing_and_exec, test_streaming, test_big_upload_bounded,
                                           test_management,
-                                          test_crash_and_adoption, test_concurrent_first_requests,
+                                          test_crash_and_adoption, test_min_warm,
+                                          test_concurrent_first_requests,
                                           test_sleep_and_capacity, test_monitor_cli_through_manager])
