@@ -11,7 +11,13 @@
 CC ?= cc
 PKGS := libmicrohttpd libcurl libcjson libarchive sqlite3 libpcre2-8
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# Linked by every program.  libarchive is not linked into any of them:
+# lib/tarball.c loads it with dlopen on first use (it drags libxml2, ICU and
+# libstdc++ in); only the unit tests link it, to write their fixtures.
+# libcurl only where it is used: sandpitd and monitor-cli, not the monitor.
+PKG_LIBS = $(shell pkg-config --libs libmicrohttpd libcjson sqlite3 libpcre2-8 2>/dev/null)
+CURL_LIBS = $(shell pkg-config --libs libcurl 2>/dev/null)
+ARCHIVE_LIBS = $(shell pkg-config --libs libarchive 2>/dev/null)
 CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
 
@@ -70,7 +76,7 @@ $(LIBA): $(LIB_OBJS)
 
 $(BINDIR)/sandpitd: $(MANAGER_OBJS) $(LIBA)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDSAN) -o $@ $(MANAGER_OBJS) $(LIBA) $(LDLIBS_ALL)
+	$(CC) $(LDSAN) -o $@ $(MANAGER_OBJS) $(LIBA) $(CURL_LIBS) $(LDLIBS_ALL)
 
 $(BINDIR)/sandpit-monitor: $(MONITOR_OBJS) $(LIBA)
 	@mkdir -p $(dir $@)
@@ -78,11 +84,12 @@ $(BINDIR)/sandpit-monitor: $(MONITOR_OBJS) $(LIBA)
 
 $(BINDIR)/monitor-cli: $(CLI_OBJS) $(LIBA)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDSAN) -o $@ $(CLI_OBJS) $(LIBA) $(LDLIBS_ALL)
+	$(CC) $(LDSAN) -o $@ $(CLI_OBJS) $(LIBA) $(CURL_LIBS) $(LDLIBS_ALL)
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIBA)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) $(CHECK_CFLAGS) -o $@ $< $(LIBA) $(CHECK_LIBS) $(LDLIBS_ALL)
+	$(CC) $(CFLAGS_ALL) $(CHECK_CFLAGS) -o $@ $< $(LIBA) $(CHECK_LIBS) $(CURL_LIBS) \
+	  $(ARCHIVE_LIBS) $(LDLIBS_ALL)
 
 deps:
 	@scripts/deps
@@ -126,7 +133,7 @@ clean:
 # ---- Docker: the engine and the images (dockerfiles/, context = this directory) ----
 # The legacy builder, as sandpitd's own builds through the Engine API use it:
 # the two share their layer cache.
-DOCKER_BUILD = DOCKER_BUILDKIT=0 docker build -f dockerfiles/$(1) -t sandpit/$(2):latest . \
+DOCKER_BUILD = DOCKER_BUILDKIT=0 docker build --force-rm -f dockerfiles/$(1) -t sandpit/$(2):latest . \
   >build/docker-$(2).log 2>&1 || { tail -n 30 build/docker-$(2).log; exit 1; }
 
 images: all

@@ -80,8 +80,10 @@ const char *backend_docker_socket(void);
  * over the context (names, types, modes, link targets and contents; not
  * times or owners), the Dockerfile's place in it and the ids of the images
  * it builds FROM; when REPO:HASH exists nothing is built, so an unchanged
- * context is never rebuilt.  REPO:latest is moved to it.  Every output line
- * of the build goes to the log ("image build").  *image receives REPO:HASH.
+ * context is never rebuilt.  REPO:latest is moved to it, and earlier builds
+ * of REPO from the same context directory are removed unless a container
+ * uses them.  Every output line of the build goes to the log ("image
+ * build").  *image receives REPO:HASH.
  *
  * Errors: CONTEXT_TOO_LARGE (413) when the context's tar would exceed
  * max_context bytes (0: BACKEND_DOCKER_MAX_CONTEXT), before anything is

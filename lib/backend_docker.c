@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -33,6 +34,7 @@
 #include "json.h"
 #include "log.h"
 #include "str.h"
+#include "tarball.h"
 #include "util.h"
 
 #define API "/v1.41"
@@ -47,6 +49,7 @@
 struct docker {
   struct backend b;
   char *socket;
+  int ncpu; /* the engine's CPUs (0: unknown): NanoCpus may not exceed them */
 };
 
 static const struct backend_ops docker_ops;
@@ -660,6 +663,7 @@ static int context_digest(const struct context *c, const char *dockerfile_rel,
 }
 
 struct tar_out {
+  const struct tar_libarchive *la;
   int fd;
   uint64_t written;
   uint64_t max;
@@ -671,11 +675,11 @@ static la_ssize_t tar_write_cb(struct archive *a, void *ud, const void *buf, siz
   struct tar_out *t = ud;
   if (t->written + len > t->max) {
     t->over = true;
-    archive_set_error(a, EFBIG, "over the size limit");
+    t->la->archive_set_error(a, EFBIG, "over the size limit");
     return -1;
   }
   if (sp_write_all(t->fd, buf, len) < 0) {
-    archive_set_error(a, errno, "cannot write the context: %s", strerror(errno));
+    t->la->archive_set_error(a, errno, "cannot write the context: %s", strerror(errno));
     return -1;
   }
   t->written += len;
@@ -684,12 +688,13 @@ static la_ssize_t tar_write_cb(struct archive *a, void *ud, const void *buf, siz
 
 static void archive_cleanup(struct archive **a)
 {
-  if (*a)
-    archive_write_free(*a);
+  if (*a) /* then libarchive is loaded */
+    tar_libarchive(NULL)->archive_write_free(*a);
 }
 #define cleanup_archive __attribute__((cleanup(archive_cleanup)))
 
-static int tar_entry_data(struct archive *a, const char *src, int64_t size, struct sp_error **err)
+static int tar_entry_data(const struct tar_libarchive *la, struct archive *a, const char *src,
+                          int64_t size, struct sp_error **err)
 {
   cleanup_close int fd = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0)
@@ -704,9 +709,9 @@ static int tar_entry_data(struct archive *a, const char *src, int64_t size, stru
       return sp_error_set(err, errno, "build context: cannot read %s", src);
     if (n == 0)
       break; /* shrank meanwhile: libarchive pads the entry */
-    if (archive_write_data(a, buf, (size_t)n) < 0)
+    if (la->archive_write_data(a, buf, (size_t)n) < 0)
       return sp_error_code(err, "BACKEND_ERROR", 502, "build context: %s",
-                           archive_error_string(a));
+                           la->archive_error_string(a));
     left -= n;
   }
   return 0;
@@ -718,12 +723,16 @@ static int context_tar(const struct context *c, const char *extra_dockerfile,
                        const char *dockerfile_rel, int fd, uint64_t max, uint64_t *size,
                        struct sp_error **err)
 {
-  cleanup_archive struct archive *a = archive_write_new();
-  struct tar_out t = {.fd = fd, .max = max};
-  if (archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
-      archive_write_set_bytes_in_last_block(a, 1) != ARCHIVE_OK ||
-      archive_write_open2(a, &t, NULL, tar_write_cb, NULL, NULL) != ARCHIVE_OK)
-    return sp_error_code(err, "BACKEND_ERROR", 502, "build context: %s", archive_error_string(a));
+  const struct tar_libarchive *la = tar_libarchive(err);
+  if (la == NULL)
+    return -1;
+  cleanup_archive struct archive *a = la->archive_write_new();
+  struct tar_out t = {.la = la, .fd = fd, .max = max};
+  if (la->archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
+      la->archive_write_set_bytes_in_last_block(a, 1) != ARCHIVE_OK ||
+      la->archive_write_open2(a, &t, NULL, tar_write_cb, NULL, NULL) != ARCHIVE_OK)
+    return sp_error_code(err, "BACKEND_ERROR", 502, "build context: %s",
+                         la->archive_error_string(a));
   size_t total = c->n + (extra_dockerfile ? 1 : 0);
   for (size_t i = 0; i < total; i++) {
     struct ctx_entry extra = {0};
@@ -735,33 +744,34 @@ static int context_tar(const struct context *c, const char *extra_dockerfile,
       extra.src = (char *)extra_dockerfile;
       e = &extra;
     }
-    struct archive_entry *ae = archive_entry_new();
-    archive_entry_copy_stat(ae, &e->st);
-    archive_entry_set_pathname(ae, e->rel);
-    archive_entry_set_uid(ae, 0);
-    archive_entry_set_gid(ae, 0);
+    struct archive_entry *ae = la->archive_entry_new();
+    la->archive_entry_copy_stat(ae, &e->st);
+    la->archive_entry_set_pathname(ae, e->rel);
+    la->archive_entry_set_uid(ae, 0);
+    la->archive_entry_set_gid(ae, 0);
     if (e->link)
-      archive_entry_set_symlink(ae, e->link);
+      la->archive_entry_set_symlink(ae, e->link);
     if (!S_ISREG(e->st.st_mode))
-      archive_entry_set_size(ae, 0);
-    int rc = archive_write_header(a, ae);
-    archive_entry_free(ae);
+      la->archive_entry_set_size(ae, 0);
+    int rc = la->archive_write_header(a, ae);
+    la->archive_entry_free(ae);
     if (rc != ARCHIVE_OK || (S_ISREG(e->st.st_mode) &&
-                             tar_entry_data(a, e->src, (int64_t)e->st.st_size, err) < 0)) {
+                             tar_entry_data(la, a, e->src, (int64_t)e->st.st_size, err) < 0)) {
       if (t.over)
         return sp_error_code(err, "CONTEXT_TOO_LARGE", 413,
                              "build context is over the limit of %llu MiB",
                              (unsigned long long)(max >> 20));
       return sp_error_code(err, "BACKEND_ERROR", 502, "build context: %s: %s", e->rel,
-                           archive_error_string(a));
+                           la->archive_error_string(a));
     }
   }
-  if (archive_write_close(a) != ARCHIVE_OK) {
+  if (la->archive_write_close(a) != ARCHIVE_OK) {
     if (t.over)
       return sp_error_code(err, "CONTEXT_TOO_LARGE", 413,
                            "build context is over the limit of %llu MiB",
                            (unsigned long long)(max >> 20));
-    return sp_error_code(err, "BACKEND_ERROR", 502, "build context: %s", archive_error_string(a));
+    return sp_error_code(err, "BACKEND_ERROR", 502, "build context: %s",
+                         la->archive_error_string(a));
   }
   *size = t.written;
   return 0;
@@ -840,11 +850,24 @@ static void progress_line(struct build_progress *p, const char *s, size_t len)
     len -= (size_t)(cr + 1 - s);
     s = cr + 1;
   }
-  while (len > 0 && isspace((unsigned char)s[len - 1]))
-    len--;
-  if (len == 0)
+  /* without terminal colours (Docker wraps a RUN's stderr in them) */
+  struct sbuf clean = SBUF_INIT;
+  for (size_t i = 0; i < len; i++) {
+    if (s[i] == '\x1b' && i + 1 < len && s[i + 1] == '[') {
+      i += 2;
+      while (i < len && !(s[i] >= '@' && s[i] <= '~'))
+        i++;
+      continue;
+    }
+    sbuf_addch(&clean, s[i]);
+  }
+  while (clean.len > 0 && isspace((unsigned char)clean.buf[clean.len - 1]))
+    clean.buf[--clean.len] = '\0';
+  if (clean.len == 0) {
+    sbuf_release(&clean);
     return;
-  cleanup_free char *txt = xstrndup(s, len);
+  }
+  cleanup_free char *txt = sbuf_detach(&clean, NULL);
   sp_info("image build", LS("image", p->image), LS("line", txt));
   p->lines++;
   if (p->ntail == BUILD_TAIL) {
@@ -938,6 +961,190 @@ static bool path_inside(const char *dir, const char *path)
   return strncmp(path, dir, n) == 0 && (path[n] == '/' || (n == 1 && dir[0] == '/'));
 }
 
+/* What one build is made of. */
+struct build {
+  char *df;       /* the Dockerfile, absolute */
+  char *ctx;      /* the context directory, absolute */
+  char *df_text;
+  bool inside;    /* the Dockerfile lies in the context */
+  const char *df_rel; /* its name in the context's tar */
+  struct context c;
+  char digest[65];
+};
+
+static void build_release(struct build *bd)
+{
+  free(bd->df);
+  free(bd->ctx);
+  free(bd->df_text);
+  context_free(&bd->c);
+}
+
+/* Walk the context, the Dockerfile always in it. */
+static int build_collect(struct build *bd, const char *dockerfile, const char *context_dir,
+                         uint64_t max, struct sp_error **err)
+{
+  bd->df = realpath(dockerfile, NULL);
+  if (bd->df == NULL)
+    return sp_error_set(err, errno, "Dockerfile %s", dockerfile);
+  bd->ctx = realpath(context_dir, NULL);
+  if (bd->ctx == NULL)
+    return sp_error_set(err, errno, "build context %s", context_dir);
+  bd->df_text = sp_read_file(bd->df, 1 << 20, NULL, err);
+  if (bd->df_text == NULL)
+    return sp_error_prefix(err, "Dockerfile");
+  /* inside: at its own place; outside: under a name of its own */
+  bd->inside = path_inside(bd->ctx, bd->df);
+  bd->df_rel = bd->inside ? bd->df + strlen(bd->ctx) + (strcmp(bd->ctx, "/") == 0 ? 0 : 1)
+                          : ".sandpit.Dockerfile";
+  struct ignore ig;
+  cleanup_free char *ignore_path = xasprintf("%s/.dockerignore", bd->ctx);
+  if (ignore_load(ignore_path, &ig, err) < 0)
+    return -1;
+  int rc = walk(&bd->c, &ig, bd->ctx, "", max, err);
+  ignore_free(&ig);
+  if (rc < 0)
+    return -1;
+  bool listed = false;
+  for (size_t i = 0; i < bd->c.n && bd->inside; i++)
+    listed |= strcmp(bd->c.v[i].rel, bd->df_rel) == 0;
+  if (bd->inside && !listed) {
+    struct stat st;
+    if (lstat(bd->df, &st) < 0)
+      return sp_error_set(err, errno, "cannot stat %s", bd->df);
+    if (context_add(&bd->c, bd->df_rel, bd->df, &st, err) < 0)
+      return -1;
+  }
+  qsort(bd->c.v, bd->c.n, sizeof *bd->c.v, entry_cmp);
+  return 0;
+}
+
+/* The digest of the context, the Dockerfile and the images it starts FROM
+ * (a rebuilt base image rebuilds this one).  A FROM image missing is a
+ * clear error now, not a pull from a registry that cannot be reached. */
+static int build_digest(struct docker *d, struct build *bd, struct sp_error **err)
+{
+  struct sha256 s;
+  sha256_init(&s);
+  if (context_digest(&bd->c, bd->df_rel, &s, err) < 0)
+    return -1;
+  if (!bd->inside)
+    sha256_field(&s, bd->df_text);
+  cleanup_strv char **bases = dockerfile_bases(bd->df_text);
+  for (char **p = bases; *p; p++) {
+    cleanup_free char *id = NULL;
+    int ex = image_exists(d, *p, &id, err);
+    if (ex < 0)
+      return -1;
+    if (ex == 0)
+      return sp_error_code(err, "IMAGE_NOT_FOUND", 404,
+                           "image '%s' (FROM in %s) is not on this engine and no registry is "
+                           "used: build it first%s",
+                           *p, bd->df,
+                           str_starts_with(*p, "sandpit/base:") ? " (scripts/build-base-image)" : "");
+    sha256_field(&s, *p);
+    sha256_field(&s, id);
+  }
+  sha256_hex(&s, bd->digest);
+  return 0;
+}
+
+/* Send the context to POST /build and follow its output. */
+static int build_send(struct docker *d, struct build *bd, const char *tag, uint64_t max,
+                      struct sp_error **err)
+{
+  cleanup_close int fd = temp_fd(err);
+  if (fd < 0)
+    return -1;
+  uint64_t size = 0;
+  if (context_tar(&bd->c, bd->inside ? NULL : bd->df, bd->df_rel, fd, max, &size, err) < 0)
+    return sp_error_prefix(err, "%s", bd->ctx);
+  sp_info("image build", LS("image", tag), LS("dockerfile", bd->df), LS("context", bd->ctx),
+          LI("context_bytes", (long long)size), LI("entries", (long long)bd->c.n));
+  cleanup_fclose FILE *fp = fdopen(fd, "rb");
+  if (fp == NULL)
+    return sp_error_set(err, errno, "fdopen");
+  fd = -1; /* fp owns it */
+  rewind(fp);
+
+  cleanup_free char *e_tag = esc(tag);
+  cleanup_free char *e_df = esc(bd->df_rel);
+  cleanup_json cJSON *labels = cJSON_CreateObject();
+  cJSON_AddStringToObject(labels, "sandpit.context", bd->digest);
+  cJSON_AddStringToObject(labels, "sandpit.context_dir", bd->ctx);
+  cleanup_free char *labels_s = json_print(labels);
+  cleanup_free char *e_labels = esc(labels_s);
+  cleanup_free char *path = xasprintf("/build?t=%s&dockerfile=%s&rm=1&forcerm=1&labels=%s", e_tag,
+                                      e_df, e_labels);
+  struct build_progress p = {.image = tag};
+  struct reply r = {.on_data = progress_data, .ud = &p};
+  struct upload up = {.fp = fp, .size = (curl_off_t)size};
+  int rc = call(d, "POST", path, NULL, &up, BUILD_TIMEOUT_MS, &r, err);
+  if (p.pending.len)
+    progress_object(&p, p.pending.buf, p.pending.len);
+  if (p.line.len)
+    progress_line(&p, p.line.buf, p.line.len);
+  if (rc == 0 && r.status != 200) {
+    /* refused before the build began: the reply is the engine's message */
+    struct reply er = {.status = r.status};
+    sbuf_addstr(&er.body, sbuf_str(&p.raw));
+    rc = reply_error(&er, false, err, "image build of %s", bd->df);
+    sbuf_release(&er.body);
+  } else if (rc == 0 && p.error) {
+    struct sbuf t = SBUF_INIT;
+    for (int i = 0; i < p.ntail; i++)
+      sbuf_addf(&t, "%s%s", i ? " | " : "", p.tail[i]);
+    rc = sp_error_code(err, "IMAGE_BUILD_FAILED", 502,
+                       "image build of %s failed: %s (last output: %s)", bd->df, p.error,
+                       sbuf_str(&t));
+    sbuf_release(&t);
+  }
+  progress_release(&p);
+  return rc;
+}
+
+/* Remove the earlier builds of REPO from the same context directory, so
+ * that rebuilds do not pile up.  The engine refuses to remove an image a
+ * container uses (running or stopped): those stay. */
+static void prune_old(struct docker *d, const char *repo, const char *keep, const char *ctx)
+{
+  cleanup_json cJSON *f = cJSON_CreateObject();
+  cJSON_AddItemToArray(cJSON_AddArrayToObject(f, "reference"), cJSON_CreateString(repo));
+  cleanup_free char *lbl = xasprintf("sandpit.context_dir=%s", ctx);
+  cJSON_AddItemToArray(cJSON_AddArrayToObject(f, "label"), cJSON_CreateString(lbl));
+  cleanup_free char *fs = json_print(f);
+  cleanup_free char *e = esc(fs);
+  cleanup_free char *path = xasprintf("/images/json?filters=%s", e);
+  cleanup_json cJSON *list = NULL;
+  struct sp_error *err = NULL;
+  if (get_json(d, path, &list, &err) <= 0) {
+    sp_error_free(err);
+    return;
+  }
+  cleanup_free char *latest = xasprintf("%s:latest", repo);
+  const cJSON *img, *t;
+  cJSON_ArrayForEach(img, list)
+  {
+    cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(img, "RepoTags"))
+    {
+      /* Podman names images localhost/REPO:TAG or docker.io/REPO:TAG */
+      const char *name = cJSON_IsString(t) ? t->valuestring : "";
+      const char *bare = str_starts_with(name, "localhost/")   ? name + 10
+                         : str_starts_with(name, "docker.io/") ? name + 10
+                                                               : name;
+      if (!str_starts_with(bare, repo) || bare[strlen(repo)] != ':' || strcmp(bare, keep) == 0 ||
+          strcmp(bare, latest) == 0)
+        continue;
+      cleanup_free char *en = esc(name);
+      cleanup_free char *dpath = xasprintf("/images/%s", en);
+      struct reply r = {0};
+      if (call(d, "DELETE", dpath, NULL, NULL, CALL_TIMEOUT_MS, &r, NULL) == 0 && r.status == 200)
+        sp_info("old image removed", LS("image", name));
+      sbuf_release(&r.body);
+    }
+  }
+}
+
 int backend_docker_build(struct backend *b, const char *dockerfile, const char *context_dir,
                          const char *repo, uint64_t max_context, char **image,
                          struct sp_error **err)
@@ -947,161 +1154,44 @@ int backend_docker_build(struct backend *b, const char *dockerfile, const char *
   struct docker *d = (struct docker *)b;
   if (max_context == 0)
     max_context = BACKEND_DOCKER_MAX_CONTEXT;
-  cleanup_free char *df = realpath(dockerfile, NULL);
-  if (df == NULL)
-    return sp_error_set(err, errno, "Dockerfile %s", dockerfile);
-  cleanup_free char *ctx = realpath(context_dir, NULL);
-  if (ctx == NULL)
-    return sp_error_set(err, errno, "build context %s", context_dir);
-  cleanup_free char *df_text = sp_read_file(df, 1 << 20, NULL, err);
-  if (df_text == NULL)
-    return sp_error_prefix(err, "Dockerfile");
-
-  /* The Dockerfile always goes with its context: at its own place when it
-   * is inside, else under a name of its own. */
-  bool inside = path_inside(ctx, df);
-  const char *df_rel = inside ? df + strlen(ctx) + (strcmp(ctx, "/") == 0 ? 0 : 1)
-                              : ".sandpit.Dockerfile";
-
   int64_t t0 = sp_monotonic_ms();
-  struct ignore ig;
-  cleanup_free char *ignore_path = xasprintf("%s/.dockerignore", ctx);
-  if (ignore_load(ignore_path, &ig, err) < 0)
-    return -1;
-  struct context c = {0};
-  int rc = walk(&c, &ig, ctx, "", max_context, err);
-  ignore_free(&ig);
-  if (rc < 0) {
-    context_free(&c);
+  struct build bd = {0};
+  if (build_collect(&bd, dockerfile, context_dir, max_context, err) < 0 ||
+      build_digest(d, &bd, err) < 0) {
+    build_release(&bd);
     return -1;
   }
-  bool df_listed = false;
-  for (size_t i = 0; i < c.n && inside; i++)
-    df_listed |= strcmp(c.v[i].rel, df_rel) == 0;
-  if (inside && !df_listed) {
-    struct stat st;
-    if (lstat(df, &st) < 0 || context_add(&c, df_rel, df, &st, err) < 0) {
-      context_free(&c);
-      return sp_error_set(err, errno, "cannot stat %s", df);
-    }
-  }
-  qsort(c.v, c.n, sizeof *c.v, entry_cmp);
-
-  struct sha256 s;
-  sha256_init(&s);
-  if (context_digest(&c, df_rel, &s, err) < 0) {
-    context_free(&c);
-    return -1;
-  }
-  if (!inside) {
-    sha256_field(&s, df_text);
-  }
-  /* The images it starts FROM are part of what it is: a rebuilt base
-   * image rebuilds this one.  One missing is a clear error now, not a pull
-   * from a registry that cannot be reached. */
-  cleanup_strv char **bases = dockerfile_bases(df_text);
-  for (char **p = bases; *p; p++) {
-    cleanup_free char *id = NULL;
-    int ex = image_exists(d, *p, &id, err);
-    if (ex < 0) {
-      context_free(&c);
-      return -1;
-    }
-    if (ex == 0) {
-      context_free(&c);
-      return sp_error_code(err, "IMAGE_NOT_FOUND", 404,
-                           "image '%s' (FROM in %s) is not on this engine and no registry is "
-                           "used: build it first%s",
-                           *p, df,
-                           str_starts_with(*p, "sandpit/base:") ? " (scripts/build-base-image)" : "");
-    }
-    sha256_field(&s, *p);
-    sha256_field(&s, id);
-  }
-  char digest[65];
-  sha256_hex(&s, digest);
-  cleanup_free char *tag = xasprintf("%s:%.16s", repo, digest);
-
+  cleanup_free char *tag = xasprintf("%s:%.16s", repo, bd.digest);
   int ex = image_exists(d, tag, NULL, err);
-  if (ex != 0) {
-    context_free(&c);
-    if (ex > 0) {
-      sp_info("image up to date", LS("image", tag), LS("dockerfile", df),
-              LI("entries", (long long)c.n), LI("ms", sp_monotonic_ms() - t0));
-      *image = steal_pointer(&tag);
-      return 0;
-    }
-    return -1;
-  }
-
-  cleanup_close int fd = temp_fd(err);
-  if (fd < 0) {
-    context_free(&c);
-    return -1;
-  }
-  uint64_t size = 0;
-  rc = context_tar(&c, inside ? NULL : df, df_rel, fd, max_context, &size, err);
-  size_t nentries = c.n;
-  context_free(&c);
-  if (rc < 0)
-    return sp_error_prefix(err, "%s", ctx);
-  sp_info("image build", LS("image", tag), LS("dockerfile", df), LS("context", ctx),
-          LI("context_bytes", (long long)size), LI("entries", (long long)nentries));
-
-  cleanup_fclose FILE *fp = fdopen(fd, "rb");
-  if (fp == NULL)
-    return sp_error_set(err, errno, "fdopen");
-  fd = -1; /* fp owns it */
-  rewind(fp);
-  cleanup_free char *e_tag = esc(tag);
-  cleanup_free char *e_df = esc(df_rel);
-  cleanup_json cJSON *labels = cJSON_CreateObject();
-  cJSON_AddStringToObject(labels, "sandpit.context", digest);
-  cleanup_free char *labels_s = json_print(labels);
-  cleanup_free char *e_labels = esc(labels_s);
-  cleanup_free char *path = xasprintf("/build?t=%s&dockerfile=%s&rm=1&forcerm=1&labels=%s", e_tag,
-                                      e_df, e_labels);
-  struct build_progress p = {.image = tag};
-  struct reply r = {.on_data = progress_data, .ud = &p};
-  struct upload up = {.fp = fp, .size = (curl_off_t)size};
-  rc = call(d, "POST", path, NULL, &up, BUILD_TIMEOUT_MS, &r, err);
-  if (p.pending.len)
-    progress_object(&p, p.pending.buf, p.pending.len);
-  if (p.line.len)
-    progress_line(&p, p.line.buf, p.line.len);
-  if (rc == 0 && r.status != 200) {
-    /* an error before the build began: the reply is the engine's message */
-    struct reply er = {.status = r.status};
-    sbuf_addstr(&er.body, sbuf_str(&p.raw));
-    rc = reply_error(&er, false, err, "image build of %s", df);
-    sbuf_release(&er.body);
-  } else if (rc == 0 && p.error) {
-    struct sbuf t = SBUF_INIT;
-    for (int i = 0; i < p.ntail; i++)
-      sbuf_addf(&t, "%s%s", i ? " | " : "", p.tail[i]);
-    rc = sp_error_code(err, "IMAGE_BUILD_FAILED", 502, "image build of %s failed: %s (last output: %s)",
-                       df, p.error, sbuf_str(&t));
-    sbuf_release(&t);
-  }
-  int64_t nlines = p.lines;
-  progress_release(&p);
+  if (ex > 0)
+    sp_info("image up to date", LS("image", tag), LS("dockerfile", bd.df),
+            LI("entries", (long long)bd.c.n), LI("ms", sp_monotonic_ms() - t0));
+  int rc = ex < 0 || (ex == 0 && build_send(d, &bd, tag, max_context, err) < 0) ? -1 : 0;
+  cleanup_free char *df = steal_pointer(&bd.df);
+  cleanup_free char *bd_ctx = steal_pointer(&bd.ctx);
+  build_release(&bd);
   if (rc < 0)
     return -1;
-  /* Podman's service may not say {"error"} for every failure: the tag must be there. */
+  if (ex > 0) {
+    *image = steal_pointer(&tag);
+    return 0;
+  }
+  /* Podman's service may not say {"error"} for every failure: the tag must be there */
   ex = image_exists(d, tag, NULL, err);
   if (ex <= 0)
     return ex < 0 ? -1
                   : sp_error_code(err, "IMAGE_BUILD_FAILED", 502,
                                   "image build of %s ended without an image %s", df, tag);
   /* REPO:latest follows the newest build, for people at a terminal */
+  cleanup_free char *e_tag = esc(tag);
   cleanup_free char *e_repo = esc(repo);
   cleanup_free char *tpath = xasprintf("/images/%s/tag?repo=%s&tag=latest", e_tag, e_repo);
   struct reply tr = {0};
   if (call(d, "POST", tpath, NULL, NULL, CALL_TIMEOUT_MS, &tr, NULL) == 0 && tr.status >= 300)
     sp_warn("cannot tag the image as latest", LS("image", tag), LI("status", tr.status));
   sbuf_release(&tr.body);
-  sp_info("image built", LS("image", tag), LI("lines", nlines),
-          LI("ms", sp_monotonic_ms() - t0));
+  sp_info("image built", LS("image", tag), LI("ms", sp_monotonic_ms() - t0));
+  prune_old(d, repo, tag, bd_ctx);
   *image = steal_pointer(&tag);
   return 0;
 }
@@ -1149,8 +1239,11 @@ static long long pids_limit(const struct sp_instance_type *t)
   return n < 512 ? 512 : n > 8192 ? 8192 : n;
 }
 
-static cJSON *create_body(const struct backend_spec *s, const char *image, const char *name)
+static cJSON *create_body(struct docker *d, const struct backend_spec *s, const char *image,
+                          const char *name)
 {
+  /* No Entrypoint or Cmd: the image's run, the monitor in ours
+   * (dockerfiles/SandboxDockerfile) and in any image built FROM it. */
   cJSON *j = cJSON_CreateObject();
   cJSON_AddStringToObject(j, "Image", image);
   char host[64];
@@ -1186,7 +1279,15 @@ static cJSON *create_body(const struct backend_spec *s, const char *image, const
   long long mem = (long long)t->memory_mib << 20;
   json_add_int(hc, "Memory", mem);
   json_add_int(hc, "MemorySwap", mem); /* no swap beyond the limit */
-  json_add_int(hc, "NanoCpus", (int64_t)(t->vcpu * 1e9 + 0.5));
+  /* the engine refuses more CPUs than it has: an instance type larger than
+   * this machine gets all of them */
+  double vcpu = t->vcpu;
+  if (d->ncpu > 0 && vcpu > d->ncpu) {
+    sp_warn("instance type has more vCPUs than the engine: capped", LS("pool", s->pool),
+            LS("instance_type", t->name ? t->name : ""), LI("engine_cpus", d->ncpu));
+    vcpu = d->ncpu;
+  }
+  json_add_int(hc, "NanoCpus", (int64_t)(vcpu * 1e9 + 0.5));
   json_add_int(hc, "PidsLimit", pids_limit(t));
   /* The monitor runs as root only to serve its sandboxes as their own
    * users; it needs:
@@ -1213,6 +1314,29 @@ static cJSON *create_body(const struct backend_spec *s, const char *image, const
   cleanup_free char *tmpopt = xasprintf("rw,nosuid,nodev,size=%lldm,mode=1777", tmp_mib);
   cJSON_AddStringToObject(tmpfs, "/tmp", tmpopt);
   cJSON_AddStringToObject(tmpfs, "/run", "rw,nosuid,nodev,noexec,size=16m,mode=755");
+  /* Open files and processes: said explicitly, within what any engine can
+   * grant.  Podman would otherwise raise them (to 1048576 and 4194304),
+   * which fails where the engine lacks CAP_SYS_RESOURCE ("error setting
+   * rlimit type 7").  nofile: this process's own hard limit, at most 65536;
+   * nproc: 4096, which binds nobody (root is exempt, the monitor lowers it
+   * per sandbox, and the pids limit above is what bounds the instance). */
+  struct rlimit rl;
+  long long nofile = 65536;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY &&
+      (long long)rl.rlim_max < nofile)
+    nofile = (long long)rl.rlim_max;
+  const struct {
+    const char *name;
+    long long v;
+  } lims[] = {{"nofile", nofile}, {"nproc", 4096}};
+  cJSON *ulimits = cJSON_AddArrayToObject(hc, "Ulimits");
+  for (size_t i = 0; i < SP_ARRAY_SIZE(lims); i++) {
+    cJSON *ul = cJSON_CreateObject();
+    cJSON_AddStringToObject(ul, "Name", lims[i].name);
+    json_add_int(ul, "Soft", lims[i].v);
+    json_add_int(ul, "Hard", lims[i].v);
+    cJSON_AddItemToArray(ulimits, ul);
+  }
   cJSON *restart = cJSON_AddObjectToObject(hc, "RestartPolicy");
   cJSON_AddStringToObject(restart, "Name", "no"); /* sandpitd heals, and counts */
   cJSON *log = cJSON_AddObjectToObject(hc, "LogConfig");
@@ -1255,12 +1379,24 @@ static int docker_start(struct backend *b, const struct backend_spec *s, char **
     return -1;
   if (ex > 0) {
     const cJSON *st = cJSON_GetObjectItemCaseSensitive(old, "State");
-    const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(old, "Config");
-    const cJSON *labels = cJSON_GetObjectItemCaseSensitive(cfg, "Labels");
+    const cJSON *labels =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(old, "Config"), "Labels");
     const cJSON *root = cJSON_GetObjectItemCaseSensitive(labels, "sandpit.data_root");
+    const cJSON *pool = cJSON_GetObjectItemCaseSensitive(labels, "sandpit.pool");
+    const cJSON *slot = cJSON_GetObjectItemCaseSensitive(labels, "sandpit.slot");
     const cJSON *oid = cJSON_GetObjectItemCaseSensitive(old, "Id");
-    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(st, "Running")) && cJSON_IsString(root) &&
-        strcmp(root->valuestring, s->data_root) == 0 && cJSON_IsString(oid)) {
+    char slot_s[16];
+    snprintf(slot_s, sizeof slot_s, "%d", s->slot);
+    bool ours = cJSON_IsString(root) && strcmp(root->valuestring, s->data_root) == 0 &&
+                cJSON_IsString(pool) && strcmp(pool->valuestring, s->pool) == 0 &&
+                cJSON_IsString(slot) && strcmp(slot->valuestring, slot_s) == 0;
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(st, "Running"))) {
+      if (!ours || !cJSON_IsString(oid))
+        return sp_error_code(err, "INSTANCE_CONFLICT", 409,
+                             "container %s is running for another pool or data_dir (pool %s, "
+                             "data_root %s): remove it or rename the pool",
+                             name, cJSON_IsString(pool) ? pool->valuestring : "?",
+                             cJSON_IsString(root) ? root->valuestring : "?");
       sp_info("instance adopted", LS("backend", "docker"), LS("pool", s->pool), LI("slot", s->slot),
               LS("container", name));
       *id = xstrdup(oid->valuestring);
@@ -1280,7 +1416,7 @@ static int docker_start(struct backend *b, const struct backend_spec *s, char **
   cleanup_free char *sock = xasprintf("%s/run/monitor.sock", s->dir);
   unlink(sock);
 
-  cleanup_json cJSON *body = create_body(s, image, name);
+  cleanup_json cJSON *body = create_body(d, s, image, name);
   cleanup_free char *json = json_print(body);
   cleanup_free char *cpath = xasprintf("/containers/create?name=%s", e_name);
   struct reply r = {0};
@@ -1440,13 +1576,18 @@ struct backend *backend_docker_new(const char *socket, struct sp_error **err)
   }
   sbuf_release(&r.body);
   cleanup_json cJSON *v = NULL;
+  cleanup_json cJSON *info = NULL;
   struct sp_error *verr = NULL;
-  if (get_json(d, "/version", &v, &verr) > 0) {
+  if (get_json(d, "/version", &v, &verr) > 0 && get_json(d, "/info", &info, &verr) > 0) {
     const cJSON *ver = cJSON_GetObjectItemCaseSensitive(v, "Version");
     const cJSON *api = cJSON_GetObjectItemCaseSensitive(v, "ApiVersion");
+    const cJSON *ncpu = cJSON_GetObjectItemCaseSensitive(info, "NCPU");
+    const cJSON *drv = cJSON_GetObjectItemCaseSensitive(info, "Driver");
+    d->ncpu = cJSON_IsNumber(ncpu) ? (int)ncpu->valuedouble : 0;
     sp_info("docker engine", LS("socket", socket),
             LS("version", cJSON_IsString(ver) ? ver->valuestring : "?"),
-            LS("api", cJSON_IsString(api) ? api->valuestring : "?"));
+            LS("api", cJSON_IsString(api) ? api->valuestring : "?"),
+            LS("storage", cJSON_IsString(drv) ? drv->valuestring : "?"), LI("cpus", d->ncpu));
   }
   sp_error_free(verr);
   return &d->b;

@@ -7,6 +7,14 @@
  * changes once registered).  seq_mu guards last_seq for followers.  Lock
  * order: db_mu, then pend_mu, then seq_mu.
  *
+ * The store-wide counters that logstore_status reports (total_lines,
+ * total_bytes, error_count, write_failures, rotated_lines) are changed only
+ * with both db_mu and pend_mu held, so they can be read under either:
+ * status reads them under pend_mu alone, and so never waits for a write
+ * transaction, which holds db_mu for as long as SQLite takes.  The commit
+ * of a batch moves its lines from inflight_n to total_lines in one pend_mu
+ * section, so no reader sees them counted twice or not at all.
+ *
  * A flush swaps the pending batch for an empty one under pend_mu and writes
  * it under db_mu alone, so appends go on while a batch is being written.
  *
@@ -181,12 +189,13 @@ struct logstore {
   sqlite3 *db;
   sqlite3_stmt *st[ST_COUNT];
   struct batch inflight;       /* the batch being written */
-  int64_t total_lines, total_bytes, error_count;
-  int64_t write_failures, rotated_lines;
+  int64_t total_lines, total_bytes, error_count; /* written under pend_mu too */
+  int64_t write_failures, rotated_lines;         /* written under pend_mu too */
   /* open transaction */
   struct proc **txn_touched;
   size_t txn_ntouched, txn_cap;
   int64_t txn_lines, txn_bytes, txn_errors, txn_rotated;
+  bool txn_inflight; /* it writes the inflight batch */
   /* scratch list of processes for rotation and clear */
   struct proc **scratch;
   size_t scratch_n, scratch_cap;
@@ -502,12 +511,17 @@ static void txn_end(struct logstore *ls, bool committed)
   }
   ls->txn_ntouched = 0;
   if (committed) {
+    pthread_mutex_lock(&ls->pend_mu);
     ls->total_lines += ls->txn_lines;
     ls->total_bytes += ls->txn_bytes;
     ls->error_count += ls->txn_errors;
     ls->rotated_lines += ls->txn_rotated;
+    if (ls->txn_inflight)
+      ls->inflight_n = 0; /* now in total_lines */
+    pthread_mutex_unlock(&ls->pend_mu);
   }
   ls->txn_lines = ls->txn_bytes = ls->txn_errors = ls->txn_rotated = 0;
+  ls->txn_inflight = false;
 }
 
 /* Write the open transaction's counter changes to the processes rows. */
@@ -555,7 +569,9 @@ static int run_txn(struct logstore *ls, txn_fn fn, void *arg, const char *what,
       step_reset(ls->st[ST_ROLLBACK]);
     txn_end(ls, false);
   }
+  pthread_mutex_lock(&ls->pend_mu);
   ls->write_failures++;
+  pthread_mutex_unlock(&ls->pend_mu);
   return store_error(err, rc, what, msg);
 }
 
@@ -563,8 +579,9 @@ static int run_txn(struct logstore *ls, txn_fn fn, void *arg, const char *what,
 
 static int write_batch_fn(struct logstore *ls, void *arg)
 {
-  const struct batch *b = arg;
+  const struct batch *b = arg; /* ls->inflight */
   static const char empty[1] = "";
+  ls->txn_inflight = true;
   sqlite3_stmt *ins = ls->st[ST_INSERT_LINE];
   int rc;
   for (size_t i = 0; i < b->n; i++) {
@@ -1370,18 +1387,17 @@ int logstore_status(struct logstore *ls, struct logstore_status *st, struct sp_e
 {
   (void)err;
   memset(st, 0, sizeof *st);
-  pthread_mutex_lock(&ls->db_mu);
+  /* Not db_mu: see "Locking" at the top. */
+  pthread_mutex_lock(&ls->pend_mu);
   st->lines = ls->total_lines;
   st->text_bytes = ls->total_bytes;
   st->errors = ls->error_count;
   st->write_failures = ls->write_failures;
   st->rotated_lines = ls->rotated_lines;
-  pthread_mutex_lock(&ls->pend_mu);
   st->pending = (int64_t)(ls->active.n + ls->inflight_n);
   st->dropped_lines = ls->dropped_lines;
   st->truncated_lines = ls->truncated_lines;
   pthread_mutex_unlock(&ls->pend_mu);
-  pthread_mutex_unlock(&ls->db_mu);
   cleanup_free char *wal = xasprintf("%s-wal", ls->path);
   st->db_bytes = file_size(ls->path) + file_size(wal);
   st->last_seq = logstore_last_committed_seq(ls);

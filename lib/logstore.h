@@ -192,6 +192,9 @@ struct logstore_status {
   int64_t truncated_lines;/* lines cut to max_line_bytes since open */
   int64_t last_seq;       /* as logstore_last_committed_seq */
 };
+/* Counters kept by the store, so this never waits for a flush, a commit or
+ * a query in progress: lines, text_bytes, errors and rotated_lines as of
+ * the last commit, db_bytes from stat() of the files. */
 int logstore_status(struct logstore *ls, struct logstore_status *st, struct sp_error **err);
 
 #endif

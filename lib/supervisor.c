@@ -129,7 +129,10 @@ struct supervisor {
   uint64_t version;
   uint64_t next_id;
   int64_t last_flush;
+  bool flush_due;
   int64_t restarts_total, orphans;
+  pthread_mutex_t snap_mu;
+  struct supervisor_counts snap;
 };
 
 static void deadline_after(struct timespec *ts, int64_t ms);
@@ -675,16 +678,25 @@ static void run_timers(struct supervisor *s, int64_t now)
     proc_free(s, victim);
     finished--;
   }
-  if (logstore_pending(s->o.ls) && now - s->last_flush >= s->o.flush_interval_ms) {
-    struct sp_error *err = NULL;
-    if (logstore_flush(s->o.ls, &err) < 0) {
-      sp_warn("log flush failed", LS("error", err->msg));
-      sp_error_free(err);
-    }
+  /* the batch is committed by the loop once it has let go of the lock */
+  if (logstore_pending(s->o.ls) && now - s->last_flush >= s->o.flush_interval_ms)
+    s->flush_due = true;
+  else if (!logstore_pending(s->o.ls))
     s->last_flush = now;
-  } else if (!logstore_pending(s->o.ls)) {
-    s->last_flush = now;
+
+  /* what /api/status reads, without waiting for this lock */
+  struct supervisor_counts c = {0};
+  for (struct proc *p = s->procs; p; p = p->next) {
+    c.total++;
+    c.running += p->alive;
+    c.ready += p->ready;
+    c.failed += p->status == ST_FAILED;
   }
+  c.restarts = s->restarts_total;
+  c.orphans_reaped = s->orphans;
+  pthread_mutex_lock(&s->snap_mu);
+  s->snap = c;
+  pthread_mutex_unlock(&s->snap_mu);
 }
 
 static int next_timeout(struct supervisor *s, int64_t now)
@@ -728,6 +740,7 @@ struct supervisor *supervisor_new(const struct supervisor_opts *o, struct sp_err
   DEF(max_finished, 256);
 #undef DEF
   pthread_mutex_init(&s->mu, NULL);
+  pthread_mutex_init(&s->snap_mu, NULL);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -809,7 +822,17 @@ int supervisor_run(struct supervisor *s)
     for (int i = 0; i < n; i++)
       handle(s, &evs[i], now);
     run_timers(s, sp_monotonic_ms());
+    bool flush = s->flush_due;
+    s->flush_due = false;
     pthread_mutex_unlock(&s->mu);
+    if (flush) {
+      struct sp_error *err = NULL;
+      if (logstore_flush(s->o.ls, &err) < 0) {
+        sp_warn("log flush failed", LS("error", err->msg));
+        sp_error_free(err);
+      }
+      s->last_flush = sp_monotonic_ms();
+    }
   }
 
   /* Shutdown: stop every group, wait a bounded time, then kill. */
@@ -883,6 +906,7 @@ void supervisor_free(struct supervisor *s)
   if (s->evfd >= 0)
     close(s->evfd);
   pthread_mutex_destroy(&s->mu);
+  pthread_mutex_destroy(&s->snap_mu);
   pthread_cond_destroy(&s->cv);
   free(s);
 }
@@ -1272,17 +1296,9 @@ uint64_t supervisor_wait(struct supervisor *s, uint64_t seen, int64_t timeout_ms
 
 void supervisor_counts(struct supervisor *s, struct supervisor_counts *c)
 {
-  memset(c, 0, sizeof *c);
-  pthread_mutex_lock(&s->mu);
-  for (struct proc *p = s->procs; p; p = p->next) {
-    c->total++;
-    c->running += p->alive;
-    c->ready += p->ready;
-    c->failed += p->status == ST_FAILED;
-  }
-  c->restarts = s->restarts_total;
-  c->orphans_reaped = s->orphans;
-  pthread_mutex_unlock(&s->mu);
+  pthread_mutex_lock(&s->snap_mu);
+  *c = s->snap;
+  pthread_mutex_unlock(&s->snap_mu);
 }
 
 int supervisor_spawn_child(struct supervisor *s, const struct spawn_opts *o,

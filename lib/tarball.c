@@ -1,11 +1,11 @@
 #include "tarball.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -21,23 +21,68 @@
 /* One open directory fd per level while archiving. */
 #define TAR_CREATE_MAX_DEPTH 256
 #define TAR_READ_BLOCK (64 * 1024)
+#define LIBARCHIVE_SONAME "libarchive.so.13"
+
+/* ---- libarchive, loaded on first use ----------------------------------- */
+
+/* Written once by load_libarchive (under pthread_once), read-only after. */
+static struct tar_libarchive la;
+static char la_failure[256]; /* why loading failed; "" once loaded */
+static pthread_once_t la_once = PTHREAD_ONCE_INIT;
+
+static void load_libarchive(void)
+{
+  /* RTLD_LOCAL: its symbols (and libxml2's) stay out of the global scope.
+   * The handle is never closed. */
+  void *h = dlopen(LIBARCHIVE_SONAME, RTLD_NOW | RTLD_LOCAL);
+  if (h == NULL) {
+    const char *why = dlerror();
+    snprintf(la_failure, sizeof la_failure, "%s",
+             why != NULL ? why : "cannot load " LIBARCHIVE_SONAME);
+    return;
+  }
+  struct tar_libarchive t;
+#define RESOLVE(f)                                                             \
+  if ((t.f = (__typeof__(t.f))dlsym(h, #f)) == NULL) {                         \
+    snprintf(la_failure, sizeof la_failure, "%s has no %s", LIBARCHIVE_SONAME, \
+             #f);                                                              \
+    dlclose(h);                                                                \
+    return;                                                                    \
+  }
+  TAR_LIBARCHIVE_FUNCS(RESOLVE)
+#undef RESOLVE
+  la = t;
+}
+
+const struct tar_libarchive *tar_libarchive(struct sp_error **err)
+{
+  pthread_once(&la_once, load_libarchive);
+  if (la_failure[0] != '\0') {
+    sp_error_code(err, "ARCHIVE_UNAVAILABLE", 500,
+                  "Archives are not available: %s", la_failure);
+    return NULL;
+  }
+  return &la;
+}
+
+/* ---- helpers ----------------------------------------------------------- */
 
 static void archive_read_cleanup(struct archive **a)
 {
   if (*a != NULL)
-    archive_read_free(*a);
+    la.archive_read_free(*a);
 }
 
 static void archive_write_cleanup(struct archive **a)
 {
   if (*a != NULL)
-    archive_write_free(*a);
+    la.archive_write_free(*a);
 }
 
 static void archive_entry_cleanup(struct archive_entry **e)
 {
   if (*e != NULL)
-    archive_entry_free(*e);
+    la.archive_entry_free(*e);
 }
 
 #define cleanup_archive_read __attribute__((cleanup(archive_read_cleanup)))
@@ -46,7 +91,7 @@ static void archive_entry_cleanup(struct archive_entry **e)
 
 static const char *archive_msg(struct archive *a)
 {
-  const char *s = archive_error_string(a);
+  const char *s = la.archive_error_string(a);
   return s != NULL ? s : "unknown error";
 }
 
@@ -192,8 +237,8 @@ static int too_large(struct sp_error **err, const char *fmt, ...)
 static int check_ratio(struct extract *x, const char *name,
                        struct sp_error **err)
 {
-  int64_t out = archive_filter_bytes(x->in, 0);
-  int64_t in = archive_filter_bytes(x->in, -1);
+  int64_t out = la.archive_filter_bytes(x->in, 0);
+  int64_t in = la.archive_filter_bytes(x->in, -1);
   if (out < (int64_t)TAR_RATIO_MIN_BYTES || in <= 0)
     return 0;
   if ((double)out / (double)in <= x->lim.max_ratio)
@@ -209,7 +254,7 @@ static int check_ratio(struct extract *x, const char *name,
 static int disk_error(struct extract *x, const char *name,
                       struct sp_error **err)
 {
-  int e = archive_errno(x->disk);
+  int e = la.archive_errno(x->disk);
   if (e > 0)
     return sp_error_set(err, e, "Cannot extract '%s' (%s)", name,
                         archive_msg(x->disk));
@@ -261,7 +306,7 @@ static int prepare_entry(struct extract *x, struct archive_entry *entry,
   if (rel == NULL)
     return unsafe(err, name, "%s", why);
 
-  const char *hardlink = archive_entry_hardlink(entry);
+  const char *hardlink = la.archive_entry_hardlink(entry);
   cleanup_free char *link_rel = NULL;
   if (hardlink != NULL) {
     if (hardlink[0] == '\0')
@@ -272,12 +317,12 @@ static int prepare_entry(struct extract *x, struct archive_entry *entry,
     if (link_rel[0] == '\0')
       return unsafe(err, name, "hard link to the destination directory");
   } else {
-    switch (archive_entry_filetype(entry)) {
+    switch (la.archive_entry_filetype(entry)) {
     case AE_IFREG:
     case AE_IFDIR:
       break;
     case AE_IFLNK: {
-      const char *target = archive_entry_symlink(entry);
+      const char *target = la.archive_entry_symlink(entry);
       if (target == NULL || target[0] == '\0')
         return unsafe(err, name, "empty symlink target");
       if (target[0] == '/')
@@ -317,8 +362,8 @@ static int prepare_entry(struct extract *x, struct archive_entry *entry,
       check_no_symlink_on_way(x, name, link_rel, "hard link target", err) < 0)
     return -1;
 
-  int64_t size = archive_entry_size(entry);
-  if (archive_entry_size_is_set(entry) && size > 0) {
+  int64_t size = la.archive_entry_size(entry);
+  if (la.archive_entry_size_is_set(entry) && size > 0) {
     if ((uint64_t)size > x->lim.max_entry_bytes)
       return too_large(err,
                        "Archive entry '%s' is too large (%lld bytes, the "
@@ -333,13 +378,13 @@ static int prepare_entry(struct extract *x, struct archive_entry *entry,
   }
 
   cleanup_free char *full = xasprintf("%s/%s", x->root, rel);
-  archive_entry_copy_pathname(entry, full);
+  la.archive_entry_copy_pathname(entry, full);
   if (link_rel != NULL) {
     cleanup_free char *full_link = xasprintf("%s/%s", x->root, link_rel);
-    archive_entry_copy_hardlink(entry, full_link);
+    la.archive_entry_copy_hardlink(entry, full_link);
   }
-  archive_entry_set_perm(entry, archive_entry_perm(entry) & 0777);
-  if (hardlink != NULL || archive_entry_filetype(entry) == AE_IFLNK)
+  la.archive_entry_set_perm(entry, la.archive_entry_perm(entry) & 0777);
+  if (hardlink != NULL || la.archive_entry_filetype(entry) == AE_IFLNK)
     x->links_made++;
   *rel_out = steal_pointer(&rel);
   return 0;
@@ -353,7 +398,7 @@ static int copy_data(struct extract *x, const char *name,
     const void *buf;
     size_t size;
     la_int64_t offset;
-    int r = archive_read_data_block(x->in, &buf, &size, &offset);
+    int r = la.archive_read_data_block(x->in, &buf, &size, &offset);
     if (r == ARCHIVE_EOF)
       return 0;
     if (r < ARCHIVE_WARN)
@@ -375,8 +420,8 @@ static int copy_data(struct extract *x, const char *name,
                        (unsigned long long)x->lim.max_total_bytes, name);
     if (check_ratio(x, name, err) < 0)
       return -1;
-    if (size > 0 && archive_write_data_block(x->disk, buf, size, offset) <
-                        ARCHIVE_WARN)
+    if (size > 0 &&
+        la.archive_write_data_block(x->disk, buf, size, offset) < ARCHIVE_WARN)
       return disk_error(x, name, err);
   }
 }
@@ -385,7 +430,7 @@ static int extract_all(struct extract *x, struct sp_error **err)
 {
   for (;;) {
     struct archive_entry *entry;
-    int r = archive_read_next_header(x->in, &entry);
+    int r = la.archive_read_next_header(x->in, &entry);
     if (r == ARCHIVE_EOF)
       break;
     if (r < ARCHIVE_WARN)
@@ -394,7 +439,7 @@ static int extract_all(struct extract *x, struct sp_error **err)
                            (unsigned long long)x->stats.entries,
                            archive_msg(x->in));
     x->stats.entries++;
-    const char *p = archive_entry_pathname(entry);
+    const char *p = la.archive_entry_pathname(entry);
     cleanup_free char *name = xstrdup(p != NULL ? p : "");
     if (p == NULL || name[0] == '\0')
       return sp_error_code(err, "INVALID_ARCHIVE", 400,
@@ -412,22 +457,22 @@ static int extract_all(struct extract *x, struct sp_error **err)
       return -1;
     if (skip)
       continue;
-    if (archive_write_header(x->disk, entry) < ARCHIVE_WARN)
+    if (la.archive_write_header(x->disk, entry) < ARCHIVE_WARN)
       return disk_error(x, name, err);
     if (copy_data(x, name, err) < 0) {
       /* libarchive would extend the file to the size in the header (with
        * a hole) when the entry is finished: remove it instead of leaving a
        * plausible-looking partial file. */
-      archive_write_finish_entry(x->disk);
-      if (archive_entry_filetype(entry) == AE_IFREG)
+      la.archive_write_finish_entry(x->disk);
+      if (la.archive_entry_filetype(entry) == AE_IFREG)
         unlinkat(x->rootfd, rel, 0);
       return -1;
     }
-    if (archive_write_finish_entry(x->disk) < ARCHIVE_WARN)
+    if (la.archive_write_finish_entry(x->disk) < ARCHIVE_WARN)
       return disk_error(x, name, err);
   }
   /* Directory times are set at close. */
-  if (archive_write_close(x->disk) < ARCHIVE_WARN)
+  if (la.archive_write_close(x->disk) < ARCHIVE_WARN)
     return disk_error(x, "(directory metadata)", err);
   return 0;
 }
@@ -443,6 +488,8 @@ static int extract_into(int fd, const char *dest_dir,
   };
   if (st != NULL)
     memset(st, 0, sizeof *st);
+  if (tar_libarchive(err) == NULL)
+    return -1;
   if (lim != NULL) {
     if (lim->max_entries)
       x.lim.max_entries = lim->max_entries;
@@ -468,13 +515,13 @@ static int extract_into(int fd, const char *dest_dir,
   if (rootfd < 0)
     return sp_error_set(err, errno, "Cannot extract into %s", dest_dir);
 
-  cleanup_archive_read struct archive *in = archive_read_new();
-  cleanup_archive_write struct archive *disk = archive_write_disk_new();
+  cleanup_archive_read struct archive *in = la.archive_read_new();
+  cleanup_archive_write struct archive *disk = la.archive_write_disk_new();
   if (in == NULL || disk == NULL)
     return sp_error_set(err, ENOMEM, "Cannot extract into %s", dest_dir);
   /* gzip through zlib (never an external program), the tar formats only. */
-  if (archive_read_support_filter_gzip(in) != ARCHIVE_OK ||
-      archive_read_support_format_tar(in) != ARCHIVE_OK)
+  if (la.archive_read_support_filter_gzip(in) != ARCHIVE_OK ||
+      la.archive_read_support_format_tar(in) != ARCHIVE_OK)
     return sp_error_code(err, "INTERNAL_ERROR", 500,
                          "libarchive cannot read gzip or tar: %s",
                          archive_msg(in));
@@ -482,10 +529,10 @@ static int extract_into(int fd, const char *dest_dir,
    * (under root) here, after being checked.  Not _OWNER, _PERM, _UNLINK:
    * the extracting user owns the files, the umask applies, and existing
    * files are overwritten in place. */
-  archive_write_disk_set_options(disk, ARCHIVE_EXTRACT_TIME |
-                                           ARCHIVE_EXTRACT_SECURE_SYMLINKS |
-                                           ARCHIVE_EXTRACT_SECURE_NODOTDOT);
-  if (archive_read_open_fd(in, fd, TAR_READ_BLOCK) != ARCHIVE_OK)
+  la.archive_write_disk_set_options(disk, ARCHIVE_EXTRACT_TIME |
+                                              ARCHIVE_EXTRACT_SECURE_SYMLINKS |
+                                              ARCHIVE_EXTRACT_SECURE_NODOTDOT);
+  if (la.archive_read_open_fd(in, fd, TAR_READ_BLOCK) != ARCHIVE_OK)
     return sp_error_code(err, "INVALID_ARCHIVE", 400, "Invalid archive: %s",
                          archive_msg(in));
 
@@ -579,7 +626,7 @@ struct create {
 static int write_error(struct create *c, const char *rel,
                        struct sp_error **err)
 {
-  int e = archive_errno(c->out);
+  int e = la.archive_errno(c->out);
   if (e > 0)
     return sp_error_set(err, e, "Cannot write the archive at '%s' (%s)", rel,
                         archive_msg(c->out));
@@ -605,7 +652,7 @@ static int add_file_data(struct create *c, int fd, int64_t size,
     }
     if (n == 0)
       break;
-    if (archive_write_data(c->out, buf, (size_t)n) < 0)
+    if (la.archive_write_data(c->out, buf, (size_t)n) < 0)
       return write_error(c, rel, err);
     left -= n;
     c->stats.bytes += (uint64_t)n;
@@ -629,7 +676,7 @@ static int add_entry(struct create *c, int dfd, const char *name,
     return 0; /* FIFOs, sockets, devices */
 
   cleanup_close int fd = -1;
-  cleanup_archive_entry struct archive_entry *entry = archive_entry_new();
+  cleanup_archive_entry struct archive_entry *entry = la.archive_entry_new();
   cleanup_free char *target = NULL;
   if (S_ISREG(st.st_mode)) {
     fd = openat(dfd, name,
@@ -658,25 +705,25 @@ static int add_entry(struct create *c, int dfd, const char *name,
     }
   }
 
-  archive_entry_copy_stat(entry, &st);
-  archive_entry_copy_pathname(entry, rel);
+  la.archive_entry_copy_stat(entry, &st);
+  la.archive_entry_copy_pathname(entry, rel);
   if (target != NULL)
-    archive_entry_copy_symlink(entry, target);
+    la.archive_entry_copy_symlink(entry, target);
   if (!S_ISREG(st.st_mode))
-    archive_entry_set_size(entry, 0);
+    la.archive_entry_set_size(entry, 0);
   if (S_ISREG(st.st_mode) && st.st_nlink > 1) {
     struct archive_entry *spare = NULL;
     /* The tar strategy turns a second sighting into a hard link entry
      * without data, in place; it never defers. */
-    archive_entry_linkify(c->links, &entry, &spare);
+    la.archive_entry_linkify(c->links, &entry, &spare);
   }
-  if (archive_write_header(c->out, entry) < ARCHIVE_WARN)
+  if (la.archive_write_header(c->out, entry) < ARCHIVE_WARN)
     return write_error(c, rel, err);
   c->stats.entries++;
-  if (S_ISREG(st.st_mode) && archive_entry_hardlink(entry) == NULL &&
+  if (S_ISREG(st.st_mode) && la.archive_entry_hardlink(entry) == NULL &&
       add_file_data(c, fd, st.st_size, rel, err) < 0)
     return -1;
-  if (archive_write_finish_entry(c->out) < ARCHIVE_WARN)
+  if (la.archive_write_finish_entry(c->out) < ARCHIVE_WARN)
     return write_error(c, rel, err);
 
   if (S_ISDIR(st.st_mode)) {
@@ -720,6 +767,8 @@ static int create_from(const char *src_dir, int out_fd, struct tar_stats *st,
 {
   if (st != NULL)
     memset(st, 0, sizeof *st);
+  if (tar_libarchive(err) == NULL)
+    return -1;
   cleanup_close int dfd = open(src_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd < 0) {
     int e = errno;
@@ -733,23 +782,24 @@ static int create_from(const char *src_dir, int out_fd, struct tar_stats *st,
     return sp_error_set(err, e, "Cannot archive %s", src_dir);
   }
 
-  cleanup_archive_write struct archive *out = archive_write_new();
+  cleanup_archive_write struct archive *out = la.archive_write_new();
   if (out == NULL)
     return sp_error_set(err, ENOMEM, "Cannot archive %s", src_dir);
-  if (archive_write_set_format_pax_restricted(out) != ARCHIVE_OK ||
-      archive_write_open_fd(out, out_fd) != ARCHIVE_OK)
+  if (la.archive_write_set_format_pax_restricted(out) != ARCHIVE_OK ||
+      la.archive_write_open_fd(out, out_fd) != ARCHIVE_OK)
     return sp_error_code(err, "INTERNAL_ERROR", 500,
                          "Cannot start the archive of %s: %s", src_dir,
                          archive_msg(out));
-  struct archive_entry_linkresolver *links = archive_entry_linkresolver_new();
+  struct archive_entry_linkresolver *links =
+      la.archive_entry_linkresolver_new();
   if (links == NULL)
     return sp_error_set(err, ENOMEM, "Cannot archive %s", src_dir);
-  archive_entry_linkresolver_set_strategy(links, archive_format(out));
+  la.archive_entry_linkresolver_set_strategy(links, la.archive_format(out));
 
   struct create c = {.out = out, .links = links, .src = src_dir};
   int rc = add_tree(&c, dfd, "", 0, err);
-  archive_entry_linkresolver_free(links);
-  if (rc == 0 && archive_write_close(out) < ARCHIVE_WARN)
+  la.archive_entry_linkresolver_free(links);
+  if (rc == 0 && la.archive_write_close(out) < ARCHIVE_WARN)
     rc = write_error(&c, "(end of archive)", err);
   if (st != NULL)
     *st = c.stats;

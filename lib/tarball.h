@@ -9,13 +9,59 @@
  *   UNSAFE_ARCHIVE_ENTRY (400)  path or link problems, special files
  *   ARCHIVE_TOO_LARGE    (413)  a limit of struct tar_limits was hit
  *   INVALID_ARCHIVE      (400)  not a (gzipped) tar, or corrupt
- * Every error carries context.path (the destination or source directory). */
+ * Every error carries context.path (the destination or source directory).
+ *
+ * libarchive is not linked: it is loaded with dlopen() on first use (with
+ * its chain, libxml2, ICU and libstdc++, about 2.3 MB resident, which a
+ * process that never handles an archive should not carry).  When it cannot
+ * be loaded, every call fails with ARCHIVE_UNAVAILABLE (500). */
 #ifndef SP_TARBALL_H
 #define SP_TARBALL_H
 
+#include <archive.h>
+#include <archive_entry.h>
 #include <stdint.h>
 
 struct sp_error;
+
+/* The libarchive functions this program uses (tarball.c and the Docker
+ * backend's build contexts), resolved from the loaded library.  A function
+ * used anywhere else must be added here: nothing links libarchive. */
+#define TAR_LIBARCHIVE_FUNCS(X)                                                \
+  X(archive_entry_copy_hardlink) X(archive_entry_copy_pathname)                \
+  X(archive_entry_copy_stat) X(archive_entry_copy_symlink)                     \
+  X(archive_entry_filetype) X(archive_entry_free) X(archive_entry_hardlink)    \
+  X(archive_entry_linkify) X(archive_entry_linkresolver_free)                  \
+  X(archive_entry_linkresolver_new) X(archive_entry_linkresolver_set_strategy) \
+  X(archive_entry_new) X(archive_entry_pathname) X(archive_entry_perm)         \
+  X(archive_entry_set_gid) X(archive_entry_set_pathname)                       \
+  X(archive_entry_set_perm) X(archive_entry_set_size)                          \
+  X(archive_entry_set_symlink) X(archive_entry_set_uid) X(archive_entry_size)  \
+  X(archive_entry_size_is_set) X(archive_entry_symlink) X(archive_errno)       \
+  X(archive_error_string) X(archive_filter_bytes) X(archive_format)            \
+  X(archive_read_data_block) X(archive_read_free) X(archive_read_new)          \
+  X(archive_read_next_header) X(archive_read_open_fd)                          \
+  X(archive_read_support_filter_gzip) X(archive_read_support_format_tar)       \
+  X(archive_set_error) X(archive_write_close) X(archive_write_data)            \
+  X(archive_write_data_block) X(archive_write_disk_new)                        \
+  X(archive_write_disk_set_options) X(archive_write_finish_entry)              \
+  X(archive_write_free) X(archive_write_header) X(archive_write_new)           \
+  X(archive_write_open2) X(archive_write_open_fd)                              \
+  X(archive_write_set_bytes_in_last_block)                                     \
+  X(archive_write_set_format_pax_restricted)
+
+/* One pointer per function, of the type archive.h declares it with. */
+struct tar_libarchive {
+#define TAR_LIBARCHIVE_MEMBER(f) __typeof__(f) *f;
+  TAR_LIBARCHIVE_FUNCS(TAR_LIBARCHIVE_MEMBER)
+#undef TAR_LIBARCHIVE_MEMBER
+};
+
+/* libarchive.so.13, loaded by the first call in the process (any thread;
+ * later calls return the same table at once, or the same failure).  NULL
+ * with ARCHIVE_UNAVAILABLE (500) if the library or one of the functions is
+ * missing. */
+const struct tar_libarchive *tar_libarchive(struct sp_error **err);
 
 /* A field left at 0 takes its default. */
 struct tar_limits {

@@ -978,6 +978,71 @@ START_TEST(test_wait)
 }
 END_TEST
 
+/* ---- status while a write waits ---- */
+
+struct flush_arg {
+  struct logstore *ls;
+  atomic_bool started, done;
+  int rc;
+};
+
+static void *flush_thread(void *arg)
+{
+  struct flush_arg *f = arg;
+  struct sp_error *err = NULL;
+  atomic_store(&f->started, true);
+  f->rc = logstore_flush(f->ls, &err);
+  sp_error_free(err);
+  atomic_store(&f->done, true);
+  return NULL;
+}
+
+/* A flush waiting for SQLite's write lock (held here by another connection,
+ * as a long commit or checkpoint would) holds the store's own lock all the
+ * while; status answers at once anyway, with the committed counts. */
+START_TEST(test_status_during_flush)
+{
+  struct logstore_opts o = {.busy_timeout_ms = 2000};
+  struct logstore *ls = open_store(&o);
+  add(ls, "p", "committed");
+  flush_ok(ls);
+  for (int i = 0; i < 10; i++)
+    add(ls, "p", "pending");
+
+  sqlite3 *blocker = NULL;
+  ck_assert_int_eq(sqlite3_open(dbpath, &blocker), SQLITE_OK);
+  ck_assert_int_eq(sqlite3_exec(blocker, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+  struct flush_arg f = {.ls = ls};
+  pthread_t t;
+  ck_assert_int_eq(pthread_create(&t, NULL, flush_thread, &f), 0);
+  while (!atomic_load(&f.started))
+    usleep(1000);
+  usleep(100 * 1000); /* into its busy wait */
+
+  int64_t t0 = sp_monotonic_ms();
+  struct logstore_status st;
+  status(ls, &st);
+  int64_t took = sp_monotonic_ms() - t0;
+  ck_assert_msg(!atomic_load(&f.done), "status waited for the flush");
+  ck_assert_int_lt(took, 500);
+  ck_assert_int_eq(st.lines, 1);
+  ck_assert_int_eq(st.text_bytes, 9);
+  ck_assert_int_eq(st.pending, 10);
+  ck_assert_int_eq(st.write_failures, 0);
+
+  ck_assert_int_eq(sqlite3_exec(blocker, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(blocker);
+  pthread_join(t, NULL);
+  ck_assert_int_eq(f.rc, 0);
+  status(ls, &st);
+  ck_assert_int_eq(st.lines, 11);
+  ck_assert_int_eq(st.text_bytes, 9 + 10 * 7);
+  ck_assert_int_eq(st.pending, 0);
+  ck_assert_int_eq(st.last_seq, 11);
+  logstore_close(ls);
+}
+END_TEST
+
 /* ---- speed (a figure, not a pass/fail test) ---- */
 
 static double ingest(const struct logstore_opts *o, int64_t n, struct logstore_status *st)
@@ -1058,6 +1123,7 @@ static Suite *logstore_suite(void)
   tc = add_tcase(s, "threads");
   tcase_add_test(tc, test_threads);
   tcase_add_test(tc, test_wait);
+  tcase_add_test(tc, test_status_during_flush);
   tc = add_tcase(s, "speed");
   tcase_add_test(tc, test_speed);
   return s;
