@@ -86,6 +86,16 @@ child(const struct spawn_opts *o, int in_fd, int out_fd, int err_fd, int report_
   } else {
     close_all_but(report_fd);
   }
+  /* Under memory pressure the kernel should pick a command, not the
+   * monitor: raising one's own score needs no privilege
+   * (done before the user changes: /proc/self is root's after that). */
+  int oom = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+  if (oom >= 0) {
+    if (write(oom, "500", 3) < 0) {
+      /* the default score stays */
+    }
+    close(oom);
+  }
   if (o->set_user) {
     /* Counted per user: a fork bomb in one sandbox stops at its own limit. */
     if (o->nproc_limit > 0) {
@@ -135,7 +145,10 @@ int sp_spawn(const struct spawn_opts *o, struct spawn_result *res,
   int in[2] = {-1, -1}, out[2] = {-1, -1}, errp[2] = {-1, -1}, rep[2] = {-1, -1};
   int devnull = -1;
   int rc = -1;
-  char *argv[] = {(char *)"sh", (char *)"-c", (char *)o->command, (char *)"sh", (char *)o->arg,
+  /* argv[0] names the shell: bash started as "sh" would run in POSIX mode */
+  const char *shell = o->shell ? o->shell : "/bin/sh";
+  const char *base = strrchr(shell, '/') ? strrchr(shell, '/') + 1 : shell;
+  char *argv[] = {(char *)base, (char *)"-c", (char *)o->command, (char *)base, (char *)o->arg,
                   NULL};
   if (o->arg == NULL)
     argv[3] = NULL;
