@@ -1,12 +1,14 @@
 /* sandpitd: command line. */
 #include <cjson/cJSON.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "backend.h"
 #include "config.h"
 #include "error.h"
 #include "json.h"
@@ -27,6 +29,9 @@ static const char usage[] =
     "  -c, --config FILE        configuration file (default: wrangler-like.toml)\n"
     "      --check-config FILE  print the resolved configuration as JSON and exit\n"
     "                           0, or print the error and exit 2\n"
+    "      --build-images       build the image of every docker pool whose image is a\n"
+    "                           Dockerfile (an unchanged context is not rebuilt), then\n"
+    "                           exit: 0 when all are there, 1 otherwise\n"
     "  -h, --help               show this help\n"
     "  -V, --version            show the version\n"
     "\n"
@@ -52,6 +57,40 @@ static char *self_dir(void)
   return dir_of(buf);
 }
 
+/* Build (or find) the image of every docker pool, for deploys that prepare
+ * images ahead, and say which. */
+static int build_images(const struct sp_config *c, const char *config_dir)
+{
+  int rc = 0, n = 0;
+  struct backend *docker = NULL;
+  for (int i = 0; i < c->npools; i++) {
+    const struct sp_pool *p = &c->pools[i];
+    if (p->backend == SP_BACKEND_LOCAL)
+      continue;
+    cleanup_error struct sp_error *err = NULL;
+    if (docker == NULL && (docker = backend_docker_new(backend_docker_socket(), &err)) == NULL) {
+      if (p->backend == SP_BACKEND_AUTO)
+        continue; /* auto without an engine runs locally: nothing to build */
+      fprintf(stderr, "sandpitd: pool %s: %s\n", p->class_name, err->msg);
+      rc = 1;
+      continue;
+    }
+    char *image = NULL;
+    if (docker->ops->prepare(docker, p, config_dir, &image, &err) < 0) {
+      fprintf(stderr, "sandpitd: pool %s: %s\n", p->class_name, err->msg);
+      rc = 1;
+    } else {
+      printf("%s\t%s\n", p->class_name, image ? image : "-");
+      n++;
+    }
+    free(image);
+  }
+  backend_free(docker);
+  if (rc == 0 && n == 0)
+    fprintf(stderr, "sandpitd: no docker pool in the configuration: nothing to build\n");
+  return rc;
+}
+
 static int check_config(const char *path)
 {
   cleanup_error struct sp_error *err = NULL;
@@ -72,16 +111,19 @@ int main(int argc, char **argv)
   static const struct option longopts[] = {
       {"config", required_argument, NULL, 'c'},
       {"check-config", required_argument, NULL, 'C'},
+      {"build-images", no_argument, NULL, 'B'},
       {"help", no_argument, NULL, 'h'},
       {"version", no_argument, NULL, 'V'},
       {NULL, 0, NULL, 0},
   };
   const char *config_path = "wrangler-like.toml";
+  bool build_only = false;
   int opt;
   while ((opt = getopt_long(argc, argv, "c:hV", longopts, NULL)) != -1) {
     switch (opt) {
     case 'c': config_path = optarg; break;
     case 'C': return check_config(optarg);
+    case 'B': build_only = true; break;
     case 'h': fputs(usage, stdout); return 0;
     case 'V': printf("sandpitd %s\n", SANDPIT_VERSION); return 0;
     default: fputs(usage, stderr); return 2;
@@ -104,6 +146,12 @@ int main(int argc, char **argv)
   if (sp_log_parse_level(m.cfg->log_level, &lvl))
     sp_log_set_level(lvl);
   m.config_dir = dir_of(config_path);
+  if (build_only) {
+    int rc = build_images(m.cfg, m.config_dir);
+    config_free(m.cfg);
+    free(m.config_dir);
+    return rc;
+  }
   m.bin_dir = self_dir();
 
   /* Signals arrive through sigwait in this thread; every other thread

@@ -143,6 +143,44 @@ def test_missing_image(t):
         m.cleanup()
 
 
+def test_build_images(t):
+    if not engine_ready(t):
+        return
+    import tempfile
+    from harness import BIN
+    d = tempfile.mkdtemp(prefix="spb-")
+    with open(os.path.join(d, "Dockerfile"), "w") as f:
+        f.write("FROM %s\nCOPY hello.txt /hello.txt\n" % IMAGE)
+    with open(os.path.join(d, "hello.txt"), "w") as f:
+        f.write("hi\n")
+    with open(os.path.join(d, "big.bin"), "wb") as f:
+        f.write(b"x" * 1000)
+    with open(os.path.join(d, ".dockerignore"), "w") as f:
+        f.write("big.bin\n")
+    with open(os.path.join(d, "w.toml"), "w") as f:
+        f.write('data_dir = "%s/d"\n[[containers]]\nclass_name = "Built"\nbackend = "docker"\nimage = "./Dockerfile"\n' % d)
+    cmd = [os.path.join(BIN, "sandpitd"), "--config", os.path.join(d, "w.toml"), "--build-images"]
+    p1 = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    t.eq("sandpitd --build-images builds the pool's Dockerfile", p1.returncode, 0)
+    tag = p1.stdout.split()[-1] if p1.stdout.split() else ""
+    t.check("  and prints its tag", tag.startswith("sandpit/built:"), p1.stdout + p1.stderr[-500:])
+    t.check("  showing build progress in its log", "image build" in p1.stderr, p1.stderr[-300:])
+    t0 = time.time()
+    p2 = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    t.eq("an unchanged context is not rebuilt (same tag)", p2.stdout.split()[-1:], [tag])
+    t.check("  and takes no build (%.2f s)" % (time.time() - t0), "Step 1" not in p2.stderr)
+    with open(os.path.join(d, "big.bin"), "wb") as f:
+        f.write(b"y" * 1000)
+    p3 = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    t.eq("a file .dockerignore leaves out does not change the tag", p3.stdout.split()[-1:], [tag])
+    with open(os.path.join(d, "hello.txt"), "w") as f:
+        f.write("changed\n")
+    p4 = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    t.check("a changed context gets a new tag", p4.returncode == 0 and p4.stdout.split()[-1:] != [tag],
+            p4.stdout)
+    shutil.rmtree(d, ignore_errors=True)
+
+
 def test_sibling_compose(t):
     if not engine_ready(t):
         return
@@ -190,4 +228,4 @@ def test_sibling_compose(t):
 
 if __name__ == "__main__":
     Suite("sandpitd, docker backend").run([test_docker_backend, test_unavailable_engine, test_missing_image,
-                                           test_sibling_compose])
+                                           test_build_images, test_sibling_compose])
