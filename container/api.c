@@ -365,9 +365,8 @@ struct follow {
   struct monitor *m;
   char *sandbox, *id, *key; /* key NULL: all processes (of sandbox, if set) */
   int64_t seq;
-  struct sbuf buf;
-  size_t off;
-  int phase; /* 0: info to send, 1: lines, 2: done */
+  struct sbuf *out; /* the stream's, during a call */
+  int phase; /* 0: info to send, 1: lines */
   bool sse_process; /* SDK process stream vs /api/logs follow */
   int64_t last_send;
 };
@@ -378,7 +377,6 @@ static void follow_free(void *ud)
   free(f->sandbox);
   free(f->id);
   free(f->key);
-  sbuf_release(&f->buf);
   free(f);
 }
 
@@ -427,27 +425,18 @@ static int follow_line(void *ud, const struct log_line *l)
     cJSON_AddStringToObject(d, "data", chunk);
     cJSON_AddStringToObject(d, "processId", f->id);
     cJSON_AddStringToObject(d, "timestamp", sp_iso8601(l->ts_ms, ts, sizeof ts));
-    sse_event(&f->buf, NULL, d);
+    sse_event(f->out, NULL, d);
   } else {
     cleanup_json cJSON *d = line_json(l);
-    sse_event(&f->buf, NULL, d);
+    sse_event(f->out, NULL, d);
   }
-  return f->buf.len > 256 * 1024;
+  return f->out->len > 256 * 1024;
 }
 
-static long follow_cb(void *ud, char *out, size_t max)
+static int follow_cb(void *ud, struct sbuf *out)
 {
   struct follow *f = ud;
-  if (f->off < f->buf.len) {
-    size_t n = SP_MIN(max, f->buf.len - f->off);
-    memcpy(out, f->buf.buf + f->off, n);
-    f->off += n;
-    return (long)n;
-  }
-  sbuf_reset(&f->buf);
-  f->off = 0;
-  if (f->phase == 2)
-    return HTTP_STREAM_END;
+  f->out = out;
   if (f->phase == 0) {
     f->phase = 1;
     if (f->sse_process) {
@@ -463,11 +452,11 @@ static long follow_cb(void *ud, char *out, size_t max)
         cJSON_AddStringToObject(d, "status", cJSON_GetObjectItem(p, "status")->valuestring);
         cJSON_AddItemToObject(d, "process", p);
         cJSON_AddStringToObject(d, "timestamp", sp_iso8601(sp_now_ms(), ts, sizeof ts));
-        sse_event(&f->buf, NULL, d);
+        sse_event(f->out, NULL, d);
       }
     }
     f->last_send = sp_monotonic_ms();
-    return 0;
+    return HTTP_STREAM_MORE;
   }
   /* Is the process over?  Checked before the query, so lines committed
    * before it ended are all read below. */
@@ -482,9 +471,9 @@ static long follow_cb(void *ud, char *out, size_t max)
     sp_error_free(err);
     return HTTP_STREAM_ABORT;
   }
-  if (f->buf.len) {
+  if (out->len) {
     f->last_send = sp_monotonic_ms();
-    return 0;
+    return HTTP_STREAM_MORE;
   }
   if (f->sse_process && (!st.found || st.final)) {
     cleanup_json cJSON *d = cJSON_CreateObject();
@@ -500,17 +489,16 @@ static long follow_cb(void *ud, char *out, size_t max)
                                          : xasprintf("Process %s", st.found ? st.status : "not found");
     cJSON_AddStringToObject(d, "data", msg);
     cJSON_AddStringToObject(d, "timestamp", sp_iso8601(sp_now_ms(), ts, sizeof ts));
-    sse_event(&f->buf, NULL, d);
-    f->phase = 2;
-    return 0;
+    sse_event(f->out, NULL, d);
+    return HTTP_STREAM_END;
   }
   if (sp_monotonic_ms() - f->last_send >= SSE_KEEPALIVE_MS) {
-    sbuf_addstr(&f->buf, ": keepalive\n\n");
+    sbuf_addstr(out, ": keepalive\n\n");
     f->last_send = sp_monotonic_ms();
-    return 0;
+    return HTTP_STREAM_MORE;
   }
   logstore_wait(f->m->ls, committed, 500);
-  return 0;
+  return HTTP_STREAM_MORE;
 }
 
 static void h_process_stream(struct http_req *r)

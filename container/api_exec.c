@@ -111,9 +111,8 @@ void api_execute(struct http_req *r)
 
 struct exec_stream_ctx {
   struct exec_run *x;
-  struct sbuf out;
-  size_t off;
-  int phase; /* 0 start, 1 running, 2 done */
+  struct sbuf *out; /* the stream's, during a call */
+  bool started;
 };
 
 static void sse_data(struct sbuf *sb, const cJSON *j)
@@ -131,33 +130,24 @@ static void stream_sink(void *ud, enum exec_stream s, const char *data, size_t l
   cleanup_free char *d = xmemdup(data, len);
   cJSON_AddStringToObject(j, "data", d);
   add_ts(j);
-  sse_data(&c->out, j);
+  sse_data(c->out, j);
 }
 
-static long exec_stream_cb(void *ud, char *buf, size_t max)
+static int exec_stream_cb(void *ud, struct sbuf *out)
 {
   struct exec_stream_ctx *c = ud;
-  if (c->off < c->out.len) {
-    size_t n = SP_MIN(max, c->out.len - c->off);
-    memcpy(buf, c->out.buf + c->off, n);
-    c->off += n;
-    return (long)n;
-  }
-  sbuf_reset(&c->out);
-  c->off = 0;
-  if (c->phase == 2)
-    return HTTP_STREAM_END;
-  if (c->phase == 0) {
+  c->out = out;
+  if (!c->started) {
     cleanup_json cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "type", "start");
     cJSON_AddStringToObject(j, "command", exec_command(c->x));
     add_ts(j);
-    sse_data(&c->out, j);
-    c->phase = 1;
-    return 0;
+    sse_data(out, j);
+    c->started = true;
+    return HTTP_STREAM_MORE;
   }
   if (!exec_step(c->x, 500, stream_sink, c))
-    return 0;
+    return HTTP_STREAM_MORE;
   cleanup_json cJSON *j = cJSON_CreateObject();
   if (exec_timed_out(c->x)) {
     cleanup_free char *msg = xasprintf("Command timeout after %lldms: its process group was killed",
@@ -175,16 +165,14 @@ static long exec_stream_cb(void *ud, char *buf, size_t max)
   }
   json_add_int(j, "duration", exec_duration_ms(c->x));
   add_ts(j);
-  sse_data(&c->out, j);
-  c->phase = 2;
-  return 0;
+  sse_data(out, j);
+  return HTTP_STREAM_END;
 }
 
 static void exec_stream_free(void *ud)
 {
   struct exec_stream_ctx *c = ud;
   exec_free(c->x);
-  sbuf_release(&c->out);
   free(c);
 }
 
@@ -339,9 +327,7 @@ struct watch {
   int port;
   bool http;
   int status_min, status_max, interval_ms;
-  struct sbuf out;
-  size_t off;
-  int phase; /* 0 watching, 1 polling, 2 done */
+  bool watching; /* the first event is out */
   int64_t next;
 };
 
@@ -398,31 +384,21 @@ out:
   return rc;
 }
 
-static long watch_cb(void *ud, char *buf, size_t max)
+static int watch_cb(void *ud, struct sbuf *out)
 {
   struct watch *w = ud;
-  if (w->off < w->out.len) {
-    size_t n = SP_MIN(max, w->out.len - w->off);
-    memcpy(buf, w->out.buf + w->off, n);
-    w->off += n;
-    return (long)n;
-  }
-  sbuf_reset(&w->out);
-  w->off = 0;
-  if (w->phase == 2)
-    return HTTP_STREAM_END;
   cleanup_json cJSON *j = cJSON_CreateObject();
   json_add_int(j, "port", w->port);
-  if (w->phase == 0) {
+  if (!w->watching) {
     cJSON_AddStringToObject(j, "type", "watching");
-    sse_data(&w->out, j);
-    w->phase = 1;
-    return 0;
+    sse_data(out, j);
+    w->watching = true;
+    return HTTP_STREAM_MORE;
   }
   int64_t now = sp_monotonic_ms();
   if (now < w->next) {
     usleep((useconds_t)SP_MIN(w->next - now, 1000) * 1000);
-    return 0;
+    return HTTP_STREAM_MORE;
   }
   w->next = now + w->interval_ms;
   if (w->process_id) {
@@ -431,9 +407,8 @@ static long watch_cb(void *ud, char *buf, size_t max)
     if (!st.found) {
       cJSON_AddStringToObject(j, "type", "error");
       cJSON_AddStringToObject(j, "error", "Process not found");
-      sse_data(&w->out, j);
-      w->phase = 2;
-      return 0;
+      sse_data(out, j);
+      return HTTP_STREAM_END;
     }
     if (st.final) {
       cJSON_AddStringToObject(j, "type", "process_exited");
@@ -441,9 +416,8 @@ static long watch_cb(void *ud, char *buf, size_t max)
         json_add_int(j, "exitCode", st.exit_code);
       else
         cJSON_AddNullToObject(j, "exitCode");
-      sse_data(&w->out, j);
-      w->phase = 2;
-      return 0;
+      sse_data(out, j);
+      return HTTP_STREAM_END;
     }
   }
   int status = 0;
@@ -451,15 +425,13 @@ static long watch_cb(void *ud, char *buf, size_t max)
     cJSON_AddStringToObject(j, "type", "ready");
     if (w->http)
       json_add_int(j, "statusCode", status);
-    sse_data(&w->out, j);
-    w->phase = 2;
-    return 0;
+    sse_data(out, j);
+    return HTTP_STREAM_END;
   }
-  if (sp_monotonic_ms() - w->next > 15000) {
-    /* keep the connection alive; the client decides how long to wait */
-  }
-  sbuf_addstr(&w->out, ": waiting\n\n");
-  return 0;
+  /* a comment line keeps the connection alive; the client decides how
+   * long to wait */
+  sbuf_addstr(out, ": waiting\n\n");
+  return HTTP_STREAM_MORE;
 }
 
 static void watch_free(void *ud)
@@ -468,7 +440,6 @@ static void watch_free(void *ud)
   free(w->sandbox);
   free(w->process_id);
   free(w->path);
-  sbuf_release(&w->out);
   free(w);
 }
 

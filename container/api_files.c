@@ -184,10 +184,7 @@ void api_read(struct http_req *r)
 struct rstream {
   int fd;
   bool b64;
-  int phase; /* 0 metadata, 1 chunks, 2 done */
-  char *meta;
-  struct sbuf out;
-  size_t off;
+  char *meta; /* the first event, until it is out */
   struct sbuf carry;
   uint64_t read;
 };
@@ -200,42 +197,34 @@ static void sse(struct sbuf *sb, cJSON *j)
   cJSON_Delete(j);
 }
 
-static long rstream_cb(void *ud, char *buf, size_t max)
+static int rstream_cb(void *ud, struct sbuf *out)
 {
   struct rstream *s = ud;
-  if (s->off < s->out.len) {
-    size_t n = SP_MIN(max, s->out.len - s->off);
-    memcpy(buf, s->out.buf + s->off, n);
-    s->off += n;
-    return (long)n;
+  if (s->meta) {
+    sbuf_addstr(out, s->meta);
+    free(s->meta);
+    s->meta = NULL;
+    return HTTP_STREAM_MORE;
   }
-  sbuf_reset(&s->out);
-  s->off = 0;
-  if (s->phase == 2)
-    return HTTP_STREAM_END;
-  if (s->phase == 0) {
-    sbuf_addstr(&s->out, s->meta);
-    s->phase = 1;
-    return 0;
-  }
+  int rc = HTTP_STREAM_MORE;
   char chunk[STREAM_CHUNK];
   ssize_t n = read(s->fd, chunk, sizeof chunk);
   cJSON *j = cJSON_CreateObject();
   if (n < 0) {
     cJSON_AddStringToObject(j, "type", "error");
     cJSON_AddStringToObject(j, "error", strerror(errno));
-    s->phase = 2;
+    rc = HTTP_STREAM_END;
   } else if (n == 0) {
     if (s->carry.len) {
       cJSON *tail = cJSON_CreateObject();
       cJSON_AddStringToObject(tail, "type", "chunk");
       cleanup_free char *t = to_utf8(s->carry.buf, s->carry.len);
       cJSON_AddStringToObject(tail, "data", t);
-      sse(&s->out, tail);
+      sse(out, tail);
     }
     cJSON_AddStringToObject(j, "type", "complete");
     json_add_int(j, "bytesRead", (int64_t)s->read);
-    s->phase = 2;
+    rc = HTTP_STREAM_END;
   } else {
     s->read += (uint64_t)n;
     cJSON_AddStringToObject(j, "type", "chunk");
@@ -261,8 +250,8 @@ static long rstream_cb(void *ud, char *buf, size_t max)
       cJSON_AddStringToObject(j, "data", t);
     }
   }
-  sse(&s->out, j);
-  return 0;
+  sse(out, j);
+  return rc;
 }
 
 static void rstream_free(void *ud)
@@ -270,7 +259,6 @@ static void rstream_free(void *ud)
   struct rstream *s = ud;
   close(s->fd);
   free(s->meta);
-  sbuf_release(&s->out);
   sbuf_release(&s->carry);
   free(s);
 }

@@ -42,6 +42,8 @@ static const char usage[] =
     "      --error-max-count N   distinct errors kept (default 1000)\n"
     "      --error-max-age SECS  errors not seen for this long are dropped (default 7 days)\n"
     "      --exec-output-max N   bytes of stdout (and of stderr) kept per command (default 16 MiB)\n"
+    "      --uid-base N          sandbox users get uids N, N+1, ... (default 200000;\n"
+    "                            also SANDPIT_UID_BASE)\n"
     "      --passwd FILE         keep a passwd file (and a group file beside it) naming\n"
     "                            the sandbox users (an instance's /etc/passwd links to it)\n"
     "  -h, --help            show this help\n"
@@ -72,6 +74,7 @@ int main(int argc, char **argv)
       {"error-max-age", required_argument, NULL, 'A'},
       {"exec-output-max", required_argument, NULL, 'O'},
       {"passwd", required_argument, NULL, 'P'},
+      {"uid-base", required_argument, NULL, 'U'},
       {"help", no_argument, NULL, 'h'},
       {"version", no_argument, NULL, 'V'},
       {NULL, 0, NULL, 0},
@@ -84,8 +87,18 @@ int main(int argc, char **argv)
   };
   const char *rules_path = NULL;
   const char *passwd = NULL;
-  struct logstore_opts lo = {0};
+  uid_t uid_base = SANDBOX_UID_BASE;
+  const char *env_base = getenv("SANDPIT_UID_BASE");
   long long n;
+  if (env_base && *env_base) {
+    if (!str_to_ll(env_base, 1000, (1LL << 31) - SANDBOX_UIDS, &n)) {
+      fprintf(stderr, "sandpit-monitor: SANDPIT_UID_BASE must be 1000-%lld\n",
+              (long long)((1LL << 31) - SANDBOX_UIDS));
+      return 2;
+    }
+    uid_base = (uid_t)n;
+  }
+  struct logstore_opts lo = {0};
   bool check_rules = false;
   int opt;
   while ((opt = getopt_long(argc, argv, "s:d:w:r:hV", longopts, NULL)) != -1) {
@@ -96,6 +109,14 @@ int main(int argc, char **argv)
     case 'r': rules_path = optarg; break;
     case 'R': check_rules = true; break;
     case 'P': passwd = optarg; break;
+    case 'U':
+      if (!str_to_ll(optarg, 1000, (1LL << 31) - SANDBOX_UIDS, &n)) {
+        fprintf(stderr, "sandpit-monitor: --uid-base must be 1000-%lld\n",
+                (long long)((1LL << 31) - SANDBOX_UIDS));
+        return 2;
+      }
+      uid_base = (uid_t)n;
+      break;
     case 'O':
       if (!str_to_ll(optarg, 1, 1LL << 40, &n)) {
         fprintf(stderr, "sandpit-monitor: --exec-output-max must be a positive integer\n");
@@ -167,7 +188,7 @@ int main(int argc, char **argv)
   if (m.is_root && setgroups(0, NULL) < 0)
     sp_warn("cannot drop supplementary groups", LS("error", strerror(errno)));
   sessions = xasprintf("%s/sessions", m.data_dir);
-  m.sandboxes = sandboxes_new(m.workspace, m.is_root, passwd, sessions, &err);
+  m.sandboxes = sandboxes_new(m.workspace, m.is_root, uid_base, passwd, sessions, &err);
   if (m.sandboxes == NULL) {
     sp_err("cannot set up the workspace", LS("path", m.workspace), LS("error", err->msg));
     goto out;
@@ -206,6 +227,8 @@ int main(int argc, char **argv)
   rc = 0;
 out:
   http_server_stop(m.http);
+  if (m.sandboxes)
+    sandboxes_kill_all(m.sandboxes);
   supervisor_free(m.sup);
   logstore_close(m.ls);
   classify_rules_free(m.rules);

@@ -6,7 +6,10 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/fsuid.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -34,6 +37,7 @@ struct sandboxes {
   char *state_dir;
   int root_fd;
   bool as_root;
+  uid_t uid_base, uid_max;
   struct sb_entry **v;
   int n;
   uid_t next_uid;
@@ -126,7 +130,7 @@ static void write_users_locked(struct sandboxes *s)
   while (d && (de = readdir(d)) != NULL) {
     struct stat st;
     if (de->d_name[0] == '.' || fstatat(s->root_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-        !S_ISDIR(st.st_mode) || st.st_uid < SANDBOX_UID_BASE || st.st_uid >= SANDBOX_UID_MAX)
+        !S_ISDIR(st.st_mode) || st.st_uid < s->uid_base || st.st_uid >= s->uid_max)
       continue;
     sbuf_addf(&pw, "sandbox%u:x:%u:%u:sandpit sandbox %s:%s/%s:/bin/bash\n", (unsigned)st.st_uid,
               (unsigned)st.st_uid, (unsigned)st.st_uid, de->d_name, s->root, de->d_name);
@@ -147,8 +151,9 @@ static void write_users_locked(struct sandboxes *s)
   sbuf_release(&gr);
 }
 
-struct sandboxes *sandboxes_new(const char *workspace_root, bool as_root, const char *passwd,
-                                const char *state_dir, struct sp_error **err)
+struct sandboxes *sandboxes_new(const char *workspace_root, bool as_root, uid_t uid_base,
+                                const char *passwd, const char *state_dir,
+                                struct sp_error **err)
 {
   if (state_dir && sp_mkdir_p(state_dir, 0700, err) < 0)
     return NULL;
@@ -164,7 +169,9 @@ struct sandboxes *sandboxes_new(const char *workspace_root, bool as_root, const 
   s->root = xstrdup(workspace_root);
   s->root_fd = fd;
   s->as_root = as_root;
-  s->next_uid = SANDBOX_UID_BASE;
+  s->uid_base = uid_base;
+  s->uid_max = uid_base + SANDBOX_UIDS;
+  s->next_uid = uid_base;
   if (as_root) {
     /* Sandbox users must not be able to add entries beside each other. */
     if (fchown(fd, 0, 0) < 0 || fchmod(fd, 0755) < 0)
@@ -180,7 +187,7 @@ struct sandboxes *sandboxes_new(const char *workspace_root, bool as_root, const 
       if (de->d_name[0] == '.' ||
           fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
         continue;
-      if (st.st_uid >= SANDBOX_UID_BASE && st.st_uid < SANDBOX_UID_MAX && st.st_uid >= s->next_uid)
+      if (st.st_uid >= s->uid_base && st.st_uid < s->uid_max && st.st_uid >= s->next_uid)
         s->next_uid = st.st_uid + 1;
     }
     if (d)
@@ -245,10 +252,10 @@ static int prepare_workspace(struct sandboxes *s, struct sandbox *sb, struct sp_
                          sb->workspace);
   if (!s->as_root)
     return 0;
-  if (st.st_uid >= SANDBOX_UID_BASE && st.st_uid < SANDBOX_UID_MAX) {
+  if (st.st_uid >= s->uid_base && st.st_uid < s->uid_max) {
     sb->uid = st.st_uid;
   } else {
-    if (s->next_uid >= SANDBOX_UID_MAX)
+    if (s->next_uid >= s->uid_max)
       return sp_error_code(err, "CAPACITY_EXCEEDED", 429, "no free sandbox user ids left");
     sb->uid = s->next_uid++;
   }
@@ -637,4 +644,25 @@ void sandbox_fs_leave(const struct sandbox *sb)
     return;
   setfsuid(0);
   setfsgid(0);
+}
+
+void sandboxes_kill_all(struct sandboxes *s)
+{
+  pthread_mutex_lock(&s->mu);
+  for (int i = 0; i < s->n; i++) {
+    const struct sandbox *sb = &s->v[i]->sb;
+    if (!sb->set_user)
+      continue;
+    /* as the user itself: kill(-1) then reaches exactly its processes */
+    pid_t pid = fork();
+    if (pid == 0) {
+      if (syscall(SYS_setgroups, 0, NULL) == 0 && syscall(SYS_setresgid, sb->gid, sb->gid, sb->gid) == 0 &&
+          syscall(SYS_setresuid, sb->uid, sb->uid, sb->uid) == 0)
+        kill(-1, SIGKILL);
+      _exit(0);
+    }
+    if (pid > 0)
+      waitpid(pid, NULL, 0);
+  }
+  pthread_mutex_unlock(&s->mu);
 }

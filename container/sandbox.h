@@ -1,7 +1,7 @@
 /* Sandboxes inside one instance, and the execution sessions inside each.
  *
  * A sandbox has its own workspace WORKSPACE/{id} (mode 0700) and, when the
- * monitor runs as root, its own Unix user: uid = gid = SANDBOX_UID_BASE + n,
+ * monitor runs as root, its own Unix user: uid = gid = uid_base + n,
  * the owner of its workspace.  The uid is read back from the workspace's
  * owner when the monitor restarts, so no other state is needed.
  *
@@ -18,8 +18,11 @@ struct sp_error;
 struct cJSON;
 struct monitor;
 
+/* Each instance gets its own range of SANDBOX_UIDS user ids from sandpitd
+ * (SANDPIT_UID_BASE), so no two instances share a user: per-user limits
+ * and signals stay within one instance. */
 #define SANDBOX_UID_BASE 200000
-#define SANDBOX_UID_MAX 265535
+#define SANDBOX_UIDS 65536
 
 struct session {
   char *id;
@@ -47,8 +50,12 @@ struct sandboxes;
  * /etc/passwd points at it so tools can name the users. */
 /* state_dir: where sessions are kept (one JSON file per sandbox, written
  * on every change), so a restarted monitor carries them on. */
-struct sandboxes *sandboxes_new(const char *workspace_root, bool as_root, const char *passwd,
-                                const char *state_dir, struct sp_error **err);
+struct sandboxes *sandboxes_new(const char *workspace_root, bool as_root, uid_t uid_base,
+                                const char *passwd, const char *state_dir,
+                                struct sp_error **err);
+/* Kill every process of every sandbox user (at shutdown: what commands
+ * left behind must not outlive the monitor). */
+void sandboxes_kill_all(struct sandboxes *s);
 void sandboxes_free(struct sandboxes *s);
 
 /* Find or create the sandbox (its workspace and user).  The returned struct

@@ -275,10 +275,13 @@ static int local_start(struct backend *b, const struct backend_spec *s, char **i
     add(&argv, &n, "--cap-add");
     add(&argv, &n, caps[i]);
   }
+  char uid_base[16];
+  snprintf(uid_base, sizeof uid_base, "%u", s->uid_base ? s->uid_base : 200000u);
   const char *env[][2] = {
       {"PATH", "/opt/sandpit/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"},
       {"LANG", "C.UTF-8"},
       {"SANDPIT_INSTANCE", hostname},
+      {"SANDPIT_UID_BASE", uid_base},
   };
   add(&argv, &n, "--clearenv");
   for (size_t i = 0; i < SP_ARRAY_SIZE(env); i++) {

@@ -29,6 +29,7 @@ struct backend_spec {
   const char *data_root;   /* sandpitd's data_dir: tells our instances from others' */
   const struct sp_pool *cfg;
   const char *image;       /* docker: the image to run (after prepare) */
+  unsigned uid_base;       /* the instance's sandbox users start here (SANDPIT_UID_BASE) */
 };
 
 struct backend;

@@ -1252,6 +1252,8 @@ static cJSON *create_body(struct docker *d, const struct backend_spec *s, const 
   cJSON *env = cJSON_AddArrayToObject(j, "Env");
   cleanup_free char *inst = xasprintf("SANDPIT_INSTANCE=%s", name);
   cJSON_AddItemToArray(env, cJSON_CreateString(inst));
+  cleanup_free char *ub = xasprintf("SANDPIT_UID_BASE=%u", s->uid_base ? s->uid_base : 200000u);
+  cJSON_AddItemToArray(env, cJSON_CreateString(ub));
   const char *lvl = getenv("SANDPIT_LOG_LEVEL");
   if (lvl) {
     cleanup_free char *l = xasprintf("SANDPIT_LOG_LEVEL=%s", lvl);

@@ -43,23 +43,31 @@ struct stream_ctx {
   void *ud;
   void (*ud_free)(void *);
   struct http_server *server;
+  struct sbuf out; /* produced, not yet sent */
+  size_t off;
+  bool ended;
 };
 
 static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
 {
   (void)pos;
   struct stream_ctx *sc = cls;
-  long n;
-  do {
-    if (sc->server->stopping)
+  for (;;) {
+    if (sc->off < sc->out.len) {
+      size_t n = SP_MIN(max, sc->out.len - sc->off);
+      memcpy(buf, sc->out.buf + sc->off, n);
+      sc->off += n;
+      return (ssize_t)n;
+    }
+    sbuf_reset(&sc->out);
+    sc->off = 0;
+    if (sc->ended || sc->server->stopping)
       return MHD_CONTENT_READER_END_OF_STREAM;
-    n = sc->cb(sc->ud, buf, max);
-  } while (n == 0);
-  if (n == HTTP_STREAM_END)
-    return MHD_CONTENT_READER_END_OF_STREAM;
-  if (n < 0)
-    return MHD_CONTENT_READER_END_WITH_ERROR;
-  return (ssize_t)n;
+    int rc = sc->cb(sc->ud, &sc->out);
+    if (rc == HTTP_STREAM_ABORT)
+      return MHD_CONTENT_READER_END_WITH_ERROR;
+    sc->ended = rc == HTTP_STREAM_END;
+  }
 }
 
 static void stream_free(void *cls)
@@ -67,6 +75,7 @@ static void stream_free(void *cls)
   struct stream_ctx *sc = cls;
   if (sc->ud_free)
     sc->ud_free(sc->ud);
+  sbuf_release(&sc->out);
   free(sc);
 }
 

@@ -100,14 +100,16 @@ void http_reply_errorf(struct http_req *r, int status, const char *code,
 /* Queue a response built by the caller (headers may be added first). */
 void http_reply_response(struct http_req *r, int status, struct MHD_Response *resp);
 
-/* A streamed response.  `cb` runs in the connection's thread and may block
- * (up to about a second at a time, so a shutdown is not held up); it writes
- * at most `max` bytes into buf and returns how many (> 0), or
- * HTTP_STREAM_END to end the response, or HTTP_STREAM_ABORT to cut the
- * connection.  `ud_free` runs when the response is done with. */
+/* A streamed response.  Whenever what it produced has been sent, `cb` runs
+ * (in the connection's thread; it may block, up to about a second at a
+ * time, so a shutdown is not held up) and appends what comes next to `out`
+ * (possibly nothing); it returns HTTP_STREAM_MORE, or HTTP_STREAM_END when
+ * what it appended is the last, or HTTP_STREAM_ABORT to cut the connection.
+ * `ud_free` runs when the response is done with. */
+#define HTTP_STREAM_MORE 0
 #define HTTP_STREAM_END (-1)
 #define HTTP_STREAM_ABORT (-2)
-typedef long (*http_stream_cb)(void *ud, char *buf, size_t max);
+typedef int (*http_stream_cb)(void *ud, struct sbuf *out);
 void http_reply_stream(struct http_req *r, int status, const char *content_type,
                        http_stream_cb cb, void *ud, void (*ud_free)(void *));
 /* Answer 101 Switching Protocols to `protocol`; then `fn` runs (in the

@@ -232,7 +232,12 @@ static int start_locked(struct manager *m, struct instance *in, struct sp_error 
     goto out;
   if (sp_mkdir_p(in->dir, 0755, err) < 0)
     goto out;
+  /* every instance of this sandpitd its own range of user ids */
+  int index = in->slot;
+  for (struct pool *q = m->pools; q < p; q++)
+    index += q->n;
   struct backend_spec spec = {
+      .uid_base = 200000u + (unsigned)(index % 32000) * 65536u,
       .pool = p->cfg->class_name,
       .slot = in->slot,
       .dir = in->dir,
