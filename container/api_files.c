@@ -356,7 +356,9 @@ void api_write(struct http_req *r)
   fctx_release(&c);
 }
 
-void api_mkdir(struct http_req *r)
+/* mkdir and delete: a path and a "recursive" flag, as the sandbox's user. */
+static void path_flag_op(struct http_req *r, int (*op)(const char *, bool, struct sp_error **),
+                         bool echo_flag)
 {
   struct fctx c;
   if (!begin(r, &c))
@@ -371,7 +373,7 @@ void api_mkdir(struct http_req *r)
     return;
   }
   sandbox_fs_enter(c.sb);
-  int rc = fsops_mkdir(path, rec, &err);
+  int rc = op(path, rec, &err);
   sandbox_fs_leave(c.sb);
   if (rc < 0) {
     http_reply_error(r, &err);
@@ -379,36 +381,16 @@ void api_mkdir(struct http_req *r)
     cleanup_json cJSON *j = cJSON_CreateObject();
     cJSON_AddBoolToObject(j, "success", true);
     cJSON_AddStringToObject(j, "path", path);
-    cJSON_AddBoolToObject(j, "recursive", rec);
+    if (echo_flag)
+      cJSON_AddBoolToObject(j, "recursive", rec);
     add_ts(j);
     http_reply_json(r, 200, j);
   }
   fctx_release(&c);
 }
 
-void api_delete(struct http_req *r)
-{
-  struct fctx c;
-  if (!begin(r, &c))
-    return;
-  cleanup_free char *path = path_field(r, &c, "path");
-  bool rec = false;
-  cleanup_error struct sp_error *err = NULL;
-  if (path == NULL || json_get_bool(c.body, "recursive", false, &rec, &err) < 0) {
-    if (err)
-      http_reply_error(r, &err);
-    fctx_release(&c);
-    return;
-  }
-  sandbox_fs_enter(c.sb);
-  int rc = fsops_delete(path, rec, &err);
-  sandbox_fs_leave(c.sb);
-  if (rc < 0)
-    http_reply_error(r, &err);
-  else
-    reply_ok_path(r, "path", path, NULL, NULL);
-  fctx_release(&c);
-}
+void api_mkdir(struct http_req *r) { path_flag_op(r, fsops_mkdir, true); }
+void api_delete(struct http_req *r) { path_flag_op(r, fsops_delete, false); }
 
 static void rename_like(struct http_req *r, const char *from_key, const char *to_key)
 {
