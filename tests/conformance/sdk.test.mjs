@@ -803,6 +803,10 @@ async function main() {
   // ---- ports
   section('ports');
   const node = monitor ? process.execPath : process.env.SANDPIT_CONFORMANCE_NODE || 'node';
+  // A port free here, and never one handed out before: the servers run in
+  // the target, which may have its own network, where an earlier one may
+  // still listen on a port this machine sees as free again.
+  const usedPorts = new Set();
   const freePort = () =>
     new Promise((resolve, reject) => {
       const s = net.createServer();
@@ -811,7 +815,7 @@ async function main() {
         const p = s.address().port;
         s.close(() => resolve(p));
       });
-    });
+    }).then((p) => (usedPorts.has(p) ? freePort() : (usedPorts.add(p), p)));
   const server = (port) =>
     `sleep 1; exec ${node} -e "require('http').createServer((q, s) => s.end('ok')).listen(${port}); setTimeout(process.exit, 30000)"`;
   const watch = (req, ms = 15000) => client.ports.watchPort(req).then((s) => readEvents(s, ms));
