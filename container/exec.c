@@ -452,7 +452,7 @@ bool exec_step(struct exec_run *x, int wait_ms, exec_sink sink, void *ud)
       x->status = st;
       x->exited_at = now;
     } else if (x->deadline && now >= x->deadline) {
-      kill(-x->pid, SIGKILL);
+      sp_kill_group(x->pid, 2000);
       x->timed_out = true;
       x->status = supervisor_child_wait(x->m->sup, x->pid, 5000);
       x->exited = true;
@@ -505,7 +505,7 @@ void exec_free(struct exec_run *x)
   if (x == NULL)
     return;
   if (x->pid > 0 && !x->exited) {
-    kill(-x->pid, SIGKILL);
+    sp_kill_group(x->pid, 2000);
     supervisor_child_wait(x->m->sup, x->pid, 5000);
   }
   if (x->pid > 0)
