@@ -250,10 +250,14 @@ static void h_process_restart(struct http_req *r)
 static void h_process_kill_all(struct http_req *r)
 {
   struct monitor *m = r->app;
-  const char *sandbox = monitor_sandbox(r);
-  if (sandbox == NULL)
+  const struct sandbox *sb = monitor_sandbox_get(r);
+  if (sb == NULL)
     return;
-  int n = supervisor_kill_all(m->sup, sandbox);
+  int n = supervisor_kill_all(m->sup, sb->id);
+  /* and what commands left running in the background (servers started with
+   * '&', a fork bomb): everything of this sandbox's user */
+  if (sb->set_user)
+    monitor_run_as(m, sb, "kill -TERM -1 2>/dev/null; sleep 0.5; kill -KILL -1 2>/dev/null; exit 0");
   cleanup_json cJSON *resp = cJSON_CreateObject();
   char ts[40];
   now_iso(ts, sizeof ts);

@@ -493,8 +493,7 @@ void api_port_watch(struct http_req *r)
 
 /* ---- removing a sandbox ---- */
 
-/* Run a command as the sandbox's user and wait for it (bounded). */
-static void run_as(struct monitor *m, const struct sandbox *sb, const char *cmd)
+void monitor_run_as(struct monitor *m, const struct sandbox *sb, const char *cmd)
 {
   struct spawn_opts so = {.command = cmd, .cwd = "/", .set_user = sb->set_user,
                           .uid = sb->uid, .gid = sb->gid};
@@ -533,10 +532,10 @@ void api_sandbox_delete(struct http_req *r)
   int procs = supervisor_forget_sandbox(m->sup, id, 5000);
   /* Whatever else its user still runs (commands, what they left behind). */
   if (sb->set_user)
-    run_as(m, sb, "kill -KILL -1 2>/dev/null; exit 0");
+    monitor_run_as(m, sb, "kill -KILL -1 2>/dev/null; exit 0");
   /* Its files go as its own user, so no link in them can reach further. */
   cleanup_free char *cmd = xasprintf("find '%s' -mindepth 1 -delete 2>/dev/null; exit 0", sb->workspace);
-  run_as(m, sb, cmd);
+  monitor_run_as(m, sb, cmd);
   cleanup_free char *ws = xstrdup(sb->workspace);
   errorstore_clear(m->ls, id, NULL);
   sandboxes_remove(m->sandboxes, id, NULL);

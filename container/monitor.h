@@ -42,6 +42,9 @@ const char *monitor_scope(struct http_req *r, bool *bad);
 struct sandbox;
 const struct sandbox *monitor_sandbox_get(struct http_req *r);
 
+/* Run a command as the sandbox's user and wait for it (at most 30 s). */
+void monitor_run_as(struct monitor *m, const struct sandbox *sb, const char *cmd);
+
 /* Handlers of api_exec.c and api_files.c. */
 void api_execute(struct http_req *r);
 void api_execute_stream(struct http_req *r);
