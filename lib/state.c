@@ -160,7 +160,7 @@ int state_instance_put(struct state *st, const struct instance_row *r, struct sp
              "restarts) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(pool, slot) DO UPDATE SET "
              "backend=excluded.backend, backend_id=excluded.backend_id, state=excluded.state, "
              "started_ms=excluded.started_ms, starts=excluded.starts, restarts=excluded.restarts",
-             "sissiiii", args, err);
+             "sisssiii", args, err);
 }
 
 int state_instance_each(struct state *st, state_instance_cb cb, void *ud, struct sp_error **err)
