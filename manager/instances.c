@@ -237,7 +237,8 @@ static int start_locked(struct manager *m, struct instance *in, struct sp_error 
   for (struct pool *q = m->pools; q < p; q++)
     index += q->n;
   struct backend_spec spec = {
-      .uid_base = 200000u + (unsigned)(index % 32000) * 65536u,
+      /* above the range a standalone monitor uses by default (200000) */
+      .uid_base = 200000u + (unsigned)(index % 32000 + 1) * 65536u,
       .pool = p->cfg->class_name,
       .slot = in->slot,
       .dir = in->dir,
@@ -266,8 +267,9 @@ static int start_locked(struct manager *m, struct instance *in, struct sp_error 
                     READY_TIMEOUT_MS / 1000);
       goto out;
     }
+    /* a monitor is up in some 10 ms: look often, it costs one connect */
     usleep((useconds_t)delay_us);
-    delay_us = SP_MIN(delay_us * 2, 50000);
+    delay_us = SP_MIN(delay_us * 2, 4000);
   }
   sp_info("instance ready", LS("pool", p->cfg->class_name), LI("slot", in->slot),
           LS("backend", p->backend_name), LI("ms", sp_monotonic_ms() - t0));
