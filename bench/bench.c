@@ -8,9 +8,13 @@
  *   bench exec    SOCK ITER WARMUP
  *   bench files   SOCK NFILES SIZE REFDIR
  *   bench archive SOCK TARFILE DIR REFDIR RUNS
+ *   bench mexec   ADDR TOKEN SANDBOX ITER WARMUP [MONSOCK]   (through sandpitd)
+ *   bench spawnloop N WARMUP ARGV...                 (e.g. docker exec C true)
+ *   bench conc    TARGETS NEXECS                     (concurrent clients)
  *
- * Built by bench/run with: cc -O2 -o bench/out/bench bench/bench.c -lm
- * Only libc (and libm). */
+ * ADDR is HOST:PORT (TCP, loopback here) or a unix socket path.
+ * Built by bench/run with: cc -O2 -pthread -o bench/out/bench bench/bench.c
+ * Only libc (with pthreads). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +31,10 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <pthread.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -103,10 +111,14 @@ static void buf_consume(struct buf *b, size_t n)
 /* ---- HTTP/1.1 over a unix socket, keep-alive ---- */
 
 struct conn {
-  const char *path;
+  const char *path; /* a unix socket path, or HOST:PORT for TCP */
   int fd;
   struct buf in;
+  struct buf head; /* the request head being built (per connection: threads) */
   int reconnects;
+  const char *host;  /* Host header; "monitor" when NULL */
+  const char *auth;  /* bearer token, or NULL */
+  const char *extra; /* more header lines, each ending in \r\n, or NULL */
 };
 
 struct resp {
@@ -115,16 +127,50 @@ struct resp {
   struct buf body;
 };
 
-static void conn_open(struct conn *c)
+/* Connect to c->path: a unix socket when it starts with '/', else
+ * HOST:PORT over TCP (loopback in these benchmarks), with TCP_NODELAY. */
+static bool conn_try_open(struct conn *c)
 {
-  struct sockaddr_un sa = {.sun_family = AF_UNIX};
-  if (strlen(c->path) >= sizeof sa.sun_path)
-    die("socket path too long: %s", c->path);
-  strcpy(sa.sun_path, c->path);
-  c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&sa, sizeof sa) < 0)
-    die("connect %s: %s", c->path, strerror(errno));
   c->in.len = 0;
+  if (c->path[0] == '/') {
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(c->path) >= sizeof sa.sun_path)
+      die("socket path too long: %s", c->path);
+    strcpy(sa.sun_path, c->path);
+    c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (c->fd < 0)
+      return false;
+    if (connect(c->fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+      int e = errno;
+      close(c->fd);
+      c->fd = -1;
+      errno = e;
+      return false;
+    }
+    return true;
+  }
+  char host[256];
+  const char *colon = strrchr(c->path, ':');
+  if (colon == NULL || (size_t)(colon - c->path) >= sizeof host)
+    die("bad address %s (HOST:PORT or /unix/socket)", c->path);
+  memcpy(host, c->path, (size_t)(colon - c->path));
+  host[colon - c->path] = '\0';
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1))};
+  if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+    die("bad IPv4 address %s", host);
+  c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (c->fd < 0)
+    return false;
+  int one = 1;
+  setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (connect(c->fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    int e = errno;
+    close(c->fd);
+    c->fd = -1;
+    errno = e;
+    return false;
+  }
+  return true;
 }
 
 static void conn_close(struct conn *c)
@@ -158,10 +204,8 @@ static bool fill(struct conn *c)
     ssize_t r = read(c->fd, c->in.p + c->in.len, c->in.cap - c->in.len - 1);
     if (r < 0 && errno == EINTR)
       continue;
-    if (r < 0 && errno == ECONNRESET)
+    if (r < 0) /* ECONNRESET and the like: the caller reconnects or counts it */
       return false;
-    if (r < 0)
-      die("read: %s", strerror(errno));
     if (r == 0)
       return false;
     c->in.len += (size_t)r;
@@ -240,16 +284,22 @@ static bool read_response(struct conn *c, struct resp *r)
 }
 
 /* One request on the keep-alive connection; reconnects once if the server
- * had closed it. */
-static void http_do(struct conn *c, const char *method, const char *target,
-                    const char *ctype, const void *body, size_t blen, struct resp *r)
+ * had closed it.  False when there was no answer even then. */
+static bool http_try(struct conn *c, const char *method, const char *target,
+                     const char *ctype, const void *body, size_t blen, struct resp *r)
 {
-  static struct buf head;
+  struct buf *hb = &c->head;
+#define head (*hb)
   for (int attempt = 0;; attempt++) {
-    if (c->fd < 0)
-      conn_open(c);
+    if (c->fd < 0 && !conn_try_open(c))
+      return false;
     head.len = 0;
-    buf_printf(&head, "%s %s HTTP/1.1\r\nHost: monitor\r\n", method, target);
+    buf_printf(&head, "%s %s HTTP/1.1\r\nHost: %s\r\n", method, target,
+               c->host ? c->host : "monitor");
+    if (c->auth)
+      buf_printf(&head, "Authorization: Bearer %s\r\n", c->auth);
+    if (c->extra)
+      buf_printf(&head, "%s", c->extra);
     if (ctype)
       buf_printf(&head, "Content-Type: %s\r\n", ctype);
     if (body || strcmp(method, "GET") != 0)
@@ -266,14 +316,22 @@ static void http_do(struct conn *c, const char *method, const char *target,
     if (read_response(c, r)) {
       if (r->close)
         conn_close(c);
-      return;
+      return true;
     }
     (void)ok;
     conn_close(c);
     c->reconnects++;
     if (attempt >= 1)
-      die("%s %s: connection closed without a response", method, target);
+      return false;
   }
+#undef head
+}
+
+static void http_do(struct conn *c, const char *method, const char *target,
+                    const char *ctype, const void *body, size_t blen, struct resp *r)
+{
+  if (!http_try(c, method, target, ctype, body, blen, r))
+    die("%s %s: connection closed without a response", method, target);
 }
 
 /* A 404 whose code is NOT_FOUND (the router's "no route for"), as opposed to
@@ -302,8 +360,16 @@ static double pct(const double *v, size_t n, double p)
   return v[k - 1];
 }
 
+/* With BENCH_RAW in the environment, also "NAME.raw_us v v v ..." (in the
+ * order measured), for a caller that merges several runs. */
 static void report(const char *name, double *v, size_t n)
 {
+  if (getenv("BENCH_RAW")) {
+    printf("%s.raw_us", name);
+    for (size_t i = 0; i < n; i++)
+      printf(" %.1f", v[i]);
+    printf("\n");
+  }
   qsort(v, n, sizeof *v, cmp_double);
   double sum = 0;
   for (size_t i = 0; i < n; i++)
@@ -610,17 +676,242 @@ static int cmd_archive(int argc, char **argv)
   return 0;
 }
 
+/* ---- through sandpitd (TCP) ---- */
+
+/* bench mexec ADDR TOKEN SANDBOX ITER WARMUP [MONSOCK]
+ * Exec round trip of `true` through sandpitd's forwarding route on one
+ * keep-alive TCP connection; with MONSOCK, interleaved with the same request
+ * straight to the instance's monitor on its unix socket (the same sandbox,
+ * named by X-Sandpit-Sandbox as sandpitd names it). */
+static int cmd_mexec(int argc, char **argv)
+{
+  if (argc != 7 && argc != 8)
+    die("usage: bench mexec ADDR TOKEN SANDBOX ITER WARMUP [MONSOCK]");
+  const char *sandbox = argv[4];
+  size_t iter = strtoul(argv[5], NULL, 10), warm = strtoul(argv[6], NULL, 10);
+  struct conn m = {.path = argv[2], .fd = -1, .host = "localhost", .auth = argv[3]};
+  char extra[512];
+  snprintf(extra, sizeof extra, "X-Sandpit-Sandbox: %s\r\n", sandbox);
+  struct conn d = {.path = argc == 8 ? argv[7] : NULL, .fd = -1, .extra = extra};
+  char target[512];
+  snprintf(target, sizeof target, "/v1/sandboxes/%s/api/execute", sandbox);
+  const char *body = "{\"command\":\"true\"}";
+  struct resp r = {0};
+  double *vm = calloc(iter, sizeof(double)), *vd = calloc(iter, sizeof(double));
+  if (!vm || !vd)
+    die("out of memory");
+  for (size_t i = 0; i < warm + iter; i++) {
+    double t0 = now_us();
+    http_do(&m, "POST", target, "application/json", body, strlen(body), &r);
+    double t1 = now_us();
+    if (r.status != 200 || strstr(r.body.p, "\"exitCode\":0") == NULL)
+      die("POST %s -> %d %.300s", target, r.status, r.body.p);
+    if (i >= warm)
+      vm[i - warm] = t1 - t0;
+    if (d.path) {
+      t0 = now_us();
+      http_do(&d, "POST", "/api/execute", "application/json", body, strlen(body), &r);
+      t1 = now_us();
+      if (r.status != 200 || strstr(r.body.p, "\"exitCode\":0") == NULL)
+        die("POST /api/execute (monitor) -> %d %.300s", r.status, r.body.p);
+      if (i >= warm)
+        vd[i - warm] = t1 - t0;
+    }
+  }
+  printf("mexec.iterations %zu\nmexec.warmup %zu\nmexec.reconnects %d\n", iter, warm,
+         m.reconnects + d.reconnects);
+  report("mexec.sandpitd", vm, iter);
+  if (d.path)
+    report("mexec.monitor", vd, iter);
+  conn_close(&m);
+  conn_close(&d);
+  return 0;
+}
+
+/* bench spawnloop N WARMUP ARGV...: posix_spawn+waitpid of ARGV, N times
+ * (after WARMUP untimed), output discarded; every run must exit 0. */
+static int cmd_spawnloop(int argc, char **argv)
+{
+  if (argc < 5)
+    die("usage: bench spawnloop N WARMUP ARGV...");
+  size_t n = strtoul(argv[2], NULL, 10), warm = strtoul(argv[3], NULL, 10);
+  double *v = calloc(n ? n : 1, sizeof(double));
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+  for (size_t i = 0; i < warm + n; i++) {
+    double t = 0;
+    pid_t pid;
+    double t0 = now_us();
+    int rc = posix_spawnp(&pid, argv[4], &fa, NULL, argv + 4, environ);
+    if (rc != 0)
+      die("posix_spawn %s: %s", argv[4], strerror(rc));
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+      if (errno != EINTR)
+        die("waitpid: %s", strerror(errno));
+    t = now_us() - t0;
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+      die("%s exited with status %d", argv[4], WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    if (i >= warm)
+      v[i - warm] = t;
+  }
+  report("spawn", v, n);
+  return 0;
+}
+
+/* bench conc TARGETS NEXECS: one thread per line of TARGETS, each
+ *   ADDR TOKEN|- PATH SANDBOX|-
+ * (ADDR: HOST:PORT or a unix socket; SANDBOX: sent as X-Sandpit-Sandbox),
+ * each on its own keep-alive connection.  Every thread runs one untimed
+ * exec of `true` (its sandbox's first use), waits for all the others, then
+ * NEXECS timed ones.  An error is an answer that is not 200 with exitCode 0,
+ * or no answer at all (the thread reconnects and goes on). */
+struct conc_thread {
+  struct conn c;
+  char path[512], extra[512], auth[256];
+  size_t n;
+  double *lat;
+  size_t errors, noanswer;
+  int first_status;
+  char first_error[256];
+  pthread_barrier_t *bar;
+};
+
+static bool conc_exec(struct conc_thread *t, struct resp *r, double *lat)
+{
+  const char *body = "{\"command\":\"true\"}";
+  double t0 = now_us();
+  bool ok = http_try(&t->c, "POST", t->path, "application/json", body, strlen(body), r);
+  *lat = now_us() - t0;
+  if (!ok) {
+    t->noanswer++;
+    if (t->errors++ == 0)
+      snprintf(t->first_error, sizeof t->first_error, "no answer (%s)", strerror(errno));
+    return false;
+  }
+  if (r->status != 200 || strstr(r->body.p, "\"exitCode\":0") == NULL) {
+    if (t->errors++ == 0) {
+      t->first_status = r->status;
+      snprintf(t->first_error, sizeof t->first_error, "%d %.200s", r->status, r->body.p);
+    }
+    return false;
+  }
+  return true;
+}
+
+static void *conc_main(void *arg)
+{
+  struct conc_thread *t = arg;
+  struct resp r = {0};
+  double warm;
+  conc_exec(t, &r, &warm);
+  pthread_barrier_wait(t->bar);
+  for (size_t i = 0; i < t->n; i++)
+    conc_exec(t, &r, &t->lat[i]);
+  pthread_barrier_wait(t->bar);
+  conn_close(&t->c);
+  return NULL;
+}
+
+static int cmd_conc(int argc, char **argv)
+{
+  if (argc != 4)
+    die("usage: bench conc TARGETS NEXECS");
+  size_t n = strtoul(argv[3], NULL, 10);
+  FILE *f = fopen(argv[2], "r");
+  if (f == NULL)
+    die("%s: %s", argv[2], strerror(errno));
+  size_t nt = 0, cap = 0;
+  struct conc_thread *ts = NULL;
+  char line[2048];
+  while (fgets(line, sizeof line, f)) {
+    char addr[512], tok[256], path[512], sb[256];
+    if (sscanf(line, "%511s %255s %511s %255s", addr, tok, path, sb) != 4)
+      continue;
+    if (nt == cap) {
+      cap = cap ? cap * 2 : 64;
+      ts = realloc(ts, cap * sizeof *ts);
+      if (!ts)
+        die("out of memory");
+    }
+    struct conc_thread *t = &ts[nt++];
+    memset(t, 0, sizeof *t);
+    t->c.path = strdup(addr);
+    t->c.fd = -1;
+    t->c.host = "localhost";
+    snprintf(t->path, sizeof t->path, "%s", path);
+    if (strcmp(tok, "-") != 0) {
+      snprintf(t->auth, sizeof t->auth, "%s", tok);
+      t->c.auth = t->auth;
+    }
+    if (strcmp(sb, "-") != 0) {
+      snprintf(t->extra, sizeof t->extra, "X-Sandpit-Sandbox: %s\r\n", sb);
+      t->c.extra = t->extra;
+    }
+    t->n = n;
+    t->lat = calloc(n ? n : 1, sizeof(double));
+  }
+  fclose(f);
+  if (nt == 0)
+    die("no targets in %s", argv[2]);
+  pthread_barrier_t bar;
+  pthread_barrier_init(&bar, NULL, (unsigned)nt + 1);
+  for (size_t i = 0; i < nt; i++) {
+    ts[i].bar = &bar;
+    pthread_t th;
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setstacksize(&at, 256 * 1024);
+    if (pthread_create(&th, &at, conc_main, &ts[i]) != 0)
+      die("pthread_create");
+    pthread_detach(th);
+  }
+  pthread_barrier_wait(&bar); /* every client has made its first exec */
+  size_t warm_errors = 0;
+  for (size_t i = 0; i < nt; i++)
+    warm_errors += ts[i].errors;
+  double t0 = now_us();
+  pthread_barrier_wait(&bar); /* every client is done */
+  double t1 = now_us();
+  size_t errors = 0, noanswer = 0, reconnects = 0;
+  double *all = calloc(nt * n + 1, sizeof(double));
+  for (size_t i = 0; i < nt; i++) {
+    errors += ts[i].errors;
+    noanswer += ts[i].noanswer;
+    reconnects += (size_t)ts[i].c.reconnects;
+    memcpy(all + i * n, ts[i].lat, n * sizeof(double));
+    if (ts[i].errors && ts[i].first_error[0])
+      fprintf(stderr, "client %zu: %zu errors, first: %s\n", i, ts[i].errors, ts[i].first_error);
+  }
+  printf("conc.clients %zu\nconc.per_client %zu\nconc.execs %zu\nconc.seconds %.3f\n", nt, n,
+         nt * n, (t1 - t0) / 1e6);
+  printf("conc.per_s %.1f\nconc.errors %zu\nconc.warmup_errors %zu\nconc.noanswer %zu\n"
+         "conc.reconnects %zu\n",
+         (double)(nt * n) / ((t1 - t0) / 1e6), errors - warm_errors, warm_errors, noanswer,
+         reconnects);
+  report("conc.lat", all, nt * n);
+  return 0;
+}
+
 int main(int argc, char **argv)
 {
   signal(SIGPIPE, SIG_IGN);
   setvbuf(stdout, NULL, _IOLBF, 0);
   if (argc < 2)
-    die("usage: bench exec|files|archive ...");
+    die("usage: bench exec|files|archive|mexec|spawnloop|conc ...");
   if (strcmp(argv[1], "exec") == 0)
     return cmd_exec(argc, argv);
   if (strcmp(argv[1], "files") == 0)
     return cmd_files(argc, argv);
   if (strcmp(argv[1], "archive") == 0)
     return cmd_archive(argc, argv);
+  if (strcmp(argv[1], "mexec") == 0)
+    return cmd_mexec(argc, argv);
+  if (strcmp(argv[1], "spawnloop") == 0)
+    return cmd_spawnloop(argc, argv);
+  if (strcmp(argv[1], "conc") == 0)
+    return cmd_conc(argc, argv);
   die("unknown subcommand %s", argv[1]);
 }
