@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -253,5 +254,26 @@ int sp_mkdir_p(const char *path, mode_t mode, struct sp_error **err)
     return sp_error_set(err, errno, "cannot stat %s", p);
   if (!S_ISDIR(st.st_mode))
     return sp_error_set(err, ENOTDIR, "%s", p);
+  return 0;
+}
+
+int sp_random_token(char *out, size_t n, struct sp_error **err)
+{
+  static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+  size_t k = 0;
+  while (k < n) {
+    unsigned char raw[64];
+    ssize_t got = getrandom(raw, sizeof raw, 0);
+    if (got < 0) {
+      if (errno == EINTR)
+        continue;
+      return sp_error_set(err, errno, "no randomness from the kernel");
+    }
+    /* 252 = 7 * 36: bytes above it would favour the first letters */
+    for (ssize_t i = 0; i < got && k < n; i++)
+      if (raw[i] < 252)
+        out[k++] = alphabet[raw[i] % 36];
+  }
+  out[n] = '\0';
   return 0;
 }

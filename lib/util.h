@@ -66,6 +66,11 @@ int sp_write_file_atomic(const char *path, const void *buf, size_t len,
 /* mkdir -p; existing directories are fine. */
 int sp_mkdir_p(const char *path, mode_t mode, struct sp_error **err);
 
+/* n random characters of [a-z0-9] and a NUL into out (n + 1 bytes), from
+ * the kernel's generator, without modulo bias.  -1 with *err if the kernel
+ * gives no randomness (never a weaker fallback: these are secrets). */
+int sp_random_token(char *out, size_t n, struct sp_error **err);
+
 #define SP_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define SP_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define SP_MAX(a, b) ((a) > (b) ? (a) : (b))

@@ -19,7 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -135,15 +134,10 @@ void api_ports_expose(struct http_req *r)
   }
   char gen[17];
   if (token == NULL) {
-    static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
-    unsigned char raw[16];
-    if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw) {
-      http_reply_errorf(r, 500, "INTERNAL_ERROR", "no randomness for a token");
+    if (sp_random_token(gen, 16, &err) < 0) {
+      http_reply_error(r, &err);
       return;
     }
-    for (int i = 0; i < 16; i++)
-      gen[i] = alphabet[raw[i] % 36];
-    gen[16] = '\0';
     token = gen;
   }
   struct list_ctx dc = {.m = m, .token = token, .port = (int)port};

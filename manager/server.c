@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 #include "error.h"
@@ -57,18 +56,6 @@ static struct pool *request_pool(struct http_req *r, bool *bad)
     http_reply_errorf(r, 404, "POOL_NOT_FOUND", "no [[containers]] pool named '%s'", cls);
   }
   return p;
-}
-
-static void random_id(char *out, size_t n)
-{
-  static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
-  unsigned char raw[64];
-  if (getrandom(raw, n, 0) != (ssize_t)n)
-    for (size_t i = 0; i < n; i++)
-      raw[i] = (unsigned char)rand();
-  for (size_t i = 0; i < n; i++)
-    out[i] = alphabet[raw[i] % 36];
-  out[n] = '\0';
 }
 
 /* ---- forwarding ---- */
@@ -382,7 +369,10 @@ static void h_sandbox_create(struct http_req *r)
   char gen[32];
   if (id == NULL) {
     memcpy(gen, "sbx-", 4);
-    random_id(gen + 4, 16);
+    if (sp_random_token(gen + 4, 16, &err) < 0) {
+      reply_err(r, &err);
+      return;
+    }
     id = gen;
   }
   struct sbx_ref ref;
@@ -597,7 +587,8 @@ int manager_load_token(struct manager *m, struct sp_error **err)
   }
   sp_error_free(rerr);
   char t[41];
-  random_id(t, 40);
+  if (sp_random_token(t, 40, err) < 0)
+    return -1;
   cleanup_free char *line = xasprintf("%s\n", t);
   if (sp_write_file_atomic(path, line, strlen(line), 0600, err) < 0)
     return -1;

@@ -155,6 +155,26 @@ START_TEST(base64)
 }
 END_TEST
 
+START_TEST(random_tokens)
+{
+  char a[41], b[41];
+  ck_assert_int_eq(sp_random_token(a, 40, NULL), 0);
+  ck_assert_int_eq(sp_random_token(b, 40, NULL), 0);
+  ck_assert_uint_eq(strlen(a), 40);
+  ck_assert_uint_eq(strspn(a, "abcdefghijklmnopqrstuvwxyz0123456789"), 40);
+  ck_assert_str_ne(a, b);
+  /* every character turns up: no part of the alphabet is left out */
+  int seen[256] = {0};
+  for (int i = 0; i < 200; i++) {
+    ck_assert_int_eq(sp_random_token(a, 40, NULL), 0);
+    for (int k = 0; k < 40; k++)
+      seen[(unsigned char)a[k]]++;
+  }
+  for (const char *c = "abcdefghijklmnopqrstuvwxyz0123456789"; *c; c++)
+    ck_assert_msg(seen[(unsigned char)*c] > 100, "%c seen %d times", *c, seen[(unsigned char)*c]);
+}
+END_TEST
+
 static Suite *suite(void)
 {
   Suite *s = suite_create("str");
@@ -167,6 +187,7 @@ static Suite *suite(void)
   tcase_add_test(tc, error_contract);
   tcase_add_test(tc, atomic_write_and_read);
   tcase_add_test(tc, base64);
+  tcase_add_test(tc, random_tokens);
   suite_add_tcase(s, tc);
   return s;
 }
