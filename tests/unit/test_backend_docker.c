@@ -19,6 +19,7 @@
 
 #include "backend.h"
 #include "check_main.h"
+#include "scratch.h"
 #include "config.h"
 #include "error.h"
 #include "json.h"
@@ -38,16 +39,6 @@ static void write_text(const char *path, const char *text)
   ck_assert_msg(f != NULL, "cannot write %s", path);
   fputs(text, f);
   fclose(f);
-}
-
-static void rm_rf(const char *path)
-{
-  if (path && strncmp(path, "/tmp/", 5) == 0) {
-    char *cmd = xasprintf("rm -rf '%s'", path);
-    if (system(cmd) != 0)
-      fprintf(stderr, "could not remove %s\n", path);
-    free(cmd);
-  }
 }
 
 static size_t collect(char *data, size_t size, size_t n, void *ud)

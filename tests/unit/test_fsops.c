@@ -18,60 +18,23 @@
 #include <unistd.h>
 
 #include "check_main.h"
+#include "scratch.h"
 #include "error.h"
 #include "fsops.h"
 #include "json.h"
 #include "util.h"
 
-/* Each test runs in its own forked child with a fresh directory. */
-static char tmp[PATH_MAX];
-
-/* "<tmp>/<fmt...>" in one of a few rotating static buffers: copy it to
- * keep it across more than a few calls. */
-static const char *P(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static const char *P(const char *fmt, ...)
-{
-  static char bufs[8][PATH_MAX];
-  static int next;
-  char *b = bufs[next++ % 8];
-  int n = snprintf(b, PATH_MAX, "%s/", tmp);
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(b + n, PATH_MAX - (size_t)n, fmt, ap);
-  va_end(ap);
-  return b;
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag,
-                  struct FTW *ftw)
-{
-  (void)st;
-  (void)ftw;
-  if (flag == FTW_DP)
-    rmdir(path);
-  else
-    unlink(path);
-  return 0;
-}
-
-static void rm_rf(const char *path)
-{
-  nftw(path, rm_one, 32, FTW_DEPTH | FTW_PHYS);
-}
-
 static void setup(void)
 {
   umask(022);
-  snprintf(tmp, sizeof tmp, "/tmp/sp-fsops-XXXXXX");
-  ck_assert_ptr_nonnull(mkdtemp(tmp));
-  chmod(tmp, 0755); /* reachable by the unprivileged identity */
+  scratch_make("sp-fsops");
 }
 
 static void teardown(void)
 {
   setfsuid(getuid());
   setfsgid(getgid());
-  rm_rf(tmp);
+  rm_rf(scratch);
 }
 
 static void put(const char *path, const void *data, size_t len)
@@ -325,7 +288,7 @@ START_TEST(read_refusals)
   sp_error_free(err);
   err = NULL;
 
-  ck_assert_int_eq(fsops_read(tmp, 100, &f, &err), -1);
+  ck_assert_int_eq(fsops_read(scratch, 100, &f, &err), -1);
   assert_code(err, "IS_DIRECTORY", 400);
   sp_error_free(err);
   err = NULL;
@@ -388,7 +351,7 @@ START_TEST(open_read_streams)
   ck_assert_mem_eq(buf, "streamed", 8);
   close(fd);
 
-  ck_assert_int_eq(fsops_open_read(tmp, &fd, &st, &err), -1);
+  ck_assert_int_eq(fsops_open_read(scratch, &fd, &st, &err), -1);
   assert_code(err, "IS_DIRECTORY", 400);
   sp_error_free(err);
   err = NULL;
@@ -438,7 +401,7 @@ START_TEST(write_new_and_overwrite)
   umask(022);
 
   /* No temporary files are left behind. */
-  ck_assert_uint_eq(count_entries(tmp), 2);
+  ck_assert_uint_eq(count_entries(scratch), 2);
   ck_assert_ptr_null(err);
 }
 END_TEST
@@ -794,7 +757,7 @@ END_TEST
 START_TEST(rename_across_filesystems)
 {
   struct stat a, b;
-  if (stat("/dev/shm", &a) < 0 || stat(tmp, &b) < 0 || a.st_dev == b.st_dev) {
+  if (stat("/dev/shm", &a) < 0 || stat(scratch, &b) < 0 || a.st_dev == b.st_dev) {
     fprintf(stderr, "rename_across_filesystems: no second filesystem, "
                     "skipped\n");
     return;
@@ -849,7 +812,7 @@ START_TEST(rename_across_filesystems)
   ck_assert_str_eq(buf, "../run.sh");
   ck_assert_int_eq(lstat(P("moved/pipe"), &st), 0);
   ck_assert(S_ISFIFO(st.st_mode));
-  ck_assert_uint_eq(count_entries(tmp), 1); /* no temporary left */
+  ck_assert_uint_eq(count_entries(scratch), 1); /* no temporary left */
 
   /* A single file over an existing file. */
   snprintf(path, sizeof path, "%s/one", src);
@@ -873,7 +836,7 @@ START_TEST(rename_across_filesystems)
     sp_error_free(err);
     ck_assert(exists_l(path));
     ck_assert(!exists_l(P("devmoved")));
-    ck_assert_uint_eq(count_entries(tmp), 2);
+    ck_assert_uint_eq(count_entries(scratch), 2);
   }
   rm_rf(src);
 }
@@ -888,7 +851,7 @@ START_TEST(exists_semantics)
   puts_(P("f"), "x");
   ck_assert_int_eq(fsops_exists(P("f"), &ex, &dir, &err), 0);
   ck_assert(ex && !dir);
-  ck_assert_int_eq(fsops_exists(tmp, &ex, &dir, &err), 0);
+  ck_assert_int_eq(fsops_exists(scratch, &ex, &dir, &err), 0);
   ck_assert(ex && dir);
   ck_assert_int_eq(fsops_exists(P("missing"), &ex, &dir, &err), 0);
   ck_assert(!ex && !dir);
@@ -900,7 +863,7 @@ START_TEST(exists_semantics)
   symlink(P("loop"), P("loop"));
   ck_assert_int_eq(fsops_exists(P("loop"), &ex, NULL, &err), 0);
   ck_assert(!ex);
-  symlink(tmp, P("dirlink"));
+  symlink(scratch, P("dirlink"));
   ck_assert_int_eq(fsops_exists(P("dirlink"), &ex, &dir, &err), 0);
   ck_assert(ex && dir);
   ck_assert_ptr_null(err);

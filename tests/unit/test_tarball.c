@@ -17,47 +17,13 @@
 #include <unistd.h>
 
 #include "check_main.h"
+#include "scratch.h"
 #include "error.h"
 #include "tarball.h"
 #include "util.h"
 
-/* Layout of every test:  <base>/dest (extraction target),
- * <base>/outside/sentinel (must never change), <base>/in.tar (archive). */
-static char base[PATH_MAX];
-
-/* "<base>/<fmt...>" in one of a few rotating static buffers: copy it to
- * keep it across more than a few calls. */
-static const char *P(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static const char *P(const char *fmt, ...)
-{
-  static char bufs[8][PATH_MAX];
-  static int next;
-  char *b = bufs[next++ % 8];
-  int n = snprintf(b, PATH_MAX, "%s/", base);
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(b + n, PATH_MAX - (size_t)n, fmt, ap);
-  va_end(ap);
-  return b;
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag,
-                  struct FTW *ftw)
-{
-  (void)st;
-  (void)ftw;
-  if (flag == FTW_DP)
-    rmdir(path);
-  else
-    unlink(path);
-  return 0;
-}
-
-static void rm_rf(const char *path)
-{
-  nftw(path, rm_one, 32, FTW_DEPTH | FTW_PHYS);
-}
-
+/* Layout of every test:  <scratch>/dest (extraction target),
+ * <scratch>/outside/sentinel (must never change), <scratch>/in.tar (archive). */
 static void put(const char *path, const void *data, size_t len)
 {
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -83,9 +49,7 @@ static bool exists_l(const char *path)
 static void setup(void)
 {
   umask(022);
-  snprintf(base, sizeof base, "/tmp/sp-tar-XXXXXX");
-  ck_assert_ptr_nonnull(mkdtemp(base));
-  chmod(base, 0755);
+  scratch_make("sp-tar");
   mkdir(P("outside"), 0755);
   put(P("outside/sentinel"), "keep", 4);
 }
@@ -94,21 +58,21 @@ static void teardown(void)
 {
   setfsuid(getuid());
   setfsgid(getgid());
-  rm_rf(base);
+  rm_rf(scratch);
 }
 
-/* Nothing but dest/ changed: base holds exactly dest, outside, in.tar (if
+/* Nothing but dest/ changed: scratch holds exactly dest, outside, in.tar (if
  * written), outside holds only the untouched sentinel. */
 static void assert_outside_untouched(void)
 {
-  DIR *d = opendir(base);
+  DIR *d = opendir(scratch);
   ck_assert_ptr_nonnull(d);
   struct dirent *de;
   while ((de = readdir(d)) != NULL) {
     const char *n = de->d_name;
     ck_assert_msg(!strcmp(n, ".") || !strcmp(n, "..") || !strcmp(n, "dest") ||
                       !strcmp(n, "outside") || !strcmp(n, "in.tar"),
-                  "unexpected %s in the base directory", n);
+                  "unexpected %s in the scratch directory", n);
   }
   closedir(d);
   d = opendir(P("outside"));
@@ -203,7 +167,7 @@ static void tw_close(struct archive *a)
   archive_write_free(a);
 }
 
-/* Extract archive_path into <base>/dest. */
+/* Extract archive_path into <scratch>/dest. */
 static int extract(const char *archive_path, const struct tar_limits *lim,
                    struct tar_stats *st, struct sp_error **err)
 {
