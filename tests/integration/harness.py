@@ -41,6 +41,23 @@ def scan_log(path, what):
             return
 
 
+def wait_answering(proc, name, answered, logtext, timeout):
+    """Wait until answered() is true of a daemon just started; raise with
+    the end of its log if it exits or stays silent."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("%s exited with %d: %s" % (name, proc.returncode,
+                                                          logtext()[-2000:]))
+        try:
+            if answered():
+                return
+        except OSError:
+            pass
+        time.sleep(0.02)
+    raise RuntimeError("%s did not answer: %s" % (name, logtext()[-2000:]))
+
+
 class UnixHTTPConnection(http.client.HTTPConnection):
     def __init__(self, path, timeout=30):
         super().__init__("localhost", timeout=timeout)
@@ -101,18 +118,8 @@ class Monitor:
     def start(self):
         self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=self.log,
                                      env=self.env)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("monitor exited with %d: %s" % (
-                    self.proc.returncode, self.logtext()[-2000:]))
-            try:
-                if self.get("/api/ping").status == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.02)
-        raise RuntimeError("monitor did not answer: " + self.logtext()[-2000:])
+        wait_answering(self.proc, "monitor", lambda: self.get("/api/ping").status == 200,
+                       self.logtext, 10)
 
     def logtext(self):
         with open(os.path.join(self.tmp, "monitor.log"), "rb") as f:
@@ -282,17 +289,9 @@ class Manager:
     def start(self):
         self.proc = subprocess.Popen([os.path.join(BIN, "sandpitd"), "--config", self.config],
                                      stdout=self.logf, stderr=self.logf, env=self.env)
-        deadline = time.time() + 15
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("sandpitd exited: " + self.logtext()[-2000:])
-            try:
-                if self.req("GET", "/health", auth=False).status == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.02)
-        raise RuntimeError("sandpitd did not answer: " + self.logtext()[-2000:])
+        wait_answering(self.proc, "sandpitd",
+                       lambda: self.req("GET", "/health", auth=False).status == 200,
+                       self.logtext, 15)
 
     def logtext(self):
         with open(os.path.join(self.tmp, "sandpitd.log"), "rb") as f:
