@@ -43,7 +43,11 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LIBA := $(BUILD)/libsandpit.a
 
 MANAGER_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard manager/*.c)) $(BUILD)/manager/openapi_data.o
-MONITOR_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard container/*.c)) $(BUILD)/container/rules_data.o
+# The monitor's modules are an archive of their own, so unit tests link them
+# and no other program can.
+MONITOR_MODS := $(patsubst %.c,$(BUILD)/%.o,$(filter-out container/main.c,$(wildcard container/*.c)))
+MONITOR_A := $(BUILD)/libmonitor.a
+MONITOR_OBJS := $(BUILD)/container/main.o $(BUILD)/container/rules_data.o
 CLI_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard monitor-cli/*.c))
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
@@ -78,17 +82,22 @@ $(BINDIR)/sandpitd: $(MANAGER_OBJS) $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDSAN) -o $@ $(MANAGER_OBJS) $(LIBA) $(CURL_LIBS) $(LDLIBS_ALL)
 
-$(BINDIR)/sandpit-monitor: $(MONITOR_OBJS) $(LIBA)
+$(MONITOR_A): $(MONITOR_MODS)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDSAN) -o $@ $(MONITOR_OBJS) $(LIBA) $(LDLIBS_ALL)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BINDIR)/sandpit-monitor: $(MONITOR_OBJS) $(MONITOR_A) $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDSAN) -o $@ $(MONITOR_OBJS) $(MONITOR_A) $(LIBA) $(LDLIBS_ALL)
 
 $(BINDIR)/monitor-cli: $(CLI_OBJS) $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDSAN) -o $@ $(CLI_OBJS) $(LIBA) $(CURL_LIBS) $(LDLIBS_ALL)
 
-$(BUILD)/tests/%: tests/unit/%.c $(LIBA)
+$(BUILD)/tests/%: tests/unit/%.c $(MONITOR_A) $(LIBA)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) $(CHECK_CFLAGS) -o $@ $< $(LIBA) $(CHECK_LIBS) $(CURL_LIBS) \
+	$(CC) $(CFLAGS_ALL) -Icontainer $(CHECK_CFLAGS) -o $@ $< $(MONITOR_A) $(LIBA) $(CHECK_LIBS) $(CURL_LIBS) \
 	  $(ARCHIVE_LIBS) $(LDLIBS_ALL)
 
 deps:

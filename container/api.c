@@ -393,6 +393,18 @@ static void sse_event(struct sbuf *sb, const char *event, const cJSON *data)
   free(s);
 }
 
+void sse_stopping(struct sbuf *out)
+{
+  cleanup_json cJSON *d = cJSON_CreateObject();
+  char ts[40];
+  cJSON_AddStringToObject(d, "type", "error");
+  cJSON_AddStringToObject(d, "code", "MONITOR_STOPPING");
+  cJSON_AddStringToObject(d, "error", "the monitor is stopping");
+  cJSON_AddStringToObject(d, "data", "the monitor is stopping");
+  cJSON_AddStringToObject(d, "timestamp", sp_iso8601(sp_now_ms(), ts, sizeof ts));
+  sse_event(out, NULL, d);
+}
+
 static cJSON *line_json(const struct log_line *l)
 {
   cJSON *j = cJSON_CreateObject();
@@ -478,6 +490,11 @@ static int follow_cb(void *ud, struct sbuf *out)
   if (out->len) {
     f->last_send = sp_monotonic_ms();
     return HTTP_STREAM_MORE;
+  }
+  if (supervisor_closed(f->m->sup)) {
+    /* everything was committed before: nothing more will come */
+    sse_stopping(out);
+    return HTTP_STREAM_END;
   }
   if (f->sse_process && (!st.found || st.final)) {
     cleanup_json cJSON *d = cJSON_CreateObject();

@@ -51,22 +51,39 @@ static void collect_sink(void *ud, enum exec_stream s, const char *data, size_t 
   sbuf_add(&bufs[s == EXEC_STDERR], data, len);
 }
 
-static void reply_timeout(struct http_req *r, struct exec_run *x, const char *out, const char *errs)
+/* Why a command was cut short: its timeout, or the monitor stopping. */
+static char *cut_short_message(struct exec_run *x, const char **code, int *status)
 {
+  if (exec_stopped(x)) {
+    *code = "MONITOR_STOPPING";
+    *status = 503;
+    return xstrdup("the monitor is stopping: the command's process group was killed");
+  }
+  *code = "COMMAND_TIMEOUT";
+  *status = 408;
+  return xasprintf("Command timeout after %lldms: its process group was killed",
+                   (long long)exec_timeout_ms(x));
+}
+
+static void reply_cut_short(struct http_req *r, struct exec_run *x, const char *out,
+                            const char *errs)
+{
+  const char *code;
+  int status;
+  cleanup_free char *msg = cut_short_message(x, &code, &status);
   cleanup_json cJSON *j = cJSON_CreateObject();
-  cJSON_AddStringToObject(j, "code", "COMMAND_TIMEOUT");
-  cleanup_free char *msg = xasprintf("Command timeout after %lldms: its process group was killed",
-                                     (long long)exec_timeout_ms(x));
+  cJSON_AddStringToObject(j, "code", code);
   cJSON_AddStringToObject(j, "message", msg);
   cJSON *ctx = cJSON_AddObjectToObject(j, "context");
   cJSON_AddStringToObject(ctx, "command", exec_command(x));
   cJSON_AddStringToObject(ctx, "stdout", out);
   cJSON_AddStringToObject(ctx, "stderr", errs);
-  json_add_int(ctx, "timeoutMs", exec_timeout_ms(x));
-  json_add_int(j, "httpStatus", 408);
+  if (!exec_stopped(x))
+    json_add_int(ctx, "timeoutMs", exec_timeout_ms(x));
+  json_add_int(j, "httpStatus", status);
   cJSON_AddStringToObject(j, "operation", "command.execute");
   add_ts(j);
-  http_reply_json(r, 408, j);
+  http_reply_json(r, status, j);
 }
 
 void api_execute(struct http_req *r)
@@ -87,8 +104,8 @@ void api_execute(struct http_req *r)
   struct sbuf bufs[2] = {SBUF_INIT, SBUF_INIT};
   while (!exec_step(x, 1000, collect_sink, bufs)) {
   }
-  if (exec_timed_out(x)) {
-    reply_timeout(r, x, sbuf_str(&bufs[0]), sbuf_str(&bufs[1]));
+  if (exec_timed_out(x) || exec_stopped(x)) {
+    reply_cut_short(r, x, sbuf_str(&bufs[0]), sbuf_str(&bufs[1]));
   } else {
     cleanup_json cJSON *j = cJSON_CreateObject();
     int code = exec_exit_code(x);
@@ -149,11 +166,12 @@ static int exec_stream_cb(void *ud, struct sbuf *out)
   if (!exec_step(c->x, 500, stream_sink, c))
     return HTTP_STREAM_MORE;
   cleanup_json cJSON *j = cJSON_CreateObject();
-  if (exec_timed_out(c->x)) {
-    cleanup_free char *msg = xasprintf("Command timeout after %lldms: its process group was killed",
-                                       (long long)exec_timeout_ms(c->x));
+  if (exec_timed_out(c->x) || exec_stopped(c->x)) {
+    const char *code;
+    int status;
+    cleanup_free char *msg = cut_short_message(c->x, &code, &status);
     cJSON_AddStringToObject(j, "type", "error");
-    cJSON_AddStringToObject(j, "code", "COMMAND_TIMEOUT");
+    cJSON_AddStringToObject(j, "code", code);
     cJSON_AddStringToObject(j, "error", msg);
     cJSON_AddStringToObject(j, "data", msg);
     json_add_int(j, "exitCode", exec_exit_code(c->x));
@@ -401,6 +419,10 @@ static int watch_cb(void *ud, struct sbuf *out)
     return HTTP_STREAM_MORE;
   }
   w->next = now + w->interval_ms;
+  if (supervisor_stopping(w->m->sup)) {
+    sse_stopping(out);
+    return HTTP_STREAM_END;
+  }
   if (w->process_id) {
     struct proc_state st;
     supervisor_state(w->m->sup, w->sandbox, w->process_id, &st);
@@ -493,23 +515,29 @@ void api_port_watch(struct http_req *r)
 
 /* ---- removing a sandbox ---- */
 
+static void discard(void *ud, enum command_stream which, const char *data, size_t len)
+{
+  (void)ud;
+  (void)which;
+  (void)data;
+  (void)len;
+}
+
 void monitor_run_as(struct monitor *m, const struct sandbox *sb, const char *cmd)
 {
   struct spawn_opts so = {.command = cmd, .cwd = "/", .set_user = sb->set_user,
                           .uid = sb->uid, .gid = sb->gid};
-  struct spawn_result res;
+  struct command_opts co = {.spawn = &so, .state_fd = -1, .timeout_ms = 30000, .output_cap = 1};
   struct sp_error *err = NULL;
-  if (supervisor_spawn_child(m->sup, &so, &res, &err) < 0) {
+  struct command *c = supervisor_command(m->sup, &co, &err);
+  if (c == NULL) {
     sp_warn("cannot run cleanup", LS("sandbox", sb->id), LS("error", err->msg));
     sp_error_free(err);
     return;
   }
-  close(res.stdout_fd);
-  close(res.stderr_fd);
-  if (supervisor_child_wait(m->sup, res.pid, 30000) == -1) {
-    kill(-res.pid, SIGKILL);
-    supervisor_child_forget(m->sup, res.pid);
+  while (!command_wait(c, 1000, discard, NULL)) {
   }
+  command_release(c);
 }
 
 void api_sandbox_delete(struct http_req *r)

@@ -91,6 +91,7 @@ static int connect_local(int port)
 
 struct tunnel {
   int tcp;
+  const volatile int *stop;
 };
 
 static void tunnel_run(void *ud, int sock, const char *extra, size_t extra_len)
@@ -99,7 +100,7 @@ static void tunnel_run(void *ud, int sock, const char *extra, size_t extra_len)
   int one = 1;
   setsockopt(t->tcp, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   if (extra_len == 0 || sp_write_all(t->tcp, extra, extra_len) == 0)
-    sp_splice(sock, t->tcp, NULL, NULL);
+    sp_splice(sock, t->tcp, t->stop, NULL, NULL);
 }
 
 static void tunnel_free(void *ud)
@@ -150,5 +151,6 @@ void api_tunnel(struct http_req *r)
   }
   struct tunnel *t = xcalloc(1, sizeof *t);
   t->tcp = fd;
+  t->stop = http_stop_flag(r);
   http_reply_upgrade(r, "sandpit-tunnel", tunnel_run, t, tunnel_free);
 }

@@ -5,11 +5,9 @@
 #include <ctype.h>
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "error.h"
@@ -22,7 +20,6 @@
 #include "supervisor.h"
 #include "util.h"
 
-#define DRAIN_GRACE_MS 100
 #define STATE_MAX (1 << 20)
 #define STDIN_MAX (16 << 20)
 
@@ -133,30 +130,13 @@ struct exec_run {
   char *command;
   cJSON *scoped_env;     /* the call's own env: not kept by the session */
   bool scoped_cwd;       /* the call's own cwd: not kept either */
-  pid_t pid;
-  int out_fd, err_fd, in_fd, state_fd;
-  char *stdin_data;
-  size_t stdin_len, stdin_off;
-  struct sbuf state;
+  struct command *cmd;   /* run by the supervisor's loop */
   struct sbuf carry[3];  /* incomplete UTF-8 sequences per stream */
-  size_t emitted[3];
-  bool truncated;
   int64_t started_us;
-  int64_t deadline;      /* monotonic ms; 0 = none */
   int64_t timeout_ms;
-  int64_t exited_at;     /* monotonic ms when reaped */
-  bool exited, timed_out, done;
-  int status;
-  size_t cap;
+  bool done;
+  struct command_result res;
 };
-
-static void close_fd(int *fd)
-{
-  if (*fd >= 0) {
-    close(*fd);
-    *fd = -1;
-  }
-}
 
 struct exec_run *exec_start(struct monitor *m, const struct sandbox *sb, const cJSON *body,
                             struct sp_error **err)
@@ -195,13 +175,8 @@ struct exec_run *exec_start(struct monitor *m, const struct sandbox *sb, const c
   x->m = m;
   x->se = se;
   x->command = xstrdup(command);
-  x->out_fd = x->err_fd = x->in_fd = x->state_fd = -1;
-  x->pid = -1;
-  x->cap = m->exec_output_max;
   x->started_us = sp_monotonic_us();
   x->timeout_ms = timeout ? timeout : se->command_timeout_ms;
-  if (x->timeout_ms > 0)
-    x->deadline = sp_monotonic_ms() + x->timeout_ms;
 
   cleanup_free char *dir = NULL;
   char **envp = session_env(se, cJSON_IsObject(env) ? env : NULL, err);
@@ -233,39 +208,30 @@ struct exec_run *exec_start(struct monitor *m, const struct sandbox *sb, const c
       .uid = sb->uid,
       .gid = sb->gid,
       .nproc_limit = sb->nproc_limit,
-      .stdin_pipe = stdin_s != NULL,
   };
-  struct spawn_result res;
-  int rc = supervisor_spawn_child(m->sup, &so, &res, err);
-  if (rc < 0 && argv) {
+  struct command_opts co = {
+      .spawn = &so,
+      .state_fd = sp[0],
+      .stdin_data = stdin_s,
+      .stdin_len = stdin_s ? strlen(stdin_s) : 0,
+      .timeout_ms = x->timeout_ms,
+      .output_cap = m->exec_output_max,
+      .state_cap = STATE_MAX,
+  };
+  x->cmd = supervisor_command(m->sup, &co, err);
+  if (x->cmd == NULL && argv && strcmp((*err)->code, "MONITOR_STOPPING") != 0) {
     /* e.g. not executable for the sandbox's user: let bash say so */
     sp_error_free(*err);
     *err = NULL;
     so.argv = NULL;
-    rc = supervisor_spawn_child(m->sup, &so, &res, err);
+    x->cmd = supervisor_command(m->sup, &co, err);
   }
   if (sp[1] >= 0)
     close(sp[1]);
   strv_free(envp);
   strv_free(argv);
-  if (rc < 0) {
-    if (sp[0] >= 0)
-      close(sp[0]);
+  if (x->cmd == NULL)
     goto fail;
-  }
-  x->pid = res.pid;
-  x->out_fd = res.stdout_fd;
-  x->err_fd = res.stderr_fd;
-  x->in_fd = res.stdin_fd;
-  x->state_fd = sp[0];
-  if (x->state_fd >= 0)
-    sp_set_nonblock(x->state_fd, true);
-  if (stdin_s) {
-    x->stdin_data = xstrdup(stdin_s);
-    x->stdin_len = strlen(stdin_s);
-    if (x->stdin_len == 0)
-      close_fd(&x->in_fd);
-  }
   return x;
 fail:
   pthread_mutex_unlock(&se->run);
@@ -280,15 +246,6 @@ fail:
 static void emit(struct exec_run *x, enum exec_stream s, const char *buf, size_t n,
                  exec_sink sink, void *ud)
 {
-  if (x->emitted[s] >= x->cap) {
-    x->truncated = true;
-    return;
-  }
-  if (x->emitted[s] + n > x->cap) {
-    n = x->cap - x->emitted[s];
-    x->truncated = true;
-  }
-  x->emitted[s] += n;
   struct sbuf *c = &x->carry[s];
   sbuf_add(c, buf, n);
   /* find the longest prefix that does not end inside a sequence */
@@ -340,43 +297,11 @@ static void flush_carry(struct exec_run *x, exec_sink sink, void *ud)
   }
 }
 
-static void read_fd(struct exec_run *x, int *fd, enum exec_stream s, exec_sink sink, void *ud)
-{
-  char buf[65536];
-  for (int i = 0; i < 16 && *fd >= 0; i++) {
-    ssize_t n = read(*fd, buf, sizeof buf);
-    if (n > 0) {
-      emit(x, s, buf, (size_t)n, sink, ud);
-      continue;
-    }
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
-      return;
-    close_fd(fd);
-  }
-}
-
-static void read_state(struct exec_run *x)
-{
-  char buf[8192];
-  for (;;) {
-    ssize_t n = read(x->state_fd, buf, sizeof buf);
-    if (n > 0) {
-      if (x->state.len + (size_t)n <= STATE_MAX)
-        sbuf_add(&x->state, buf, (size_t)n);
-      continue;
-    }
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
-      return;
-    close_fd(&x->state_fd);
-    return;
-  }
-}
-
 /* "cwd\0K=V\0...\0\0": apply it to the session. */
 static void apply_state(struct exec_run *x)
 {
-  const char *p = x->state.buf, *end = p + x->state.len;
-  if (x->state.len < 2 || end[-1] != '\0' || end[-2] != '\0')
+  const char *p = x->res.state, *end = p + x->res.state_len;
+  if (x->res.state_len < 2 || end[-1] != '\0' || end[-2] != '\0')
     return; /* incomplete: the shell did not get to report */
   cleanup_free char *cwd = xstrdup(p);
   size_t cl = strlen(cwd);
@@ -399,100 +324,42 @@ static void apply_state(struct exec_run *x)
   strv_free(env);
 }
 
+struct sink_ctx {
+  struct exec_run *x;
+  exec_sink sink;
+  void *ud;
+};
+
+static void take(void *ud, enum command_stream which, const char *data, size_t len)
+{
+  struct sink_ctx *c = ud;
+  emit(c->x, which == COMMAND_STDERR ? EXEC_STDERR : EXEC_STDOUT, data, len, c->sink, c->ud);
+}
+
 bool exec_step(struct exec_run *x, int wait_ms, exec_sink sink, void *ud)
 {
   if (x->done)
     return true;
-  struct pollfd p[4];
-  int n = 0;
-  if (x->out_fd >= 0)
-    p[n++] = (struct pollfd){x->out_fd, POLLIN, 0};
-  if (x->err_fd >= 0)
-    p[n++] = (struct pollfd){x->err_fd, POLLIN, 0};
-  if (x->state_fd >= 0)
-    p[n++] = (struct pollfd){x->state_fd, POLLIN, 0};
-  if (x->in_fd >= 0)
-    p[n++] = (struct pollfd){x->in_fd, POLLOUT, 0};
-  int64_t now = sp_monotonic_ms();
-  int wait = wait_ms;
-  if (x->deadline && !x->exited)
-    wait = (int)SP_MAX(0, SP_MIN((int64_t)wait, x->deadline - now));
-  if (x->exited)
-    wait = (int)SP_MAX(0, SP_MIN((int64_t)wait, x->exited_at + DRAIN_GRACE_MS - now));
-  /* While output is open, its end usually comes with the exit; something
-   * the command left behind may hold it open, so look at the reaper at
-   * least every 20 ms.  With nothing open, wait on the reaper itself. */
-  int st = -1;
-  if (n > 0) {
-    if (!x->exited)
-      wait = SP_MIN(wait, 20);
-    poll(p, (nfds_t)n, wait);
-  } else if (!x->exited) {
-    st = supervisor_child_wait(x->m->sup, x->pid, wait);
-  }
-
-  if (x->in_fd >= 0) {
-    ssize_t w = write(x->in_fd, x->stdin_data + x->stdin_off, x->stdin_len - x->stdin_off);
-    if (w > 0)
-      x->stdin_off += (size_t)w;
-    if ((w < 0 && errno != EAGAIN && errno != EINTR) || x->stdin_off == x->stdin_len)
-      close_fd(&x->in_fd);
-  }
-  read_fd(x, &x->out_fd, EXEC_STDOUT, sink, ud);
-  read_fd(x, &x->err_fd, EXEC_STDERR, sink, ud);
-  if (x->state_fd >= 0)
-    read_state(x);
-
-  now = sp_monotonic_ms();
-  if (!x->exited) {
-    if (st == -1)
-      st = supervisor_child_wait(x->m->sup, x->pid, 0);
-    if (st != -1) {
-      x->exited = true;
-      x->status = st;
-      x->exited_at = now;
-    } else if (x->deadline && now >= x->deadline) {
-      sp_kill_group(x->pid, 2000);
-      x->timed_out = true;
-      x->status = supervisor_child_wait(x->m->sup, x->pid, 5000);
-      x->exited = true;
-      x->exited_at = now;
-    }
-  }
-  if (x->exited) {
-    /* Output still held open by something the command left behind is
-     * not waited for past a short grace. */
-    bool open = x->out_fd >= 0 || x->err_fd >= 0;
-    if (!open || now - x->exited_at >= DRAIN_GRACE_MS) {
-      if (x->state_fd >= 0)
-        read_state(x);
-      if (!x->timed_out)
-        apply_state(x);
-      close_fd(&x->out_fd);
-      close_fd(&x->err_fd);
-      close_fd(&x->state_fd);
-      close_fd(&x->in_fd);
-      flush_carry(x, sink, ud);
-      x->done = true;
-    }
-  }
-  return x->done;
+  struct sink_ctx c = {x, sink, ud};
+  if (!command_wait(x->cmd, wait_ms, take, &c))
+    return false;
+  command_result(x->cmd, &x->res);
+  if (!x->res.timed_out && !x->res.stopped)
+    apply_state(x);
+  flush_carry(x, sink, ud);
+  x->done = true;
+  return true;
 }
 
 int exec_exit_code(const struct exec_run *x)
 {
-  if (x->timed_out)
-    return 137;
-  if (WIFEXITED(x->status))
-    return WEXITSTATUS(x->status);
-  if (WIFSIGNALED(x->status))
-    return 128 + WTERMSIG(x->status);
-  return -1;
+  return x->res.exit_code;
 }
 
-bool exec_timed_out(const struct exec_run *x) { return x->timed_out; }
+bool exec_timed_out(const struct exec_run *x) { return x->res.timed_out; }
+bool exec_stopped(const struct exec_run *x) { return x->res.stopped; }
 int64_t exec_timeout_ms(const struct exec_run *x) { return x->timeout_ms; }
-bool exec_truncated(const struct exec_run *x) { return x->truncated; }
+bool exec_truncated(const struct exec_run *x) { return x->res.truncated; }
 const char *exec_command(const struct exec_run *x) { return x->command; }
 const char *exec_session(const struct exec_run *x) { return x->se->id; }
 int64_t exec_duration_ms(const struct exec_run *x)
@@ -504,22 +371,12 @@ void exec_free(struct exec_run *x)
 {
   if (x == NULL)
     return;
-  if (x->pid > 0 && !x->exited) {
-    sp_kill_group(x->pid, 2000);
-    supervisor_child_wait(x->m->sup, x->pid, 5000);
-  }
-  if (x->pid > 0)
-    supervisor_child_forget(x->m->sup, x->pid);
-  close_fd(&x->out_fd);
-  close_fd(&x->err_fd);
-  close_fd(&x->state_fd);
-  close_fd(&x->in_fd);
+  /* A command still running is killed by the loop. */
+  command_release(x->cmd);
   pthread_mutex_unlock(&x->se->run);
   session_release(x->m->sandboxes, x->se);
-  sbuf_release(&x->state);
   for (int i = 0; i < 3; i++)
     sbuf_release(&x->carry[i]);
-  free(x->stdin_data);
   free(x->command);
   cJSON_Delete(x->scoped_env);
   free(x);

@@ -5,7 +5,9 @@
  * wrapper reports the shell's final directory and exported environment on
  * descriptor 3 when it exits, so `cd` and `export` carry over to the next
  * command of the session, as the SDK's persistent shells do.  A timeout
- * kills the whole group.  Output beyond the cap is cut and flagged. */
+ * kills the whole group.  Output beyond the cap is cut and flagged.  The
+ * supervisor's loop runs the child; these functions only take what it
+ * read. */
 #ifndef SP_EXEC_H
 #define SP_EXEC_H
 
@@ -34,6 +36,8 @@ bool exec_step(struct exec_run *x, int wait_ms, exec_sink sink, void *ud);
 /* After exec_step returned true. */
 int exec_exit_code(const struct exec_run *x);
 bool exec_timed_out(const struct exec_run *x);
+/* Cut short by the monitor's stop sequence. */
+bool exec_stopped(const struct exec_run *x);
 int64_t exec_timeout_ms(const struct exec_run *x);
 bool exec_truncated(const struct exec_run *x);
 const char *exec_command(const struct exec_run *x);

@@ -42,6 +42,8 @@ static const char usage[] =
     "      --error-max-count N   distinct errors kept (default 1000)\n"
     "      --error-max-age SECS  errors not seen for this long are dropped (default 7 days)\n"
     "      --exec-output-max N   bytes of stdout (and of stderr) kept per command (default 16 MiB)\n"
+    "      --stop-timeout MS     on SIGTERM, processes get this long to end before SIGKILL\n"
+    "                            (default 5000; a second SIGTERM or SIGINT kills at once)\n"
     "      --uid-base N          sandbox users get uids N, N+1, ... (default 200000;\n"
     "                            also SANDPIT_UID_BASE)\n"
     "      --passwd FILE         keep a passwd file (and a group file beside it) naming\n"
@@ -57,6 +59,15 @@ static char *parent_dir(const char *path)
   if (slash == NULL || slash == path)
     return NULL;
   return xstrndup(path, (size_t)(slash - path));
+}
+
+/* The first step of the stop sequence, on the supervisor's loop: no new
+ * connections; the requests in progress are answered as their commands
+ * end. */
+static void stop_accepting(void *ud)
+{
+  struct monitor *m = ud;
+  http_server_quiesce(m->http);
 }
 
 int main(int argc, char **argv)
@@ -75,6 +86,7 @@ int main(int argc, char **argv)
       {"exec-output-max", required_argument, NULL, 'O'},
       {"passwd", required_argument, NULL, 'P'},
       {"uid-base", required_argument, NULL, 'U'},
+      {"stop-timeout", required_argument, NULL, 'G'},
       {"help", no_argument, NULL, 'h'},
       {"version", no_argument, NULL, 'V'},
       {NULL, 0, NULL, 0},
@@ -99,6 +111,7 @@ int main(int argc, char **argv)
     uid_base = (uid_t)n;
   }
   struct logstore_opts lo = {0};
+  int64_t stop_timeout_ms = 5000;
   bool check_rules = false;
   int opt;
   while ((opt = getopt_long(argc, argv, "s:d:w:r:hV", longopts, NULL)) != -1) {
@@ -116,6 +129,13 @@ int main(int argc, char **argv)
         return 2;
       }
       uid_base = (uid_t)n;
+      break;
+    case 'G':
+      if (!str_to_ll(optarg, 1, 3600 * 1000, &n)) {
+        fprintf(stderr, "sandpit-monitor: --stop-timeout must be 1-3600000 milliseconds\n");
+        return 2;
+      }
+      stop_timeout_ms = n;
       break;
     case 'O':
       if (!str_to_ll(optarg, 1, 1LL << 40, &n)) {
@@ -199,7 +219,13 @@ int main(int argc, char **argv)
     sp_err("cannot open the log store", LS("path", m.db_path), LS("error", err->msg));
     goto out;
   }
-  struct supervisor_opts so = {.ls = m.ls, .rules = m.rules};
+  struct supervisor_opts so = {
+      .ls = m.ls,
+      .rules = m.rules,
+      .stop_timeout_ms = stop_timeout_ms,
+      .on_stop = stop_accepting,
+      .ud = &m,
+  };
   m.sup = supervisor_new(&so, &err);
   if (m.sup == NULL) {
     sp_err("cannot start the supervisor", LS("error", err->msg));

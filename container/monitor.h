@@ -45,6 +45,10 @@ const struct sandbox *monitor_sandbox_get(struct http_req *r);
 /* Run a command as the sandbox's user and wait for it (at most 30 s). */
 void monitor_run_as(struct monitor *m, const struct sandbox *sb, const char *cmd);
 
+/* The last event of a stream cut short by the monitor's stop sequence. */
+struct sbuf;
+void sse_stopping(struct sbuf *out);
+
 /* Handlers of api_exec.c and api_files.c. */
 void api_execute(struct http_req *r);
 void api_execute_stream(struct http_req *r);

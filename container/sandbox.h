@@ -89,7 +89,6 @@ char **session_env(struct session *se, const struct cJSON *overrides,
                    struct sp_error **err);
 /* An absolute path: `path` resolved against `base` when relative. */
 char *path_resolve(const char *base, const char *path);
-void strv_free(char **v);
 
 /* Switch this thread's filesystem identity to the sandbox's user (no-op when
  * not running as root), and back.  File routes work between the two. */

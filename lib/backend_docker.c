@@ -818,15 +818,6 @@ static char **dockerfile_bases(const char *text)
   return v;
 }
 
-static void strv_freep(char ***v)
-{
-  if (*v == NULL)
-    return;
-  for (char **p = *v; *p; p++)
-    free(*p);
-  free(*v);
-}
-#define cleanup_strv __attribute__((cleanup(strv_freep)))
 
 /* Build output: JSON objects, one a line, {"stream": "..."} for output,
  * {"error": "..."} when the build failed, {"aux": {"ID": ...}} for the

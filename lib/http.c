@@ -31,6 +31,7 @@ struct http_server {
   int listen_fd;
   int port;
   volatile int stopping;
+  volatile int quiesced; /* no longer accepting: the listening socket is closed */
   int accepted_threads; /* connections in our own accept path (atomic) */
 };
 
@@ -96,6 +97,7 @@ void http_reply_stream(struct http_req *r, int status, const char *content_type,
 }
 
 bool http_stopping(const struct http_req *r) { return r->server->stopping; }
+const volatile int *http_stop_flag(const struct http_req *r) { return &r->server->stopping; }
 
 /* Split `url` against `pattern`; captures are copied into r->param_buf. */
 static bool route_match(const char *pattern, const char *url, struct http_req *r)
@@ -503,7 +505,7 @@ static void *acceptor(void *arg)
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   pthread_attr_setstacksize(&attr, 256 * 1024);
-  while (!s->stopping) {
+  while (!s->quiesced) {
     struct accepted *a = xcalloc(1, sizeof *a);
     a->s = s;
     a->peer_len = sizeof a->peer;
@@ -512,7 +514,7 @@ static void *acceptor(void *arg)
       free(a);
       if (errno == EINTR || errno == ECONNABORTED)
         continue;
-      if (s->stopping)
+      if (s->quiesced)
         break;
       if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
         usleep(10000);
@@ -571,7 +573,7 @@ void http_reply_upgrade(struct http_req *r, const char *protocol, http_upgraded_
   http_reply_response(r, 101, resp);
 }
 
-void sp_splice(int a, int b, uint64_t *a_to_b, uint64_t *b_to_a)
+void sp_splice(int a, int b, const volatile int *stop, uint64_t *a_to_b, uint64_t *b_to_a)
 {
   char buf[65536];
   bool a_open = true, b_open = true;
@@ -587,11 +589,13 @@ void sp_splice(int a, int b, uint64_t *a_to_b, uint64_t *b_to_a)
       ib = n;
       p[n++] = (struct pollfd){b, POLLIN, 0};
     }
-    if (poll(p, (nfds_t)n, -1) < 0) {
-      if (errno == EINTR)
-        continue;
+    int ready = poll(p, (nfds_t)n, stop ? 200 : -1);
+    if (ready < 0 && errno != EINTR)
       break;
-    }
+    if (stop && *stop)
+      break;
+    if (ready <= 0)
+      continue;
     if (ia >= 0 && p[ia].revents) {
       ssize_t r = recv(a, buf, sizeof buf, 0);
       if (r > 0 && sp_write_all(b, buf, (size_t)r) == 0) {
@@ -674,27 +678,35 @@ struct http_server *http_server_start(const struct http_server_opts *o,
   return s;
 }
 
-void http_server_stop(struct http_server *s)
+void http_server_quiesce(struct http_server *s)
 {
-  if (s == NULL)
+  if (s == NULL || s->quiesced)
     return;
+  s->quiesced = 1;
   if (s->own_accept && s->acceptor) {
-    s->stopping = 1;
     shutdown(s->listen_fd, SHUT_RDWR);
     pthread_join(s->acceptor, NULL);
     s->acceptor = 0;
   }
-  /* Quiesce first: MHD then hands the listening socket back instead of
-   * closing it, so it is closed exactly once, here. */
-  s->stopping = 1;
+  /* MHD hands the listening socket back instead of closing it, so it is
+   * closed exactly once, here; a unix socket's path goes with it, so a
+   * new client is refused at once instead of waiting in the backlog. */
   if (!s->own_accept)
     MHD_quiesce_daemon(s->daemon);
-  MHD_stop_daemon(s->daemon);
   close(s->listen_fd);
-  if (s->unix_path) {
+  s->listen_fd = -1;
+  if (s->unix_path)
     unlink(s->unix_path);
-    free(s->unix_path);
-  }
+}
+
+void http_server_stop(struct http_server *s)
+{
+  if (s == NULL)
+    return;
+  http_server_quiesce(s);
+  s->stopping = 1;
+  MHD_stop_daemon(s->daemon);
+  free(s->unix_path);
   free(s);
 }
 

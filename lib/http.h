@@ -85,6 +85,10 @@ struct http_server_opts {
 
 struct http_server *http_server_start(const struct http_server_opts *o,
                                       struct sp_error **err);
+/* Stop accepting connections (the listening socket is closed, a unix
+ * socket's path removed); requests in progress go on.  Any thread. */
+void http_server_quiesce(struct http_server *s);
+/* Quiesce, end streamed responses, wait for every connection to finish. */
 void http_server_stop(struct http_server *s);
 /* The port actually bound (useful with port 0). */
 int http_server_port(const struct http_server *s);
@@ -120,12 +124,16 @@ void http_reply_upgrade(struct http_req *r, const char *protocol, http_upgraded_
                         void (*ud_free)(void *));
 
 /* Copy bytes both ways between a and b until both directions are closed
- * (each end's EOF is passed on as a shutdown).  Returns the bytes moved
+ * (each end's EOF is passed on as a shutdown), or *stop becomes nonzero
+ * (looked at every 200 ms; stop may be NULL).  Returns the bytes moved
  * from a to b and b to a. */
-void sp_splice(int a, int b, uint64_t *a_to_b, uint64_t *b_to_a);
+void sp_splice(int a, int b, const volatile int *stop, uint64_t *a_to_b, uint64_t *b_to_a);
 
 /* True once the server is stopping: stream callbacks should end. */
 bool http_stopping(const struct http_req *r);
+/* The flag behind http_stopping, for loops that outlive their request
+ * (an upgraded connection). */
+const volatile int *http_stop_flag(const struct http_req *r);
 
 const char *http_query(struct http_req *r, const char *key);
 const char *http_header(struct http_req *r, const char *name);

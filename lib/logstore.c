@@ -927,11 +927,7 @@ struct logstore *logstore_open(const char *path, const struct logstore_opts *opt
   pthread_mutex_init(&ls->db_mu, NULL);
   pthread_mutex_init(&ls->pend_mu, NULL);
   pthread_mutex_init(&ls->seq_mu, NULL);
-  pthread_condattr_t ca;
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&ls->seq_cond, &ca);
-  pthread_condattr_destroy(&ca);
+  sp_cond_init(&ls->seq_cond);
 
   int rc = sqlite3_open_v2(path, &ls->db,
                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
@@ -1105,6 +1101,15 @@ size_t logstore_pending(struct logstore *ls)
   return n;
 }
 
+bool logstore_batch_full(struct logstore *ls, double fraction)
+{
+  pthread_mutex_lock(&ls->pend_mu);
+  bool full = (double)ls->active.n >= fraction * (double)ls->flush_at_lines ||
+              (double)ls->active.len >= fraction * (double)ls->flush_at_bytes;
+  pthread_mutex_unlock(&ls->pend_mu);
+  return full;
+}
+
 int64_t logstore_last_committed_seq(struct logstore *ls)
 {
   pthread_mutex_lock(&ls->seq_mu);
@@ -1116,15 +1121,7 @@ int64_t logstore_last_committed_seq(struct logstore *ls)
 int64_t logstore_wait(struct logstore *ls, int64_t after_seq, int64_t timeout_ms)
 {
   struct timespec deadline;
-  clock_gettime(CLOCK_MONOTONIC, &deadline);
-  if (timeout_ms >= 0) {
-    deadline.tv_sec += timeout_ms / 1000;
-    deadline.tv_nsec += (timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-      deadline.tv_sec++;
-      deadline.tv_nsec -= 1000000000L;
-    }
-  }
+  sp_deadline_after(&deadline, timeout_ms >= 0 ? timeout_ms : 0);
   pthread_mutex_lock(&ls->seq_mu);
   while (ls->last_seq <= after_seq) {
     if (timeout_ms < 0) {

@@ -91,6 +91,10 @@ int logstore_flush(struct logstore *ls, struct sp_error **err);
 
 /* Lines appended but not yet committed (including a batch being written). */
 size_t logstore_pending(struct logstore *ls);
+/* True when the batch being filled holds at least `fraction` of what makes
+ * logstore_append flush by itself (in lines or in bytes): a writer that
+ * keeps below 1.0 keeps commits out of the appending thread. */
+bool logstore_batch_full(struct logstore *ls, double fraction);
 
 /* One line handed to a query callback.  The pointers are valid only during
  * the callback.  text[len] is a NUL byte, but text may contain NULs too. */

@@ -260,3 +260,61 @@ bool b64_decode(const char *s, size_t len, char **out, size_t *out_len)
   *out_len = o;
   return true;
 }
+
+/* ---- NULL-terminated string vectors ---- */
+
+void strv_free(char **v)
+{
+  for (char **p = v; p && *p; p++)
+    free(*p);
+  free(v);
+}
+
+char **strv_dup(char *const *v)
+{
+  size_t n = 0;
+  while (v && v[n])
+    n++;
+  char **r = xcalloc(n + 1, sizeof *r);
+  for (size_t i = 0; i < n; i++)
+    r[i] = xstrdup(v[i]);
+  return r;
+}
+
+/* Set NAME=VALUE in a NULL-terminated vector (replacing an existing one). */
+char **strv_setenv(char **v, const char *name, const char *value)
+{
+  size_t klen = strlen(name), n = 0;
+  for (; v && v[n]; n++) {
+    if (strncmp(v[n], name, klen) == 0 && v[n][klen] == '=') {
+      free(v[n]);
+      v[n] = xasprintf("%s=%s", name, value);
+      return v;
+    }
+  }
+  v = xreallocarray(v, n + 2, sizeof *v);
+  v[n] = xasprintf("%s=%s", name, value);
+  v[n + 1] = NULL;
+  return v;
+}
+
+char **strv_unsetenv(char **v, const char *name)
+{
+  size_t klen = strlen(name);
+  for (size_t i = 0; v && v[i]; i++) {
+    if (strncmp(v[i], name, klen) == 0 && v[i][klen] == '=') {
+      free(v[i]);
+      size_t j = i;
+      for (; v[j + 1]; j++)
+        v[j] = v[j + 1];
+      v[j] = NULL;
+      return v;
+    }
+  }
+  return v;
+}
+
+void strv_freep(char ***v)
+{
+  strv_free(*v);
+}

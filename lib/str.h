@@ -49,4 +49,13 @@ bool str_equal_ct(const char *expected, const char *given);
 char *b64_encode(const void *data, size_t len, size_t *out_len);
 bool b64_decode(const char *s, size_t len, char **out, size_t *out_len);
 
+/* NULL-terminated vectors of strings ("K=V" environments, argv). */
+void strv_free(char **v); /* accepts NULL */
+void strv_freep(char ***v);
+#define cleanup_strv __attribute__((cleanup(strv_freep)))
+char **strv_dup(char *const *v); /* NULL gives an empty vector */
+/* Set NAME=VALUE (replacing an existing NAME), or remove NAME. */
+char **strv_setenv(char **v, const char *name, const char *value);
+char **strv_unsetenv(char **v, const char *name);
+
 #endif

@@ -5,6 +5,7 @@
 #define SP_UTIL_H
 
 #include <stdarg.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -47,6 +48,12 @@ void sp_closedirp(void *dp);
 int64_t sp_monotonic_ms(void);
 /* Microseconds since an arbitrary point (CLOCK_MONOTONIC). */
 int64_t sp_monotonic_us(void);
+/* The absolute CLOCK_MONOTONIC time ms from now, for waits on a condition
+ * variable made by sp_cond_init (the project's one clock for deadlines). */
+struct timespec;
+void sp_deadline_after(struct timespec *ts, int64_t ms);
+/* A condition variable whose timed waits use CLOCK_MONOTONIC. */
+void sp_cond_init(pthread_cond_t *cv);
 /* Milliseconds since the epoch (CLOCK_REALTIME). */
 int64_t sp_now_ms(void);
 /* ISO 8601 UTC with milliseconds, "2026-01-02T03:04:05.678Z"; buf >= 32. */

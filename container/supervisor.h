@@ -1,17 +1,26 @@
-/* The supervisor: one single-threaded loop (epoll over a signalfd, the
- * children's pipes, a timerfd and an eventfd) that starts supervised
- * processes, reads their output line by line into the log store and the
- * classifier, reaps every child (and, as pid 1, every orphan), restarts
- * crashed processes with backoff and probes their ports.
+/* The supervisor: one thread owns every process of the monitor, supervised
+ * dev servers and one-shot commands alike.  Its loop (epoll over a
+ * signalfd, the children's pipes, port probes, a timerfd and an eventfd)
+ * alone forks, reaps (every child and, as pid 1, every orphan), signals,
+ * times out and probes; each process's life is a procfsm (procfsm.h).
  *
- * The other functions are called from HTTP threads; they take the
- * supervisor's lock, which the loop holds while it handles one event.
+ * The other functions are called from HTTP threads: each hands the loop a
+ * request and waits for its answer, so no other thread touches process
+ * state.  Output lines go to the log store and the classifier; commits (of
+ * lines and errors) happen on a writer thread, and while it lags the loop
+ * stops reading pipes instead of buffering without bound.
  *
  * Process states (the Cloudflare SDK's): "starting" (spawned, or waiting for
  * a restart after a crash), "running", "completed" (exit 0), "failed"
  * (non-zero exit without restart, or given up after too many deaths),
  * "killed" (stopped on request), "error" (could not be spawned).  "ready"
- * says the port answers HTTP. */
+ * says the port answers HTTP.
+ *
+ * Stopping: SIGTERM or SIGINT (or supervisor_shutdown) starts it: every
+ * process and command gets SIGTERM on its group, SIGKILL after the stop
+ * timeout (a second signal: at once); commands end cut short; the stores
+ * are flushed; supervisor_run returns.  Requests made after that fail with
+ * MONITOR_STOPPING (503). */
 #ifndef SP_SUPERVISOR_H
 #define SP_SUPERVISOR_H
 
@@ -40,6 +49,10 @@ struct supervisor_opts {
                                 before it is restarted; default 3 */
   int64_t flush_interval_ms; /* log batches commit at least this often; default 50 */
   int max_finished;          /* finished processes remembered; default 256 */
+  /* Called on the loop when the stop sequence starts (e.g. to stop
+   * accepting requests). */
+  void (*on_stop)(void *ud);
+  void *ud;
 };
 
 struct proc_spec {
@@ -60,13 +73,19 @@ struct proc_spec {
 
 /* Blocks SIGCHLD, SIGTERM, SIGINT and SIGHUP in the calling thread (create
  * it before any other thread, so they inherit the mask): the loop reads them
- * from a signalfd; SIGTERM and SIGINT end it. */
+ * from a signalfd. */
 struct supervisor *supervisor_new(const struct supervisor_opts *o, struct sp_error **err);
-/* Run the loop until supervisor_shutdown(); then stop every process
- * (SIGTERM, SIGKILL after the stop timeout, bounded) and flush the store. */
+/* Run the loop (in the thread that called supervisor_new) until the stop
+ * sequence is over; returns 0. */
 int supervisor_run(struct supervisor *s);
-/* Ask the loop to end; safe from any thread and from signal context. */
-void supervisor_shutdown(struct supervisor *s);
+/* Start the stop sequence, as SIGTERM does (`now`: as a second SIGTERM:
+ * SIGKILL at once); safe from any thread. */
+void supervisor_shutdown(struct supervisor *s, bool now);
+/* True from the start of the stop sequence on. */
+bool supervisor_stopping(struct supervisor *s);
+/* True once the stop sequence is over: nothing runs, every line is
+ * committed, every request is refused. */
+bool supervisor_closed(struct supervisor *s);
 void supervisor_free(struct supervisor *s);
 
 /* Each returns a new cJSON Process object, or NULL with *err. */
@@ -108,26 +127,55 @@ void supervisor_state(struct supervisor *s, const char *sandbox, const char *id,
 /* The key under which a process's lines are in the log store. */
 char *supervisor_log_key(const char *sandbox, const char *id);
 
-/* A change counter, bumped on every state change of any process;
- * supervisor_wait blocks until it passes `seen` or timeout_ms passes. */
-uint64_t supervisor_version(struct supervisor *s);
-uint64_t supervisor_wait(struct supervisor *s, uint64_t seen, int64_t timeout_ms);
-
 struct supervisor_counts {
   int total, running, ready, failed;
   int64_t restarts, orphans_reaped;
 };
 void supervisor_counts(struct supervisor *s, struct supervisor_counts *c);
 
-/* One-shot children (commands): spawn under the supervisor's reaper.  The
- * exit is waited for with supervisor_child_wait, which returns the wait
- * status, or -1 on timeout (the child is then still running). */
+/* One-shot commands.  The loop spawns the command, feeds its stdin, reads
+ * its output (up to output_cap bytes of each stream; the rest is dropped
+ * and flagged), enforces its timeout (SIGKILL on the group, until empty)
+ * and reaps it.  The caller takes the output as it comes with
+ * command_wait and lets go with command_release. */
 struct spawn_opts;
-struct spawn_result;
-int supervisor_spawn_child(struct supervisor *s, const struct spawn_opts *o,
-                           struct spawn_result *res, struct sp_error **err);
-int supervisor_child_wait(struct supervisor *s, pid_t pid, int64_t timeout_ms);
-/* Forget a child that will not be waited for (it is reaped anyway). */
-void supervisor_child_forget(struct supervisor *s, pid_t pid);
+struct command;
+
+struct command_opts {
+  const struct spawn_opts *spawn; /* read only during supervisor_command */
+  int state_fd;                   /* >= 0: a pipe read to its end into the state buffer */
+  const char *stdin_data;         /* copied; NULL: no stdin pipe */
+  size_t stdin_len;
+  int64_t timeout_ms;             /* 0: none */
+  size_t output_cap;              /* per stream; 0: 16 MiB */
+  size_t state_cap;               /* 0: 1 MiB */
+};
+
+/* Returns the command running, or NULL with *err (the spawn's error, or
+ * MONITOR_STOPPING).  Takes ownership of co->state_fd either way. */
+struct command *supervisor_command(struct supervisor *s, const struct command_opts *co,
+                                   struct sp_error **err);
+
+enum command_stream { COMMAND_STDOUT = 1, COMMAND_STDERR = 2 };
+typedef void (*command_sink)(void *ud, enum command_stream which, const char *data,
+                             size_t len);
+/* Hand what arrived to `sink` (raw bytes, as read), waiting up to wait_ms
+ * for something to arrive.  True once the command is over: exited (or
+ * killed) and its output drained; the sink has then had all of it. */
+bool command_wait(struct command *c, int wait_ms, command_sink sink, void *ud);
+
+struct command_result {
+  int status;      /* the wait status */
+  int exit_code;   /* the code, 128 + signal, or 137 after a timeout */
+  bool timed_out;  /* killed by its timeout */
+  bool stopped;    /* cut short by the monitor's stop sequence */
+  bool truncated;  /* output beyond output_cap was dropped */
+  const char *state; /* what came on state_fd (NUL-terminated; may hold NULs) */
+  size_t state_len;
+};
+/* After command_wait returned true. */
+void command_result(struct command *c, struct command_result *r);
+/* Let go; a command still running is killed (its group, until empty). */
+void command_release(struct command *c);
 
 #endif
