@@ -49,6 +49,26 @@ static inline int check_finish(int failed)
   return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
+/* Adds to s a test case of tests[0..n), each run between setup and
+ * teardown (NULL: none) in its own forked child. */
+static inline TCase *check_add_tcase(Suite *s, const char *name, double timeout_s, SFun setup,
+                                     SFun teardown, const TTest *const *tests, size_t n)
+{
+  TCase *t = tcase_create(name);
+  tcase_set_timeout(t, timeout_s);
+  if (setup || teardown)
+    tcase_add_checked_fixture(t, setup, teardown);
+  for (size_t i = 0; i < n; i++)
+    tcase_add_test(t, tests[i]);
+  suite_add_tcase(s, t);
+  return t;
+}
+
+/* The tests[] and n arguments of check_add_tcase. */
+#define CHECK_TESTS(...)                                                      \
+  (const TTest *const[]){__VA_ARGS__},                                        \
+      sizeof((const TTest *const[]){__VA_ARGS__}) / sizeof(const TTest *)
+
 #define CHECK_MAIN(suite_fn)                                                  \
   int main(void)                                                              \
   {                                                                           \

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -17,35 +18,24 @@
 #include "str.h"
 #include "util.h"
 
-static inline struct sockaddr_un sock_unix_addr(const char *path)
+/* A unix stream socket listening at path, or connected to it. */
+static inline int sock_unix(const char *path, bool listening)
 {
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
   ck_assert_uint_lt(strlen(path), sizeof sa.sun_path);
   strcpy(sa.sun_path, path);
-  return sa;
-}
-
-/* A listening unix socket at path. */
-static inline int sock_listen_unix(const char *path)
-{
-  struct sockaddr_un sa = sock_unix_addr(path);
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   ck_assert_int_ge(fd, 0);
-  ck_assert_msg(bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0, "bind %s: %s", path,
-                strerror(errno));
-  ck_assert_int_eq(listen(fd, 16), 0);
+  int rc = listening ? bind(fd, (struct sockaddr *)&sa, sizeof sa)
+                     : connect(fd, (struct sockaddr *)&sa, sizeof sa);
+  ck_assert_msg(rc == 0, "%s %s: %s", listening ? "bind" : "connect", path, strerror(errno));
+  if (listening)
+    ck_assert_int_eq(listen(fd, 16), 0);
   return fd;
 }
 
-static inline int sock_connect_unix(const char *path)
-{
-  struct sockaddr_un sa = sock_unix_addr(path);
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  ck_assert_int_ge(fd, 0);
-  ck_assert_msg(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0, "connect %s: %s", path,
-                strerror(errno));
-  return fd;
-}
+static inline int sock_listen_unix(const char *path) { return sock_unix(path, true); }
+static inline int sock_connect_unix(const char *path) { return sock_unix(path, false); }
 
 static inline int sock_connect_tcp(int port)
 {

@@ -867,30 +867,18 @@ START_TEST(egress_reaches_the_mirror)
 }
 END_TEST
 
-/* A test case of the given tests, added to s. */
-static TCase *add_tcase(Suite *s, const char *name, double timeout, const TTest *const *tests,
-                        size_t n)
-{
-  TCase *t = tcase_create(name);
-  tcase_set_timeout(t, timeout);
-  for (size_t i = 0; i < n; i++)
-    tcase_add_test(t, tests[i]);
-  suite_add_tcase(s, t);
-  return t;
-}
-
 static Suite *backend_docker_suite(void)
 {
   Suite *s = suite_create("backend_docker");
-  const TTest *no_engine[] = {unanswered_socket_is_503, silent_socket_times_out,
-                              socket_from_docker_host};
+  check_add_tcase(s, "no engine needed", 60, NULL, NULL,
+                  CHECK_TESTS(unanswered_socket_is_503, silent_socket_times_out,
+                              socket_from_docker_host));
   const TTest *builds[] = {fixture_builds_then_cached, context_over_limit_is_refused,
                            failing_build_says_why, missing_images_are_404};
   const TTest *instance[] = {hardening_as_the_engine_sees_it, hardening_from_inside,
                              writes_outside_workspace_and_tmp_fail, no_network_with_network_none,
                              fork_bomb_is_contained, memory_hog_is_contained,
                              egress_reaches_the_mirror, discover_adopt_stop};
-  add_tcase(s, "no engine needed", 60, no_engine, SP_ARRAY_SIZE(no_engine));
 
   struct sp_error *err = NULL;
   struct backend *b = backend_docker_new(NULL, &err);
@@ -903,9 +891,9 @@ static Suite *backend_docker_suite(void)
   }
   backend_free(b);
 
-  TCase *t = add_tcase(s, "image builds", 600, builds, SP_ARRAY_SIZE(builds));
-  tcase_add_checked_fixture(t, build_setup, build_teardown);
-  t = add_tcase(s, "instance", 900, instance, SP_ARRAY_SIZE(instance));
+  check_add_tcase(s, "image builds", 600, build_setup, build_teardown, builds,
+                  SP_ARRAY_SIZE(builds));
+  TCase *t = check_add_tcase(s, "instance", 900, NULL, NULL, instance, SP_ARRAY_SIZE(instance));
   tcase_add_unchecked_fixture(t, instance_setup, instance_teardown);
   return s;
 }

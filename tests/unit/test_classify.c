@@ -1044,6 +1044,22 @@ static void load_known_misses(const char *path, struct misses *out)
   free(text);
 }
 
+/* Prints each entry of a that b lacks, as "<label>: <entry><advice>", the
+ * first one also into *first; returns how many. */
+static size_t report_absent(const struct misses *a, const struct misses *b, const char *label,
+                            const char *advice, struct sbuf *first)
+{
+  size_t n = 0;
+  for (size_t i = 0; i < a->n; i++) {
+    if (misses_has(b, a->key[i]))
+      continue;
+    printf("%s: %s%s\n", label, a->text[i], advice);
+    if (n++ == 0 && first->len == 0)
+      sbuf_addf(first, "%s: %s%s", label, a->text[i], advice);
+  }
+  return n;
+}
+
 /* Feed a fixture line by line (bytes as they are), then flush. */
 static void classify_fixture(const char *text, size_t len, struct evlist *l)
 {
@@ -1180,21 +1196,10 @@ START_TEST(test_corpus_accuracy)
          acc, right, labelled, fully, fixtures, known.n);
 
   struct sbuf first = SBUF_INIT;
-  size_t problems = 0;
-  for (size_t i = 0; i < missed.n; i++) {
-    if (misses_has(&known, missed.key[i]))
-      continue;
-    printf("new miss: %s (not in known-misses.txt)\n", missed.text[i]);
-    if (problems++ == 0)
-      sbuf_addf(&first, "new miss: %s", missed.text[i]);
-  }
-  for (size_t i = 0; i < known.n; i++) {
-    if (misses_has(&missed, known.key[i]))
-      continue;
-    printf("fixed miss: %s is right now: remove it from the baseline\n", known.text[i]);
-    if (problems++ == 0)
-      sbuf_addf(&first, "fixed miss: %s: remove it from the baseline", known.text[i]);
-  }
+  size_t problems =
+      report_absent(&missed, &known, "new miss", " (not in known-misses.txt)", &first) +
+      report_absent(&known, &missed, "fixed miss", " is right now: remove it from the baseline",
+                    &first);
   fflush(stdout);
   ck_assert_msg(fixtures >= 60, "corpus has only %zu fixtures (need 60)", fixtures);
   ck_assert_msg(problems == 0, "%zu classifier result(s) differ from %s, first: %s", problems,
@@ -1209,38 +1214,16 @@ END_TEST
 static Suite *classify_suite(void)
 {
   Suite *s = suite_create("classify");
-  TCase *t = tcase_create("formats");
+  TCase *t = check_add_tcase(
+      s, "formats", 60, NULL, NULL,
+      CHECK_TESTS(test_vite, test_esbuild, test_typescript, test_react, test_nextjs, test_node,
+                  test_package_managers, test_python, test_pino, test_benign, test_ansi,
+                  test_normalise, test_bad_rules, test_default_rules_fast, test_flush));
   tcase_add_unchecked_fixture(t, load_rules, free_rules);
-  tcase_set_timeout(t, 60);
-  tcase_add_test(t, test_vite);
-  tcase_add_test(t, test_esbuild);
-  tcase_add_test(t, test_typescript);
-  tcase_add_test(t, test_react);
-  tcase_add_test(t, test_nextjs);
-  tcase_add_test(t, test_node);
-  tcase_add_test(t, test_package_managers);
-  tcase_add_test(t, test_python);
-  tcase_add_test(t, test_pino);
-  tcase_add_test(t, test_benign);
-  tcase_add_test(t, test_ansi);
-  tcase_add_test(t, test_normalise);
-  tcase_add_test(t, test_bad_rules);
-  tcase_add_test(t, test_default_rules_fast);
-  tcase_add_test(t, test_flush);
-  suite_add_tcase(s, t);
-
-  TCase *h = tcase_create("robustness");
-  tcase_add_unchecked_fixture(h, load_rules, free_rules);
-  tcase_set_timeout(h, 120);
-  tcase_add_test(h, test_hostile);
-  tcase_add_test(h, test_speed);
-  suite_add_tcase(s, h);
-
-  TCase *a = tcase_create("corpus");
-  tcase_add_unchecked_fixture(a, load_rules, free_rules);
-  tcase_set_timeout(a, 60);
-  tcase_add_test(a, test_corpus_accuracy);
-  suite_add_tcase(s, a);
+  t = check_add_tcase(s, "robustness", 120, NULL, NULL, CHECK_TESTS(test_hostile, test_speed));
+  tcase_add_unchecked_fixture(t, load_rules, free_rules);
+  t = check_add_tcase(s, "corpus", 60, NULL, NULL, CHECK_TESTS(test_corpus_accuracy));
+  tcase_add_unchecked_fixture(t, load_rules, free_rules);
   return s;
 }
 

@@ -206,17 +206,11 @@ END_TEST
 static Suite *error_suite(void)
 {
   Suite *s = suite_create("error");
-  TCase *t = tcase_create("contract");
-  tcase_add_test(t, set_without_errno_is_internal);
-  tcase_add_test(t, set_maps_errno);
-  tcase_add_test(t, code_is_explicit);
-  tcase_add_test(t, first_error_wins);
-  tcase_add_test(t, null_error_argument);
-  tcase_add_test(t, prefix_adds_context_on_the_way_up);
-  tcase_add_test(t, context_fields);
-  tcase_add_test(t, print_once_at_the_boundary);
-  tcase_add_test(t, contract_through_calls);
-  suite_add_tcase(s, t);
+  check_add_tcase(s, "contract", 10, NULL, NULL,
+                  CHECK_TESTS(set_without_errno_is_internal, set_maps_errno, code_is_explicit,
+                              first_error_wins, null_error_argument,
+                              prefix_adds_context_on_the_way_up, context_fields,
+                              print_once_at_the_boundary, contract_through_calls));
   return s;
 }
 

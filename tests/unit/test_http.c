@@ -176,23 +176,24 @@ static void h_upgrade(struct http_req *r)
   http_reply_upgrade(r, "echo", upgraded, NULL, NULL);
 }
 
+#define ROUTE(method, pattern, handler) {method, pattern, handler, 0, NULL}
 static const struct http_route routes[] = {
-    {"GET", "/hello", h_hello, 0, NULL},
-    {"DELETE", "/hello", h_hello, 0, NULL},
-    {"GET", "/api/process/:id/logs", h_params, 0, NULL},
-    {"GET", "/a/:x/b/:y", h_params, 0, NULL},
-    {"GET", "/files/*", h_params, 0, NULL},
-    {"*", "/any", h_method, 0, NULL},
-    {"GET", "/query", h_query, 0, NULL},
-    {"POST", "/json", h_json, 0, NULL},
+    ROUTE("GET", "/hello", h_hello),
+    ROUTE("DELETE", "/hello", h_hello),
+    ROUTE("GET", "/api/process/:id/logs", h_params),
+    ROUTE("GET", "/a/:x/b/:y", h_params),
+    ROUTE("GET", "/files/*", h_params),
+    ROUTE("*", "/any", h_method),
+    ROUTE("GET", "/query", h_query),
+    ROUTE("POST", "/json", h_json),
     {"POST", "/echo", h_echo, 16, NULL},
-    {"POST", "/big", h_echo, 0, NULL},
+    ROUTE("POST", "/big", h_echo),
     {"PUT", "/count", h_count, 0, on_body_count},
-    {"GET", "/silent", h_silent, 0, NULL},
-    {"GET", "/stream", h_stream, 0, NULL},
-    {"GET", "/abort", h_stream_abort, 0, NULL},
-    {"GET", "/forever", h_stream_forever, 0, NULL},
-    {"GET", "/upgrade", h_upgrade, 0, NULL},
+    ROUTE("GET", "/silent", h_silent),
+    ROUTE("GET", "/stream", h_stream),
+    ROUTE("GET", "/abort", h_stream_abort),
+    ROUTE("GET", "/forever", h_stream_forever),
+    ROUTE("GET", "/upgrade", h_upgrade),
 };
 
 /* Requests with "X-Deny" are answered 401 before routing. */
@@ -763,10 +764,8 @@ static void still_serving(void) { expect(get("/hello"), 200, "hello"); }
 START_TEST(huge_headers)
 {
   struct sbuf req = SBUF_INIT;
-  sbuf_addstr(&req, "GET /hello HTTP/1.1\r\nHost: t\r\nConnection: close\r\nX-Big: ");
-  for (int i = 0; i < 100000; i++)
-    sbuf_addch(&req, 'h');
-  sbuf_addstr(&req, "\r\n\r\n");
+  sbuf_addf(&req, "GET /hello HTTP/1.1\r\nHost: t\r\nConnection: close\r\nX-Big: %0*d\r\n\r\n",
+            100000, 0);
   struct resp r = exchange(req.buf, req.len);
   ck_assert_msg(r.status == 431, "status %d; head: %.200s", r.status, r.head);
   resp_release(&r);
@@ -835,46 +834,18 @@ END_TEST
 static Suite *http_suite(void)
 {
   Suite *s = suite_create("http");
-  TCase *t = tcase_create("routing");
-  tcase_add_checked_fixture(t, setup, teardown);
-  tcase_set_timeout(t, 30);
-  tcase_add_test(t, routes_and_captures);
-  tcase_add_test(t, not_found);
-  tcase_add_test(t, method_not_allowed);
-  tcase_add_test(t, query_and_headers);
-  tcase_add_test(t, handler_without_reply);
-  tcase_add_test(t, pre_and_post_hooks);
-  suite_add_tcase(s, t);
-
-  t = tcase_create("bodies");
-  tcase_add_checked_fixture(t, setup, teardown);
-  tcase_set_timeout(t, 30);
-  tcase_add_test(t, body_limits);
-  tcase_add_test(t, chunked_request_bodies);
-  tcase_add_test(t, not_found_with_a_body);
-  tcase_add_test(t, streamed_request_body);
-  tcase_add_test(t, stream_response);
-  tcase_add_test(t, stream_abort);
-  tcase_add_test(t, stop_ends_streams);
-  suite_add_tcase(s, t);
-
-  t = tcase_create("connections");
-  tcase_add_checked_fixture(t, setup, teardown);
-  tcase_set_timeout(t, 30);
-  tcase_add_test(t, takeover_first);
-  tcase_add_test(t, upgrade);
-  tcase_add_test(t, splice_both_ways);
-  tcase_add_test(t, unix_socket_rules);
-  tcase_add_test(t, loopback_port);
-  suite_add_tcase(s, t);
-
-  t = tcase_create("hostile");
-  tcase_add_checked_fixture(t, setup, teardown);
-  tcase_set_timeout(t, 60);
-  tcase_add_test(t, huge_headers);
-  tcase_add_test(t, malformed_requests);
-  tcase_add_test(t, many_clients_at_once);
-  suite_add_tcase(s, t);
+  check_add_tcase(s, "routing", 30, setup, teardown,
+                  CHECK_TESTS(routes_and_captures, not_found, method_not_allowed,
+                              query_and_headers, handler_without_reply, pre_and_post_hooks));
+  check_add_tcase(s, "bodies", 30, setup, teardown,
+                  CHECK_TESTS(body_limits, chunked_request_bodies, not_found_with_a_body,
+                              streamed_request_body, stream_response, stream_abort,
+                              stop_ends_streams));
+  check_add_tcase(s, "connections", 30, setup, teardown,
+                  CHECK_TESTS(takeover_first, upgrade, splice_both_ways, unix_socket_rules,
+                              loopback_port));
+  check_add_tcase(s, "hostile", 60, setup, teardown,
+                  CHECK_TESTS(huge_headers, malformed_requests, many_clients_at_once));
   return s;
 }
 

@@ -110,6 +110,17 @@ static int request(const char *method, const char *target, const char *const *he
                        body ? strlen(body) : 0, timeout_ms, max_body, out, err);
 }
 
+/* A GET on a fresh connection, its response head read into *r. */
+static struct httpc *open_get(const char *target, struct httpc_response *r)
+{
+  struct sp_error *err = NULL;
+  struct httpc *c = httpc_connect(sock_path, 5000, &err);
+  ck_assert_msg(c != NULL, "%s", err ? err->msg : "?");
+  ck_assert_int_eq(httpc_send_head(c, "GET", target, NULL, 0, 0, &err), 0);
+  ck_assert_msg(httpc_read_head(c, r, &err) == 0, "%s", err ? err->msg : "?");
+  return c;
+}
+
 /* The request fails with this code, status and message (a substring). */
 static void fails_with(struct sp_error *err, const char *code, int status, const char *msg)
 {
@@ -233,10 +244,8 @@ START_TEST(response_headers)
   sbuf_addstr(&reply, "\r\nok");
   serve((struct script){.reply = reply.buf, .hold = true});
   struct sp_error *err = NULL;
-  struct httpc *c = httpc_connect(sock_path, 5000, &err);
-  ck_assert_int_eq(httpc_send_head(c, "GET", "/", NULL, 0, 0, &err), 0);
   struct httpc_response r;
-  ck_assert_int_eq(httpc_read_head(c, &r, &err), 0);
+  struct httpc *c = open_get("/", &r);
   ck_assert_int_eq(r.status, 200);
   ck_assert_str_eq(httpc_header(&r, "x-one"), "1");
   ck_assert_str_eq(httpc_header(&r, "X-TWO"), "2");
@@ -266,11 +275,8 @@ START_TEST(bytes_after_the_head)
   serve((struct script){.reply = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: tcp\r\n\r\n"
                                  "first bytes of the tunnel",
                         .hold = true});
-  struct sp_error *err = NULL;
-  struct httpc *c = httpc_connect(sock_path, 5000, &err);
-  ck_assert_int_eq(httpc_send_head(c, "GET", "/tunnel", NULL, 0, 0, &err), 0);
   struct httpc_response r;
-  ck_assert_int_eq(httpc_read_head(c, &r, &err), 0);
+  struct httpc *c = open_get("/tunnel", &r);
   ck_assert_int_eq(r.status, 101);
   char buf[64];
   size_t n = httpc_take_buffered(c, buf, sizeof buf);
@@ -376,10 +382,7 @@ END_TEST
 START_TEST(huge_heads_refused)
 {
   struct sbuf reply = SBUF_INIT;
-  sbuf_addstr(&reply, "HTTP/1.1 200 OK\r\nX-Long: ");
-  for (int i = 0; i < 100000; i++)
-    sbuf_addch(&reply, 'x');
-  sbuf_addstr(&reply, "\r\n\r\n");
+  sbuf_addf(&reply, "HTTP/1.1 200 OK\r\nX-Long: %0*d\r\n\r\n", 100000, 0);
   bad_reply(reply.buf, "response line too long");
   sbuf_reset(&reply);
   sbuf_addstr(&reply, "HTTP/1.1 200 OK\r\n");
@@ -409,31 +412,15 @@ END_TEST
 static Suite *httpc_suite(void)
 {
   Suite *s = suite_create("httpc");
-  TCase *t = tcase_create("exchanges");
-  tcase_add_checked_fixture(t, setup, teardown);
-  tcase_set_timeout(t, 30);
-  tcase_add_test(t, get_with_sized_body);
-  tcase_add_test(t, post_with_body);
-  tcase_add_test(t, chunked_upload);
-  tcase_add_test(t, chunked_response);
-  tcase_add_test(t, chunked_response_dripped);
-  tcase_add_test(t, body_until_close);
-  tcase_add_test(t, response_headers);
-  tcase_add_test(t, bytes_after_the_head);
-  tcase_add_test(t, body_discarded_without_out);
-  suite_add_tcase(s, t);
-
-  t = tcase_create("failures");
-  tcase_add_checked_fixture(t, setup, teardown);
-  tcase_set_timeout(t, 30);
-  tcase_add_test(t, nothing_listens);
-  tcase_add_test(t, closed_without_answer);
-  tcase_add_test(t, silent_peer_times_out);
-  tcase_add_test(t, bad_status_lines);
-  tcase_add_test(t, bodies_cut_short);
-  tcase_add_test(t, huge_heads_refused);
-  tcase_add_test(t, body_over_the_limit);
-  suite_add_tcase(s, t);
+  check_add_tcase(s, "exchanges", 30, setup, teardown,
+                  CHECK_TESTS(get_with_sized_body, post_with_body, chunked_upload,
+                              chunked_response, chunked_response_dripped, body_until_close,
+                              response_headers, bytes_after_the_head,
+                              body_discarded_without_out));
+  check_add_tcase(s, "failures", 30, setup, teardown,
+                  CHECK_TESTS(nothing_listens, closed_without_answer, silent_peer_times_out,
+                              bad_status_lines, bodies_cut_short, huge_heads_refused,
+                              body_over_the_limit));
   return s;
 }
 

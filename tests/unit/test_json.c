@@ -72,19 +72,18 @@ END_TEST
 /* Nesting deeper than cJSON's limit is refused, not a stack overflow. */
 START_TEST(parse_deep_nesting)
 {
-  struct sbuf sb = SBUF_INIT;
-  sbuf_addstr(&sb, "{\"a\":");
-  for (int i = 0; i < 100000; i++)
-    sbuf_addch(&sb, '[');
-  for (int i = 0; i < 100000; i++)
-    sbuf_addch(&sb, ']');
-  sbuf_addch(&sb, '}');
+  size_t depth = 100000;
+  char *body = xmalloc(2 * depth + 6);
+  memcpy(body, "{\"a\":", 5);
+  memset(body + 5, '[', depth);
+  memset(body + 5 + depth, ']', depth);
+  body[5 + 2 * depth] = '}';
   struct sp_error *err = NULL;
-  ck_assert_ptr_null(json_parse_object(sb.buf, sb.len, &err));
+  ck_assert_ptr_null(json_parse_object(body, 2 * depth + 6, &err));
   ck_assert_str_eq(err->code, "INVALID_JSON");
   ck_assert_int_eq(err->http_status, 400);
   sp_error_free(err);
-  sbuf_release(&sb);
+  free(body);
 }
 END_TEST
 
@@ -230,17 +229,10 @@ END_TEST
 static Suite *json_suite(void)
 {
   Suite *s = suite_create("json");
-  TCase *t = tcase_create("bodies");
-  tcase_add_test(t, parse_objects);
-  tcase_add_test(t, parse_refusals);
-  tcase_add_test(t, parse_deep_nesting);
-  tcase_add_test(t, get_string);
-  tcase_add_test(t, get_int);
-  tcase_add_test(t, get_bool);
-  tcase_add_test(t, print_and_add);
-  tcase_add_test(t, error_body);
-  tcase_add_test(t, error_body_without_error);
-  suite_add_tcase(s, t);
+  check_add_tcase(s, "bodies", 10, NULL, NULL,
+                  CHECK_TESTS(parse_objects, parse_refusals, parse_deep_nesting, get_string,
+                              get_int, get_bool, print_and_add, error_body,
+                              error_body_without_error));
   return s;
 }
 
