@@ -154,11 +154,15 @@ images: all
 
 # Before the test suites: an engine and the base and sandbox images when this
 # machine can run an engine.  When it cannot, make test goes on and the
-# docker backend's tests say SKIPPED, loudly.
+# docker backend's tests say SKIPPED, loudly; under CI=true, where an engine
+# is promised, make test stops here instead.
 docker-test-images: all
 	@mkdir -p build
 	@if scripts/docker-up && scripts/build-base-image; then \
 	  echo "== image sandpit/sandbox"; $(call DOCKER_BUILD,SandboxDockerfile,sandbox); \
+	elif [ "$${CI:-}" = true ]; then \
+	  echo "*** FAILED: CI=true and no Docker engine or base image (see above): the docker backend cannot be tested ***" >&2; \
+	  exit 1; \
 	else \
 	  echo "*** no Docker engine here: the docker backend tests will be SKIPPED ***"; \
 	fi

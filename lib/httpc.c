@@ -210,8 +210,10 @@ int httpc_read_head(struct httpc *c, struct httpc_response *r, struct sp_error *
   r->status = code;
   for (;;) {
     char *line = read_line(c, &total, err);
-    if (line == NULL)
+    if (line == NULL) {
+      httpc_response_release(r); /* a failed read leaves nothing to release */
       return -1;
+    }
     if (line[0] == '\0') {
       free(line);
       break;

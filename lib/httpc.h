@@ -41,6 +41,7 @@ int httpc_send_head(struct httpc *c, const char *method, const char *target,
 int httpc_write_body(struct httpc *c, const void *data, size_t len, struct sp_error **err);
 int httpc_end_body(struct httpc *c, struct sp_error **err);
 
+/* On failure r holds nothing (releasing it again is harmless). */
 int httpc_read_head(struct httpc *c, struct httpc_response *r, struct sp_error **err);
 const char *httpc_header(const struct httpc_response *r, const char *name);
 void httpc_response_release(struct httpc_response *r);

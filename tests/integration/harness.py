@@ -206,6 +206,10 @@ class Monitor:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def in_ci():
+    return os.environ.get("CI") == "true"
+
+
 class Suite:
     def __init__(self, name):
         self.name = name
@@ -229,6 +233,14 @@ class Suite:
     def skip(self, what, why):
         self.skipped += 1
         print("  SKIP %s: %s" % (what, why))
+
+    def require(self, what, why):
+        """A prerequisite the suite needs is missing: a loud skip, but a
+        failure under CI=true, where every prerequisite is promised."""
+        if in_ci():
+            self.check(what, False, "(CI=true, and %s)" % why)
+        else:
+            self.skip(what, "*** SKIPPED: %s ***" % why)
 
     def run(self, tests):
         print("== %s" % self.name)

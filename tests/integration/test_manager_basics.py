@@ -153,7 +153,8 @@ def test_health_and_auth(t):
         req = urllib.request.Request(base + "/no/such/route",
                                      headers={"Authorization": "Bearer secret-token-1"})
         try:
-            urllib.request.urlopen(req, timeout=2)
+            with urllib.request.urlopen(req, timeout=2) as r:
+                t.eq("unknown route is 404", r.status, 404)
         except urllib.error.HTTPError as e:
             t.eq("unknown route is 404", e.code, 404)
             t.eq("404 is JSON with a code", json.loads(e.read())["code"], "NOT_FOUND")
