@@ -659,7 +659,7 @@ START_TEST(splice_both_ways)
   shutdown(a[1], SHUT_WR);
   shutdown(b[1], SHUT_WR);
   uint64_t ab = 0, ba = 0;
-  sp_splice(a[0], b[0], &ab, &ba);
+  sp_splice(a[0], b[0], NULL, &ab, &ba);
   ck_assert_uint_eq(ab, 4);
   ck_assert_uint_eq(ba, 12);
   struct sbuf got = SBUF_INIT;
@@ -669,6 +669,23 @@ START_TEST(splice_both_ways)
   ck_assert(sock_read_until_close(a[1], 5000, &got));
   ck_assert_str_eq(sbuf_str(&got), "to a, longer");
   sbuf_release(&got);
+  for (int i = 0; i < 2; i++) {
+    close(a[i]);
+    close(b[i]);
+  }
+}
+END_TEST
+
+/* A splice whose ends stay open ends once its stop flag is set. */
+START_TEST(splice_stops)
+{
+  int a[2], b[2];
+  ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, a), 0);
+  ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, b), 0);
+  volatile int stop = 1;
+  int64_t t0 = sp_monotonic_ms();
+  sp_splice(a[0], b[0], &stop, NULL, NULL);
+  ck_assert_int_lt(sp_monotonic_ms() - t0, 2000);
   for (int i = 0; i < 2; i++) {
     close(a[i]);
     close(b[i]);
@@ -842,7 +859,7 @@ static Suite *http_suite(void)
                               streamed_request_body, stream_response, stream_abort,
                               stop_ends_streams));
   check_add_tcase(s, "connections", 30, setup, teardown,
-                  CHECK_TESTS(takeover_first, upgrade, splice_both_ways, unix_socket_rules,
+                  CHECK_TESTS(takeover_first, upgrade, splice_both_ways, splice_stops, unix_socket_rules,
                               loopback_port));
   check_add_tcase(s, "hostile", 60, setup, teardown,
                   CHECK_TESTS(huge_headers, malformed_requests, many_clients_at_once));
