@@ -60,7 +60,6 @@ const char *monitor_sandbox(struct http_req *r)
   return s ? s : "default";
 }
 
-static void now_iso(char *buf, size_t len) { sp_iso8601(sp_now_ms(), buf, len); }
 
 /* ---- processes ---- */
 
@@ -133,11 +132,9 @@ static void h_process_start(struct http_req *r)
     return;
   }
   cleanup_json cJSON *resp = p;
-  char ts[40];
-  now_iso(ts, sizeof ts);
   cJSON_AddBoolToObject(resp, "success", true);
   cJSON_AddStringToObject(resp, "processId", cJSON_GetObjectItem(resp, "id")->valuestring);
-  cJSON_AddStringToObject(resp, "timestamp", ts);
+  json_add_timestamp(resp);
   http_reply_json(r, 200, resp);
 }
 
@@ -148,22 +145,18 @@ static void h_process_list(struct http_req *r)
   if (sandbox == NULL)
     return;
   cleanup_json cJSON *resp = cJSON_CreateObject();
-  char ts[40];
-  now_iso(ts, sizeof ts);
   cJSON_AddBoolToObject(resp, "success", true);
   cJSON_AddItemToObject(resp, "processes", supervisor_list(m->sup, sandbox));
-  cJSON_AddStringToObject(resp, "timestamp", ts);
+  json_add_timestamp(resp);
   http_reply_json(r, 200, resp);
 }
 
 static void reply_process(struct http_req *r, cJSON *p)
 {
   cleanup_json cJSON *resp = cJSON_CreateObject();
-  char ts[40];
-  now_iso(ts, sizeof ts);
   cJSON_AddBoolToObject(resp, "success", true);
   cJSON_AddItemToObject(resp, "process", p);
-  cJSON_AddStringToObject(resp, "timestamp", ts);
+  json_add_timestamp(resp);
   http_reply_json(r, 200, resp);
 }
 
@@ -223,13 +216,11 @@ static void h_process_kill(struct http_req *r)
     return;
   }
   cleanup_json cJSON *resp = cJSON_CreateObject();
-  char ts[40];
-  now_iso(ts, sizeof ts);
   cJSON_AddBoolToObject(resp, "success", true);
   cJSON_AddStringToObject(resp, "processId", r->params[0]);
   cJSON_AddStringToObject(resp, "signal", strsignal(sig));
   cJSON_AddItemToObject(resp, "process", p);
-  cJSON_AddStringToObject(resp, "timestamp", ts);
+  json_add_timestamp(resp);
   http_reply_json(r, 200, resp);
 }
 
@@ -259,12 +250,10 @@ static void h_process_kill_all(struct http_req *r)
   if (sb->set_user)
     monitor_run_as(m, sb, "kill -TERM -1 2>/dev/null; sleep 0.5; kill -KILL -1 2>/dev/null; exit 0");
   cleanup_json cJSON *resp = cJSON_CreateObject();
-  char ts[40];
-  now_iso(ts, sizeof ts);
   cJSON_AddBoolToObject(resp, "success", true);
   json_add_int(resp, "cleanedCount", n);
   json_add_int(resp, "killedCount", n);
-  cJSON_AddStringToObject(resp, "timestamp", ts);
+  json_add_timestamp(resp);
   http_reply_json(r, 200, resp);
 }
 
@@ -353,14 +342,12 @@ static void h_process_logs(struct http_req *r)
   sbuf_release(&c.out);
   sbuf_release(&c.err);
   cleanup_json cJSON *resp = cJSON_CreateObject();
-  char ts[40];
-  now_iso(ts, sizeof ts);
   cJSON_AddBoolToObject(resp, "success", true);
   cJSON_AddStringToObject(resp, "processId", id);
   cJSON_AddStringToObject(resp, "stdout", out);
   cJSON_AddStringToObject(resp, "stderr", errs);
   cJSON_AddBoolToObject(resp, "truncated", c.cut);
-  cJSON_AddStringToObject(resp, "timestamp", ts);
+  json_add_timestamp(resp);
   http_reply_json(r, 200, resp);
 }
 
@@ -384,25 +371,15 @@ static void follow_free(void *ud)
   free(f);
 }
 
-static void sse_event(struct sbuf *sb, const char *event, const cJSON *data)
-{
-  char *s = json_print(data);
-  if (event)
-    sbuf_addf(sb, "event: %s\n", event);
-  sbuf_addf(sb, "data: %s\n\n", s);
-  free(s);
-}
-
 void sse_stopping(struct sbuf *out)
 {
   cleanup_json cJSON *d = cJSON_CreateObject();
-  char ts[40];
   cJSON_AddStringToObject(d, "type", "error");
   cJSON_AddStringToObject(d, "code", "MONITOR_STOPPING");
   cJSON_AddStringToObject(d, "error", "the monitor is stopping");
   cJSON_AddStringToObject(d, "data", "the monitor is stopping");
-  cJSON_AddStringToObject(d, "timestamp", sp_iso8601(sp_now_ms(), ts, sizeof ts));
-  sse_event(out, NULL, d);
+  json_add_timestamp(d);
+  http_sse_event(out, NULL, d);
 }
 
 static cJSON *line_json(const struct log_line *l)
@@ -441,10 +418,10 @@ static int follow_line(void *ud, const struct log_line *l)
     cJSON_AddStringToObject(d, "data", chunk);
     cJSON_AddStringToObject(d, "processId", f->id);
     cJSON_AddStringToObject(d, "timestamp", sp_iso8601(l->ts_ms, ts, sizeof ts));
-    sse_event(f->out, NULL, d);
+    http_sse_event(f->out, NULL, d);
   } else {
     cleanup_json cJSON *d = line_json(l);
-    sse_event(f->out, NULL, d);
+    http_sse_event(f->out, NULL, d);
   }
   return f->out->len > 256 * 1024;
 }
@@ -461,14 +438,13 @@ static int follow_cb(void *ud, struct sbuf *out)
       sp_error_free(err);
       if (p) {
         cleanup_json cJSON *d = cJSON_CreateObject();
-        char ts[40];
         cJSON_AddStringToObject(d, "type", "process_info");
         cJSON_AddStringToObject(d, "processId", f->id);
         cJSON_AddStringToObject(d, "command", cJSON_GetObjectItem(p, "command")->valuestring);
         cJSON_AddStringToObject(d, "status", cJSON_GetObjectItem(p, "status")->valuestring);
         cJSON_AddItemToObject(d, "process", p);
-        cJSON_AddStringToObject(d, "timestamp", sp_iso8601(sp_now_ms(), ts, sizeof ts));
-        sse_event(f->out, NULL, d);
+        json_add_timestamp(d);
+        http_sse_event(f->out, NULL, d);
       }
     }
     f->last_send = sp_monotonic_ms();
@@ -498,7 +474,6 @@ static int follow_cb(void *ud, struct sbuf *out)
   }
   if (f->sse_process && (!st.found || st.final)) {
     cleanup_json cJSON *d = cJSON_CreateObject();
-    char ts[40];
     cJSON_AddStringToObject(d, "type", "exit");
     cJSON_AddStringToObject(d, "processId", f->id);
     if (st.has_exit)
@@ -509,8 +484,8 @@ static int follow_cb(void *ud, struct sbuf *out)
     cleanup_free char *msg = st.has_exit ? xasprintf("Process %s with exit code %d", st.status, st.exit_code)
                                          : xasprintf("Process %s", st.found ? st.status : "not found");
     cJSON_AddStringToObject(d, "data", msg);
-    cJSON_AddStringToObject(d, "timestamp", sp_iso8601(sp_now_ms(), ts, sizeof ts));
-    sse_event(f->out, NULL, d);
+    json_add_timestamp(d);
+    http_sse_event(f->out, NULL, d);
     return HTTP_STREAM_END;
   }
   if (sp_monotonic_ms() - f->last_send >= SSE_KEEPALIVE_MS) {
@@ -643,8 +618,7 @@ static void h_logs(struct http_req *r)
     http_reply_error(r, &err);
     return;
   }
-  cleanup_json cJSON *resp = cJSON_CreateObject();
-  cJSON_AddBoolToObject(resp, "success", true);
+  cleanup_json cJSON *resp = json_success_new();
   cJSON_AddItemToObject(resp, "lines", c.arr);
   json_add_int(resp, "lastSeq", c.last);
   http_reply_json(r, 200, resp);
@@ -767,8 +741,7 @@ static void h_errors(struct http_req *r)
     http_reply_error(r, &err);
     return;
   }
-  cleanup_json cJSON *resp = cJSON_CreateObject();
-  cJSON_AddBoolToObject(resp, "success", true);
+  cleanup_json cJSON *resp = json_success_new();
   json_add_int(resp, "count", cJSON_GetArraySize(arr));
   cJSON_AddItemToObject(resp, "errors", arr);
   http_reply_json(r, 200, resp);
@@ -789,8 +762,7 @@ static void h_errors_stats(struct http_req *r)
     http_reply_error(r, &err);
     return;
   }
-  cleanup_json cJSON *resp = cJSON_CreateObject();
-  cJSON_AddBoolToObject(resp, "success", true);
+  cleanup_json cJSON *resp = json_success_new();
   cJSON_AddItemToObject(resp, "stats", stats);
   http_reply_json(r, 200, resp);
 }
@@ -817,13 +789,11 @@ static void h_errors_clear(struct http_req *r)
 static void h_ping(struct http_req *r)
 {
   cleanup_json cJSON *resp = cJSON_CreateObject();
-  char ts[40];
-  now_iso(ts, sizeof ts);
   cJSON_AddBoolToObject(resp, "success", true);
   cJSON_AddStringToObject(resp, "message", "pong");
   cJSON_AddStringToObject(resp, "status", "healthy");
   json_add_int(resp, "uptime", (sp_now_ms() - ((struct monitor *)r->app)->started_ms) / 1000);
-  cJSON_AddStringToObject(resp, "timestamp", ts);
+  json_add_timestamp(resp);
   http_reply_json(r, 200, resp);
 }
 
@@ -838,8 +808,7 @@ static void h_status(struct http_req *r)
   }
   struct supervisor_counts sc;
   supervisor_counts(m->sup, &sc);
-  cleanup_json cJSON *resp = cJSON_CreateObject();
-  cJSON_AddBoolToObject(resp, "success", true);
+  cleanup_json cJSON *resp = json_success_new();
   cJSON_AddStringToObject(resp, "version", SANDPIT_VERSION);
   json_add_int(resp, "pid", getpid());
   json_add_int(resp, "uptimeMs", sp_now_ms() - m->started_ms);

@@ -24,12 +24,6 @@
 #include "util.h"
 #include "version.h"
 
-static void add_ts(cJSON *j)
-{
-  char ts[40];
-  cJSON_AddStringToObject(j, "timestamp", sp_iso8601(sp_now_ms(), ts, sizeof ts));
-}
-
 const struct sandbox *monitor_sandbox_get(struct http_req *r)
 {
   struct monitor *m = r->app;
@@ -71,18 +65,15 @@ static void reply_cut_short(struct http_req *r, struct exec_run *x, const char *
   const char *code;
   int status;
   cleanup_free char *msg = cut_short_message(x, &code, &status);
-  cleanup_json cJSON *j = cJSON_CreateObject();
-  cJSON_AddStringToObject(j, "code", code);
-  cJSON_AddStringToObject(j, "message", msg);
-  cJSON *ctx = cJSON_AddObjectToObject(j, "context");
-  cJSON_AddStringToObject(ctx, "command", exec_command(x));
-  cJSON_AddStringToObject(ctx, "stdout", out);
-  cJSON_AddStringToObject(ctx, "stderr", errs);
+  cleanup_error struct sp_error *err = NULL;
+  sp_error_code(&err, code, status, "%s", msg);
+  sp_error_context(&err, "command", exec_command(x));
+  sp_error_context(&err, "stdout", out);
+  sp_error_context(&err, "stderr", errs);
   if (!exec_stopped(x))
-    json_add_int(ctx, "timeoutMs", exec_timeout_ms(x));
-  json_add_int(j, "httpStatus", status);
+    sp_error_context_int(&err, "timeoutMs", exec_timeout_ms(x));
+  cleanup_json cJSON *j = json_error_body(err);
   cJSON_AddStringToObject(j, "operation", "command.execute");
-  add_ts(j);
   http_reply_json(r, status, j);
 }
 
@@ -118,7 +109,7 @@ void api_execute(struct http_req *r)
     cJSON_AddStringToObject(j, "sessionId", exec_session(x));
     if (exec_truncated(x))
       cJSON_AddBoolToObject(j, "truncated", true);
-    add_ts(j);
+    json_add_timestamp(j);
     http_reply_json(r, 200, j);
   }
   sbuf_release(&bufs[0]);
@@ -132,13 +123,6 @@ struct exec_stream_ctx {
   bool started;
 };
 
-static void sse_data(struct sbuf *sb, const cJSON *j)
-{
-  char *s = json_print(j);
-  sbuf_addf(sb, "data: %s\n\n", s);
-  free(s);
-}
-
 static void stream_sink(void *ud, enum exec_stream s, const char *data, size_t len)
 {
   struct exec_stream_ctx *c = ud;
@@ -146,8 +130,8 @@ static void stream_sink(void *ud, enum exec_stream s, const char *data, size_t l
   cJSON_AddStringToObject(j, "type", s == EXEC_STDERR ? "stderr" : "stdout");
   cleanup_free char *d = xmemdup(data, len);
   cJSON_AddStringToObject(j, "data", d);
-  add_ts(j);
-  sse_data(c->out, j);
+  json_add_timestamp(j);
+  http_sse_event(c->out, NULL, j);
 }
 
 static int exec_stream_cb(void *ud, struct sbuf *out)
@@ -158,8 +142,8 @@ static int exec_stream_cb(void *ud, struct sbuf *out)
     cleanup_json cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "type", "start");
     cJSON_AddStringToObject(j, "command", exec_command(c->x));
-    add_ts(j);
-    sse_data(out, j);
+    json_add_timestamp(j);
+    http_sse_event(out, NULL, j);
     c->started = true;
     return HTTP_STREAM_MORE;
   }
@@ -182,8 +166,8 @@ static int exec_stream_cb(void *ud, struct sbuf *out)
       cJSON_AddBoolToObject(j, "truncated", true);
   }
   json_add_int(j, "duration", exec_duration_ms(c->x));
-  add_ts(j);
-  sse_data(out, j);
+  json_add_timestamp(j);
+  http_sse_event(out, NULL, j);
   return HTTP_STREAM_END;
 }
 
@@ -247,12 +231,11 @@ void api_session_create(struct http_req *r)
     http_reply_error(r, &err);
     return;
   }
-  cleanup_json cJSON *j = cJSON_CreateObject();
-  cJSON_AddBoolToObject(j, "success", true);
+  cleanup_json cJSON *j = json_success_new();
   cJSON_AddStringToObject(j, "id", id);
   cJSON_AddStringToObject(j, "message", "Session created");
   cJSON_AddNullToObject(j, "containerPlacementId");
-  add_ts(j);
+  json_add_timestamp(j);
   http_reply_json(r, 200, j);
 }
 
@@ -279,10 +262,9 @@ void api_session_delete(struct http_req *r)
     http_reply_error(r, &err);
     return;
   }
-  cleanup_json cJSON *j = cJSON_CreateObject();
-  cJSON_AddBoolToObject(j, "success", true);
+  cleanup_json cJSON *j = json_success_new();
   cJSON_AddStringToObject(j, "sessionId", id);
-  add_ts(j);
+  json_add_timestamp(j);
   http_reply_json(r, 200, j);
 }
 
@@ -292,12 +274,11 @@ void api_session_list(struct http_req *r)
   const struct sandbox *sb = monitor_sandbox_get(r);
   if (sb == NULL)
     return;
-  cleanup_json cJSON *j = cJSON_CreateObject();
-  cJSON_AddBoolToObject(j, "success", true);
+  cleanup_json cJSON *j = json_success_new();
   cJSON *list = session_list(m->sandboxes, sb);
   cJSON_AddItemToObject(j, "sessions", cJSON_Duplicate(list, true));
   cJSON_AddItemToObject(j, "data", list);
-  add_ts(j);
+  json_add_timestamp(j);
   http_reply_json(r, 200, j);
 }
 
@@ -305,11 +286,10 @@ void api_session_list(struct http_req *r)
 
 void api_version(struct http_req *r)
 {
-  cleanup_json cJSON *j = cJSON_CreateObject();
-  cJSON_AddBoolToObject(j, "success", true);
+  cleanup_json cJSON *j = json_success_new();
   cJSON_AddStringToObject(j, "version", SANDPIT_VERSION);
   cJSON_AddStringToObject(j, "server", "sandpit-monitor");
-  add_ts(j);
+  json_add_timestamp(j);
   http_reply_json(r, 200, j);
 }
 
@@ -320,8 +300,7 @@ void api_commands(struct http_req *r)
                                       "go", "java", "tar", "gzip", "ls", "cat", "grep",
                                       "sed", "find"};
   static const char *const dirs[] = {"/usr/local/bin", "/usr/bin", "/bin"};
-  cleanup_json cJSON *j = cJSON_CreateObject();
-  cJSON_AddBoolToObject(j, "success", true);
+  cleanup_json cJSON *j = json_success_new();
   cJSON *arr = cJSON_AddArrayToObject(j, "availableCommands");
   for (size_t i = 0; i < SP_ARRAY_SIZE(known); i++) {
     for (size_t d = 0; d < SP_ARRAY_SIZE(dirs); d++) {
@@ -333,7 +312,7 @@ void api_commands(struct http_req *r)
     }
   }
   json_add_int(j, "count", cJSON_GetArraySize(arr));
-  add_ts(j);
+  json_add_timestamp(j);
   http_reply_json(r, 200, j);
 }
 
@@ -409,7 +388,7 @@ static int watch_cb(void *ud, struct sbuf *out)
   json_add_int(j, "port", w->port);
   if (!w->watching) {
     cJSON_AddStringToObject(j, "type", "watching");
-    sse_data(out, j);
+    http_sse_event(out, NULL, j);
     w->watching = true;
     return HTTP_STREAM_MORE;
   }
@@ -429,7 +408,7 @@ static int watch_cb(void *ud, struct sbuf *out)
     if (!st.found) {
       cJSON_AddStringToObject(j, "type", "error");
       cJSON_AddStringToObject(j, "error", "Process not found");
-      sse_data(out, j);
+      http_sse_event(out, NULL, j);
       return HTTP_STREAM_END;
     }
     if (st.final) {
@@ -438,7 +417,7 @@ static int watch_cb(void *ud, struct sbuf *out)
         json_add_int(j, "exitCode", st.exit_code);
       else
         cJSON_AddNullToObject(j, "exitCode");
-      sse_data(out, j);
+      http_sse_event(out, NULL, j);
       return HTTP_STREAM_END;
     }
   }
@@ -447,7 +426,7 @@ static int watch_cb(void *ud, struct sbuf *out)
     cJSON_AddStringToObject(j, "type", "ready");
     if (w->http)
       json_add_int(j, "statusCode", status);
-    sse_data(out, j);
+    http_sse_event(out, NULL, j);
     return HTTP_STREAM_END;
   }
   /* a comment line keeps the connection alive; the client decides how
@@ -570,10 +549,9 @@ void api_sandbox_delete(struct http_req *r)
   if (rmdir(ws) < 0 && errno != ENOENT)
     sp_warn("workspace not fully removed", LS("sandbox", id), LS("error", strerror(errno)));
   sp_info("sandbox removed", LS("sandbox", id), LI("processes", procs));
-  cleanup_json cJSON *j = cJSON_CreateObject();
-  cJSON_AddBoolToObject(j, "success", true);
+  cleanup_json cJSON *j = json_success_new();
   cJSON_AddStringToObject(j, "sandbox", id);
   json_add_int(j, "processesKilled", procs);
-  add_ts(j);
+  json_add_timestamp(j);
   http_reply_json(r, 200, j);
 }

@@ -27,12 +27,6 @@
 #define STREAM_CHUNK 65535
 #define ARCHIVE_UPLOAD_MAX (4ull << 30)
 
-static void add_ts(cJSON *j)
-{
-  char ts[40];
-  cJSON_AddStringToObject(j, "timestamp", sp_iso8601(sp_now_ms(), ts, sizeof ts));
-}
-
 /* The request's sandbox, parsed body, and session cwd. */
 struct fctx {
   const struct sandbox *sb;
@@ -103,12 +97,11 @@ static char *path_field(struct http_req *r, struct fctx *c, const char *key)
 static void reply_ok_path(struct http_req *r, const char *key, const char *path,
                           const char *key2, const char *path2)
 {
-  cleanup_json cJSON *j = cJSON_CreateObject();
-  cJSON_AddBoolToObject(j, "success", true);
+  cleanup_json cJSON *j = json_success_new();
   cJSON_AddStringToObject(j, key, path);
   if (key2)
     cJSON_AddStringToObject(j, key2, path2);
-  add_ts(j);
+  json_add_timestamp(j);
   http_reply_json(r, 200, j);
 }
 
@@ -167,15 +160,14 @@ void api_read(struct http_req *r)
   }
   bool b64 = enc ? strcmp(enc, "base64") == 0 : !f.is_text;
   cleanup_free char *content = b64 ? b64_encode(f.data, f.len, NULL) : to_utf8(f.data, f.len);
-  cleanup_json cJSON *j = cJSON_CreateObject();
-  cJSON_AddBoolToObject(j, "success", true);
+  cleanup_json cJSON *j = json_success_new();
   cJSON_AddStringToObject(j, "path", path);
   cJSON_AddStringToObject(j, "content", content);
   cJSON_AddStringToObject(j, "encoding", b64 ? "base64" : "utf-8");
   cJSON_AddBoolToObject(j, "isBinary", b64);
   cJSON_AddStringToObject(j, "mimeType", f.mime);
   json_add_int(j, "size", (int64_t)f.len);
-  add_ts(j);
+  json_add_timestamp(j);
   http_reply_json(r, 200, j);
   fs_file_release(&f);
   fctx_release(&c);
@@ -191,9 +183,7 @@ struct rstream {
 
 static void sse(struct sbuf *sb, cJSON *j)
 {
-  char *s = json_print(j);
-  sbuf_addf(sb, "data: %s\n\n", s);
-  free(s);
+  http_sse_event(sb, NULL, j);
   cJSON_Delete(j);
 }
 
@@ -378,12 +368,11 @@ static void path_flag_op(struct http_req *r, int (*op)(const char *, bool, struc
   if (rc < 0) {
     http_reply_error(r, &err);
   } else {
-    cleanup_json cJSON *j = cJSON_CreateObject();
-    cJSON_AddBoolToObject(j, "success", true);
+    cleanup_json cJSON *j = json_success_new();
     cJSON_AddStringToObject(j, "path", path);
     if (echo_flag)
       cJSON_AddBoolToObject(j, "recursive", rec);
-    add_ts(j);
+    json_add_timestamp(j);
     http_reply_json(r, 200, j);
   }
   fctx_release(&c);
@@ -454,14 +443,13 @@ void api_list_files(struct http_req *r)
   if (files == NULL) {
     http_reply_error(r, &err);
   } else {
-    cleanup_json cJSON *j = cJSON_CreateObject();
-    cJSON_AddBoolToObject(j, "success", true);
+    cleanup_json cJSON *j = json_success_new();
     cJSON_AddStringToObject(j, "path", path);
     json_add_int(j, "count", cJSON_GetArraySize(files));
     cJSON_AddItemToObject(j, "files", files);
     if (truncated)
       cJSON_AddBoolToObject(j, "truncated", true);
-    add_ts(j);
+    json_add_timestamp(j);
     http_reply_json(r, 200, j);
   }
   fctx_release(&c);
@@ -485,13 +473,12 @@ void api_exists(struct http_req *r)
   if (rc < 0) {
     http_reply_error(r, &err);
   } else {
-    cleanup_json cJSON *j = cJSON_CreateObject();
-    cJSON_AddBoolToObject(j, "success", true);
+    cleanup_json cJSON *j = json_success_new();
     cJSON_AddStringToObject(j, "path", path);
     cJSON_AddBoolToObject(j, "exists", exists);
     if (exists)
       cJSON_AddBoolToObject(j, "isDirectory", is_dir);
-    add_ts(j);
+    json_add_timestamp(j);
     http_reply_json(r, 200, j);
   }
   fctx_release(&c);
@@ -581,12 +568,11 @@ void api_archive_put(struct http_req *r)
     http_reply_error(r, &err);
     return;
   }
-  cleanup_json cJSON *j = cJSON_CreateObject();
-  cJSON_AddBoolToObject(j, "success", true);
+  cleanup_json cJSON *j = json_success_new();
   cJSON_AddStringToObject(j, "path", dir);
   json_add_int(j, "entries", (int64_t)st.entries);
   json_add_int(j, "bytes", (int64_t)st.bytes);
-  add_ts(j);
+  json_add_timestamp(j);
   http_reply_json(r, 200, j);
 }
 

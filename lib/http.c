@@ -96,6 +96,15 @@ void http_reply_stream(struct http_req *r, int status, const char *content_type,
   http_reply_response(r, status, resp);
 }
 
+void http_sse_event(struct sbuf *out, const char *event, const cJSON *data)
+{
+  char *s = json_print(data);
+  if (event)
+    sbuf_addf(out, "event: %s\n", event);
+  sbuf_addf(out, "data: %s\n\n", s);
+  free(s);
+}
+
 bool http_stopping(const struct http_req *r) { return r->server->stopping; }
 const volatile int *http_stop_flag(const struct http_req *r) { return &r->server->stopping; }
 

@@ -129,6 +129,10 @@ void http_reply_upgrade(struct http_req *r, const char *protocol, http_upgraded_
  * from a to b and b to a. */
 void sp_splice(int a, int b, const volatile int *stop, uint64_t *a_to_b, uint64_t *b_to_a);
 
+/* Append one server-sent event ("event: NAME" when event is set, then
+ * "data: JSON") to a streamed response's buffer. */
+void http_sse_event(struct sbuf *out, const char *event, const struct cJSON *data);
+
 /* True once the server is stopping: stream callbacks should end. */
 bool http_stopping(const struct http_req *r);
 /* The flag behind http_stopping, for loops that outlive their request

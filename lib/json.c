@@ -118,7 +118,19 @@ cJSON *json_error_body(const struct sp_error *e)
   else
     cJSON_AddObjectToObject(j, "context");
   cJSON_AddNumberToObject(j, "httpStatus", e ? e->http_status : 500);
-  char ts[40];
-  cJSON_AddStringToObject(j, "timestamp", sp_iso8601(sp_now_ms(), ts, sizeof ts));
+  json_add_timestamp(j);
   return j;
+}
+
+cJSON *json_success_new(void)
+{
+  cJSON *j = cJSON_CreateObject();
+  cJSON_AddBoolToObject(j, "success", true);
+  return j;
+}
+
+void json_add_timestamp(cJSON *obj)
+{
+  char ts[40];
+  cJSON_AddStringToObject(obj, "timestamp", sp_iso8601(sp_now_ms(), ts, sizeof ts));
 }

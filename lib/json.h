@@ -32,6 +32,10 @@ char *json_print(const cJSON *j);
 cJSON *json_add_int(cJSON *obj, const char *key, int64_t v);
 /* Adds a string member, or null when s is NULL. */
 cJSON *json_add_string_or_null(cJSON *obj, const char *key, const char *s);
+/* The SDK's success envelope: a new {"success": true} for the caller to
+ * fill, and its closing "timestamp" (now, ISO 8601). */
+cJSON *json_success_new(void);
+void json_add_timestamp(cJSON *obj);
 
 /* {"code", "message", "context": {}, "httpStatus", "timestamp"} for an error,
  * the envelope the Cloudflare SDK parses. */
