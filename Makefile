@@ -42,12 +42,19 @@ LIB_SRCS := $(wildcard lib/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LIBA := $(BUILD)/libsandpit.a
 
-MANAGER_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard manager/*.c)) $(BUILD)/manager/openapi_data.o
-# The monitor's modules are an archive of their own, so unit tests link them
-# and no other program can.
-MONITOR_MODS := $(patsubst %.c,$(BUILD)/%.o,$(filter-out container/main.c,$(wildcard container/*.c)))
+# lib/ holds only what two or more programs use.  Each program's own modules
+# (container/ for the monitor, manager/ for sandpitd, a folder each for the
+# big ones) are an archive of their own, compiled with that program's
+# folders on the include path: lib/ cannot include them, nor one program
+# the other's, and unit tests link them all.
+MONITOR_INC := -Icontainer -Icontainer/classify
+MANAGER_INC := -Imanager -Imanager/backend
+MONITOR_MODS := $(patsubst %.c,$(BUILD)/%.o,$(filter-out container/main.c,$(wildcard container/*.c container/*/*.c)))
 MONITOR_A := $(BUILD)/libmonitor.a
 MONITOR_OBJS := $(BUILD)/container/main.o $(BUILD)/container/rules_data.o
+MANAGER_MODS := $(patsubst %.c,$(BUILD)/%.o,$(filter-out manager/main.c,$(wildcard manager/*.c manager/*/*.c)))
+MANAGER_A := $(BUILD)/libmanager.a
+MANAGER_OBJS := $(BUILD)/manager/main.o $(BUILD)/manager/openapi_data.o
 CLI_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard monitor-cli/*.c))
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
@@ -62,7 +69,10 @@ all: $(PROGS) $(UNIT_BINS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS_ALL) $(XINC) -MMD -MP -c $< -o $@
+
+$(BUILD)/container/%.o: XINC := $(MONITOR_INC)
+$(BUILD)/manager/%.o: XINC := $(MANAGER_INC)
 
 # The default classification rules are built into the monitor.
 $(BUILD)/container/rules_data.o: container/rules_data.S container/rules/default.toml
@@ -78,9 +88,14 @@ $(LIBA): $(LIB_OBJS)
 	rm -f $@
 	ar rcs $@ $^
 
-$(BINDIR)/sandpitd: $(MANAGER_OBJS) $(LIBA)
+$(MANAGER_A): $(MANAGER_MODS)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDSAN) -o $@ $(MANAGER_OBJS) $(LIBA) $(CURL_LIBS) $(LDLIBS_ALL)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BINDIR)/sandpitd: $(MANAGER_OBJS) $(MANAGER_A) $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDSAN) -o $@ $(MANAGER_OBJS) $(MANAGER_A) $(LIBA) $(CURL_LIBS) $(LDLIBS_ALL)
 
 $(MONITOR_A): $(MONITOR_MODS)
 	@mkdir -p $(dir $@)
@@ -95,9 +110,10 @@ $(BINDIR)/monitor-cli: $(CLI_OBJS) $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDSAN) -o $@ $(CLI_OBJS) $(LIBA) $(CURL_LIBS) $(LDLIBS_ALL)
 
-$(BUILD)/tests/%: tests/unit/%.c $(MONITOR_A) $(LIBA)
+$(BUILD)/tests/%: tests/unit/%.c $(MONITOR_A) $(MANAGER_A) $(LIBA)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -Icontainer $(CHECK_CFLAGS) -o $@ $< $(MONITOR_A) $(LIBA) $(CHECK_LIBS) $(CURL_LIBS) \
+	$(CC) $(CFLAGS_ALL) $(MONITOR_INC) $(MANAGER_INC) $(CHECK_CFLAGS) -o $@ $< $(MONITOR_A) \
+	  $(MANAGER_A) $(LIBA) $(CHECK_LIBS) $(CURL_LIBS) \
 	  $(ARCHIVE_LIBS) $(LDLIBS_ALL)
 
 deps:

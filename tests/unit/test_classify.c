@@ -1,4 +1,4 @@
-/* Unit tests of lib/classify: focused tests of each output format, benign
+/* Unit tests of container/classify: focused tests of each output format, benign
  * lines, ANSI handling, normalisation, rules-file errors, hostile input, a
  * speed figure, and the corpus of real tool outputs in tests/fixtures/errors
  * against its baseline of known misses (known-misses.txt there). */

@@ -1,4 +1,4 @@
-/* Unit tests for lib/logstore.c against real database files. */
+/* Unit tests for container/logstore.c against real database files. */
 #include <check.h>
 #include <cjson/cJSON.h>
 #include <dirent.h>
