@@ -250,6 +250,11 @@ int main(int argc, char **argv)
           LS("workspace", m.workspace), LI("rules", (long long)classify_rules_count(m.rules)),
           LI("pid", (long long)getpid()));
   supervisor_run(m.sup);
+  /* Every command is over and every line committed: the requests still in
+   * progress (cut-short commands, followers' last events) get their
+   * answers out before HTTP stops. */
+  if (!http_server_drain(m.http, 900))
+    sp_warn("requests still in progress when HTTP stopped");
   rc = 0;
 out:
   http_server_stop(m.http);

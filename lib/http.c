@@ -33,6 +33,7 @@ struct http_server {
   volatile int stopping;
   volatile int quiesced; /* no longer accepting: the listening socket is closed */
   int accepted_threads; /* connections in our own accept path (atomic) */
+  int active;           /* requests received and not yet completed (atomic) */
 };
 
 /* Connections being peeked at or carried by takeover at once; past it new
@@ -289,6 +290,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
   if (r == NULL) {
     r = xcalloc(1, sizeof *r);
     *con_cls = r;
+    __atomic_add_fetch(&s->active, 1, __ATOMIC_RELAXED);
   }
   if (r->conn == NULL) {
     r->conn = conn;
@@ -363,6 +365,7 @@ static void *uri_logger(void *cls, const char *uri, struct MHD_Connection *conn)
   r->server = s;
   r->app = s->opts.app;
   r->start_us = sp_monotonic_us();
+  __atomic_add_fetch(&s->active, 1, __ATOMIC_RELAXED);
   return r;
 }
 
@@ -377,6 +380,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
    * large) was never routed: nothing to report */
   if (r && r->method && s->opts.post)
     s->opts.post(r);
+  if (r)
+    __atomic_sub_fetch(&s->active, 1, __ATOMIC_RELAXED);
   request_free(r);
   *con_cls = NULL;
 }
@@ -706,6 +711,17 @@ void http_server_quiesce(struct http_server *s)
   s->listen_fd = -1;
   if (s->unix_path)
     unlink(s->unix_path);
+}
+
+bool http_server_drain(struct http_server *s, int64_t timeout_ms)
+{
+  int64_t deadline = sp_monotonic_ms() + timeout_ms;
+  while (__atomic_load_n(&s->active, __ATOMIC_RELAXED) > 0) {
+    if (sp_monotonic_ms() >= deadline)
+      return false;
+    usleep(5000);
+  }
+  return true;
 }
 
 void http_server_stop(struct http_server *s)

@@ -88,6 +88,10 @@ struct http_server *http_server_start(const struct http_server_opts *o,
 /* Stop accepting connections (the listening socket is closed, a unix
  * socket's path removed); requests in progress go on.  Any thread. */
 void http_server_quiesce(struct http_server *s);
+/* Wait until every request received has been answered (its response,
+ * streamed ones included, sent to its end), at most timeout_ms; true if
+ * they all were.  Idle keep-alive connections do not count. */
+bool http_server_drain(struct http_server *s, int64_t timeout_ms);
 /* Quiesce, end streamed responses, wait for every connection to finish. */
 void http_server_stop(struct http_server *s);
 /* The port actually bound (useful with port 0). */
