@@ -544,8 +544,11 @@ void api_sandbox_delete(struct http_req *r)
   cleanup_free char *cmd = xasprintf("find '%s' -mindepth 1 -delete 2>/dev/null; exit 0", sb->workspace);
   monitor_run_as(m, sb, cmd);
   cleanup_free char *ws = xstrdup(sb->workspace);
-  errorstore_clear(m->ls, id, NULL);
-  sandboxes_remove(m->sandboxes, id, NULL);
+  if (errorstore_clear(m->ls, id, &err) < 0 || sandboxes_remove(m->sandboxes, id, &err) < 0) {
+    sp_error_prefix(&err, "cannot remove sandbox '%s'", id);
+    http_reply_error(r, &err);
+    return;
+  }
   if (rmdir(ws) < 0 && errno != ENOENT)
     sp_warn("workspace not fully removed", LS("sandbox", id), LS("error", strerror(errno)));
   sp_info("sandbox removed", LS("sandbox", id), LI("processes", procs));

@@ -1598,8 +1598,14 @@ int supervisor_forget_sandbox(struct supervisor *s, const char *sandbox, int64_t
   struct req a = {.sandbox = sandbox, .deadline = sp_monotonic_ms() + timeout_ms};
   call(s, do_forget, &a, NULL);
   /* Their logs go here, off the loop. */
-  for (char **k = a.keys; k && *k; k++)
-    logstore_clear(s->o.ls, *k, NULL);
+  for (char **k = a.keys; k && *k; k++) {
+    struct sp_error *err = NULL;
+    if (logstore_clear(s->o.ls, *k, &err) < 0) {
+      sp_warn("cannot clear the logs of a removed process", LS("process", *k),
+              LS("error", err->msg));
+      sp_error_free(err);
+    }
+  }
   strv_free(a.keys);
   return a.n;
 }
