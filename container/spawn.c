@@ -230,15 +230,3 @@ out:
     close(devnull);
   return rc;
 }
-
-int sp_kill_group(pid_t pgid, int timeout_ms)
-{
-  int64_t deadline = sp_monotonic_ms() + timeout_ms;
-  for (;;) {
-    if (kill(-pgid, SIGKILL) < 0 && errno == ESRCH)
-      return 0;
-    if (sp_monotonic_ms() >= deadline)
-      return -1;
-    usleep(2000);
-  }
-}

@@ -36,11 +36,6 @@ struct spawn_result {
   int stderr_fd;        /* -1 when merge_stderr */
 };
 
-/* SIGKILL a whole process group, again and again until it is empty (a
- * fork bomb adds members while the first signal goes out), for at most
- * timeout_ms.  Returns 0 once the group is gone, -1 if it is still there. */
-int sp_kill_group(pid_t pgid, int timeout_ms);
-
 /* The returned descriptors are close-on-exec and non-blocking. */
 int sp_spawn(const struct spawn_opts *o, struct spawn_result *res,
              struct sp_error **err);
