@@ -14,7 +14,7 @@ PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # Linked by every program.  libarchive is not linked into any of them:
 # lib/tarball.c loads it with dlopen on first use (it drags libxml2, ICU and
 # libstdc++ in); only the unit tests link it, to write their fixtures.
-# libcurl only where it is used: sandpitd and monitor-cli, not the monitor.
+# libcurl only where it is used: sandpitd (the Docker backend).
 PKG_LIBS = $(shell pkg-config --libs libmicrohttpd libcjson sqlite3 libpcre2-8 2>/dev/null)
 CURL_LIBS = $(shell pkg-config --libs libcurl 2>/dev/null)
 ARCHIVE_LIBS = $(shell pkg-config --libs libarchive 2>/dev/null)
@@ -108,7 +108,7 @@ $(BINDIR)/sandpit-monitor: $(MONITOR_OBJS) $(MONITOR_A) $(LIBA)
 
 $(BINDIR)/monitor-cli: $(CLI_OBJS) $(LIBA)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDSAN) -o $@ $(CLI_OBJS) $(LIBA) $(CURL_LIBS) $(LDLIBS_ALL)
+	$(CC) $(LDSAN) -o $@ $(CLI_OBJS) $(LIBA) $(LDLIBS_ALL)
 
 $(BUILD)/tests/%: tests/unit/%.c $(MONITOR_A) $(MANAGER_A) $(LIBA)
 	@mkdir -p $(dir $@)

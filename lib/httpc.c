@@ -1,6 +1,7 @@
 #include "httpc.h"
 
 #include <errno.h>
+#include <netdb.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 struct httpc {
   int fd;
   int timeout_ms;
+  char *host; /* the Host header's value; NULL: "sandpit" */
   char buf[BUF_SIZE];
   size_t off, len;
   bool chunked_out;
@@ -34,6 +36,15 @@ static void apply_timeout(struct httpc *c)
   struct timeval tv = {c->timeout_ms / 1000, (c->timeout_ms % 1000) * 1000};
   setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+static struct httpc *wrap(int fd, int timeout_ms)
+{
+  struct httpc *c = xcalloc(1, sizeof *c);
+  c->fd = fd;
+  c->timeout_ms = timeout_ms;
+  apply_timeout(c);
+  return c;
 }
 
 struct httpc *httpc_connect(const char *socket_path, int timeout_ms, struct sp_error **err)
@@ -56,10 +67,47 @@ struct httpc *httpc_connect(const char *socket_path, int timeout_ms, struct sp_e
                   strerror(e));
     return NULL;
   }
-  struct httpc *c = xcalloc(1, sizeof *c);
-  c->fd = fd;
-  c->timeout_ms = timeout_ms;
-  apply_timeout(c);
+  return wrap(fd, timeout_ms);
+}
+
+struct httpc *httpc_connect_tcp(const char *host, const char *port, int timeout_ms,
+                                struct sp_error **err)
+{
+  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+  struct addrinfo *ai;
+  int rc = getaddrinfo(host, port, &hints, &ai);
+  if (rc != 0) {
+    sp_error_code(err, "BACKEND_UNAVAILABLE", 503, "cannot resolve %s: %s", host,
+                  gai_strerror(rc));
+    return NULL;
+  }
+  int fd = -1, e = 0;
+  for (struct addrinfo *a = ai; a && fd < 0; a = a->ai_next) {
+    fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd < 0) {
+      e = errno;
+      continue;
+    }
+    /* SO_SNDTIMEO bounds connect() too. */
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    if (connect(fd, a->ai_addr, a->ai_addrlen) < 0) {
+      e = errno == EINPROGRESS || errno == EAGAIN ? ETIMEDOUT : errno;
+      close(fd);
+      fd = -1;
+    }
+  }
+  freeaddrinfo(ai);
+  bool v6 = strchr(host, ':') != NULL;
+  char *where = xasprintf("%s%s%s:%s", v6 ? "[" : "", host, v6 ? "]" : "", port);
+  if (fd < 0) {
+    sp_error_code(err, "BACKEND_UNAVAILABLE", 503, "cannot connect to %s: %s", where,
+                  strerror(e));
+    free(where);
+    return NULL;
+  }
+  struct httpc *c = wrap(fd, timeout_ms);
+  c->host = where;
   return c;
 }
 
@@ -68,6 +116,7 @@ void httpc_close(struct httpc *c)
   if (c == NULL)
     return;
   close(c->fd);
+  free(c->host);
   free(c);
 }
 
@@ -108,7 +157,8 @@ int httpc_send_head(struct httpc *c, const char *method, const char *target,
                     struct sp_error **err)
 {
   struct sbuf sb = SBUF_INIT;
-  sbuf_addf(&sb, "%s %s HTTP/1.1\r\nHost: sandpit\r\n", method, target);
+  sbuf_addf(&sb, "%s %s HTTP/1.1\r\nHost: %s\r\n", method, target,
+            c->host ? c->host : "sandpit");
   for (int i = 0; i < nheaders; i++)
     sbuf_addf(&sb, "%s\r\n", headers[i]);
   if (body_len > 0)
@@ -348,19 +398,16 @@ size_t httpc_take_buffered(struct httpc *c, char *buf, size_t max)
   return n;
 }
 
-int httpc_request(const char *socket_path, const char *method, const char *target,
-                  const char *const *headers, int nheaders, const char *body, size_t body_len,
-                  int timeout_ms, size_t max_body, struct sbuf *out, struct sp_error **err)
+int httpc_exchange(struct httpc *c, const char *method, const char *target,
+                   const char *const *headers, int nheaders, const char *body, size_t body_len,
+                   size_t max_body, struct sbuf *out, struct sp_error **err)
 {
-  struct httpc *c = httpc_connect(socket_path, timeout_ms, err);
-  if (c == NULL)
-    return -1;
-  int status = -1;
   struct httpc_response r;
   if (httpc_send_head(c, method, target, headers, nheaders, (int64_t)body_len, err) < 0 ||
       (body_len && httpc_write_body(c, body, body_len, err) < 0) ||
       httpc_read_head(c, &r, err) < 0)
-    goto out;
+    return -1;
+  int status = -1;
   char buf[16384];
   ssize_t n;
   while ((n = httpc_read_body(c, buf, sizeof buf, err)) > 0) {
@@ -368,7 +415,7 @@ int httpc_request(const char *socket_path, const char *method, const char *targe
       if (out->len + (size_t)n > max_body) {
         sp_error_code(err, "UPSTREAM_ERROR", 502, "response larger than %zu bytes", max_body);
         httpc_response_release(&r);
-        goto out;
+        return -1;
       }
       sbuf_add(out, buf, (size_t)n);
     }
@@ -376,7 +423,18 @@ int httpc_request(const char *socket_path, const char *method, const char *targe
   if (n == 0)
     status = r.status;
   httpc_response_release(&r);
-out:
+  return status;
+}
+
+int httpc_request(const char *socket_path, const char *method, const char *target,
+                  const char *const *headers, int nheaders, const char *body, size_t body_len,
+                  int timeout_ms, size_t max_body, struct sbuf *out, struct sp_error **err)
+{
+  struct httpc *c = httpc_connect(socket_path, timeout_ms, err);
+  if (c == NULL)
+    return -1;
+  int status = httpc_exchange(c, method, target, headers, nheaders, body, body_len, max_body,
+                              out, err);
   httpc_close(c);
   return status;
 }

@@ -1,632 +1,382 @@
 /* monitor-cli: inspect and drive a sandpit-monitor from a terminal.
  *
  * It speaks HTTP to the monitor's unix socket, or to a sandbox through
- * sandpitd with --manager URL --session ID. */
-#include <cjson/cJSON.h>
-#include <curl/curl.h>
+ * sandpitd with --manager URL --session ID.  The commands are one table;
+ * global options may stand anywhere on the line. */
+#include <ctype.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "json.h"
-#include "str.h"
+#include "cli.h"
+#include "error.h"
 #include "util.h"
 #include "version.h"
 
-enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_CONNECT = 3 };
-enum format { FMT_TABLE, FMT_JSON, FMT_RAW };
+enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3 };
 
-static const char usage[] =
-    "Usage: monitor-cli [OPTIONS] COMMAND [ARGS]\n"
-    "\n"
-    "Commands:\n"
-    "  process start [--id ID] [--port N] [--auto-restart] [--max-restarts N]\n"
-    "                [--cwd DIR] [--env K=V]... COMMAND...\n"
-    "  process stop ID [--signal SIG]     send SIG (default TERM) to its group\n"
-    "  process restart ID\n"
-    "  process status ID\n"
-    "  process list\n"
-    "  errors list [--since TIME] [--reset]\n"
-    "  errors stats\n"
-    "  errors clear\n"
-    "  logs get [--process ID] [--tail N] [--since SEQ] [--follow]\n"
-    "  logs clear [--process ID]\n"
-    "  status                             the monitor's own status\n"
-    "  ping\n"
-    "\n"
-    "Options:\n"
-    "  --socket PATH          monitor socket (default $SANDPIT_MONITOR_SOCKET or\n"
-    "                         /run/sandpit/monitor.sock)\n"
-    "  --sandbox ID           act on sandbox ID (direct socket access)\n"
-    "  --manager URL          go through sandpitd at URL ...\n"
-    "  --session ID           ... to the sandbox ID (token: $SANDPIT_API_TOKEN)\n"
-    "  --format table|json|raw  output format (default: table on a terminal,\n"
-    "                         json otherwise)\n"
-    "  -h, --help             show this help\n"
-    "  -V, --version          show the version\n"
-    "\n"
+static const char exit_help[] =
     "Exit status: 0 success, 1 the request failed, 2 usage error,\n"
     "3 the monitor could not be reached.\n";
 
-struct cli {
-  const char *socket;
-  const char *sandbox;
-  const char *manager;
-  const char *session;
-  const char *token;
-  enum format fmt;
+struct command {
+  const char *name; /* "process start": a noun and a verb, or one word */
+  const char *args; /* its words, for the help */
+  int min_args, max_args;
+  /* Options end at the first word: the words are a command line of
+   * their own (process start). */
+  bool words_end_options;
+  const struct cli_option *options;
+  const char *help; /* a line for the list of commands */
+  const char *more; /* the rest, for the command's --help (or NULL) */
+  int (*run)(const struct cli *c, const struct cli_args *a, struct sp_error **err);
 };
 
-struct reply {
-  long status;
-  struct sbuf body;
+static const struct command commands[] = {
+    {"process start", "COMMAND...", 1, -1, true, process_start_options,
+     "start COMMAND under the monitor",
+     "One word is a shell command line as it is; several words are quoted\n"
+     "so that the shell sees them unchanged.  Put '--' before a COMMAND that\n"
+     "begins with '-'.",
+     process_start},
+    {"process stop", "ID", 1, 1, false, process_stop_options,
+     "send a signal (default TERM) to process ID's group", NULL, process_stop},
+    {"process restart", "ID", 1, 1, false, NULL, "restart process ID", NULL, process_restart},
+    {"process status", "ID", 1, 1, false, NULL, "show process ID", NULL, process_status},
+    {"process list", "", 0, 0, false, NULL, "list the processes", NULL, process_list},
+    {"errors list", "", 0, 0, false, errors_list_options,
+     "list the errors found in the processes' output", NULL, errors_list},
+    {"errors stats", "", 0, 0, false, NULL, "count the errors by category, severity and tool",
+     NULL, errors_stats},
+    {"errors clear", "", 0, 0, false, NULL, "forget the errors", NULL, errors_clear},
+    {"logs get", "", 0, 0, false, logs_get_options, "print the processes' output", NULL,
+     logs_get},
+    {"logs clear", "", 0, 0, false, logs_clear_options, "forget the output", NULL, logs_clear},
+    {"status", "", 0, 0, false, NULL, "show the monitor's own status", NULL, monitor_status},
+    {"ping", "", 0, 0, false, NULL, "check that the monitor answers", NULL, monitor_ping},
 };
 
-/* SSE: lines are handed on as they arrive. */
-struct follow {
-  struct cli *cli;
-  struct sbuf pending;
+/* Above the commands' keys (see cli.h). */
+enum { OPT_SOCKET = 512, OPT_SANDBOX, OPT_MANAGER, OPT_SESSION, OPT_FORMAT };
+
+static const struct cli_option global_options[] = {
+    {"socket", OPT_SOCKET, "PATH",
+     "monitor socket (default $SANDPIT_MONITOR_SOCKET or\n/run/sandpit/monitor.sock)"},
+    {"sandbox", OPT_SANDBOX, "ID", "act on sandbox ID (direct socket access)"},
+    {"manager", OPT_MANAGER, "URL", "go through sandpitd at URL, http://HOST[:PORT] ..."},
+    {"session", OPT_SESSION, "ID", "... to the sandbox ID (token: $SANDPIT_API_TOKEN)"},
+    {"format", OPT_FORMAT, "FMT",
+     "table, json or raw (default: table on a terminal,\njson otherwise)"},
+    {"help", 'h', NULL, "show this help (after a command: the command's)"},
+    {"version", 'V', NULL, "show the version"},
+    {NULL, 0, NULL, NULL},
 };
 
-static char *url_for(struct cli *c, const char *path)
+int cli_usage(struct sp_error **err, const char *fmt, ...)
 {
-  if (c->manager) {
-    const char *base = c->manager;
-    size_t n = strlen(base);
-    while (n && base[n - 1] == '/')
-      n--;
-    return xasprintf("%.*s/v1/sandboxes/%s%s", (int)n, base, c->session, path);
-  }
-  return xasprintf("http://monitor%s", path);
+  va_list ap;
+  va_start(ap, fmt);
+  sp_error_vcode(err, "USAGE", 400, 0, fmt, ap);
+  va_end(ap);
+  return -1;
 }
 
-static size_t collect(char *p, size_t size, size_t n, void *ud)
+const char *cli_arg(const struct cli_args *a, int key)
 {
-  struct reply *r = ud;
-  sbuf_add(&r->body, p, size * n);
-  return size * n;
+  for (int i = a->nopts - 1; i >= 0; i--)
+    if (a->opts[i].key == key)
+      return a->opts[i].value;
+  return NULL;
 }
 
-static void print_line_event(struct cli *c, const cJSON *j);
+/* ---- help ---- */
 
-static size_t follow_write(char *p, size_t size, size_t n, void *ud)
+/* "  left  text", the text's further lines lined up under its first. */
+static void print_column(const char *left, int width, const char *text)
 {
-  struct follow *f = ud;
-  sbuf_add(&f->pending, p, size * n);
-  char *start = f->pending.buf;
-  char *end;
-  while ((end = strstr(start, "\n\n")) != NULL) {
-    *end = '\0';
-    for (char *line = start; line && *line;) {
-      char *nl = strchr(line, '\n');
-      if (nl)
-        *nl = '\0';
-      if (strncmp(line, "data: ", 6) == 0) {
-        cJSON *j = cJSON_Parse(line + 6);
-        if (j) {
-          print_line_event(f->cli, j);
-          cJSON_Delete(j);
-        }
-      }
-      line = nl ? nl + 1 : NULL;
-    }
-    start = end + 2;
+  printf("  %-*s ", width, left);
+  for (const char *t = text; *t; t++) {
+    putchar(*t);
+    if (*t == '\n')
+      printf("%*s", width + 3, "");
   }
-  size_t rest = f->pending.len - (size_t)(start - f->pending.buf);
-  memmove(f->pending.buf, start, rest);
-  f->pending.len = rest;
-  f->pending.buf[rest] = '\0';
-  return size * n;
+  putchar('\n');
 }
 
-static int request(struct cli *c, const char *method, const char *path, const char *body,
-                   struct reply *out, struct follow *follow)
+static void print_options(const struct cli_option *o)
 {
-  CURL *curl = curl_easy_init();
-  if (curl == NULL) {
-    fprintf(stderr, "monitor-cli: cannot initialise libcurl\n");
-    return EXIT_FAIL;
-  }
-  cleanup_free char *url = url_for(c, path);
-  struct curl_slist *h = NULL;
-  if (c->sandbox && !c->manager) {
-    cleanup_free char *hd = xasprintf("X-Sandpit-Sandbox: %s", c->sandbox);
-    h = curl_slist_append(h, hd);
-  }
-  if (c->manager && c->token) {
-    cleanup_free char *hd = xasprintf("Authorization: Bearer %s", c->token);
-    h = curl_slist_append(h, hd);
-  }
-  if (body) {
-    h = curl_slist_append(h, "Content-Type: application/json");
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
-  }
-  curl_easy_setopt(curl, CURLOPT_URL, url);
-  if (!c->manager)
-    curl_easy_setopt(curl, CURLOPT_UNIX_SOCKET_PATH, c->socket);
-  curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
-  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, h);
-  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
-  if (follow) {
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, follow_write);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, follow);
-  } else {
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, out);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 60000L);
-  }
-  CURLcode rc = curl_easy_perform(curl);
-  long status = 0;
-  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-  curl_slist_free_all(h);
-  curl_easy_cleanup(curl);
-  if (rc != CURLE_OK) {
-    if (c->manager)
-      fprintf(stderr, "monitor-cli: cannot reach %s: %s\n", c->manager, curl_easy_strerror(rc));
+  for (; o && o->name; o++) {
+    char left[64];
+    if (o->key < 256)
+      snprintf(left, sizeof left, "-%c, --%s%s%s", o->key, o->name, o->arg ? " " : "",
+               o->arg ? o->arg : "");
     else
-      fprintf(stderr, "monitor-cli: cannot reach the monitor at %s: %s\n", c->socket,
-              curl_easy_strerror(rc));
-    return EXIT_CONNECT;
+      snprintf(left, sizeof left, "    --%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
+    print_column(left, 24, o->help);
   }
-  if (out)
-    out->status = status;
-  return EXIT_OK;
 }
 
-/* Print an error reply and return the exit code. */
-static int fail_reply(struct reply *r)
+static const char *synopsis(const struct command *cmd)
 {
-  cleanup_json cJSON *j = cJSON_Parse(sbuf_str(&r->body));
-  const cJSON *msg = j ? cJSON_GetObjectItem(j, "message") : NULL;
-  const cJSON *code = j ? cJSON_GetObjectItem(j, "code") : NULL;
-  if (cJSON_IsString(msg))
-    fprintf(stderr, "monitor-cli: %s (%s, HTTP %ld)\n", msg->valuestring,
-            cJSON_IsString(code) ? code->valuestring : "error", r->status);
-  else
-    fprintf(stderr, "monitor-cli: HTTP %ld: %s\n", r->status, sbuf_str(&r->body));
-  return EXIT_FAIL;
+  static char s[80];
+  snprintf(s, sizeof s, "%s%s%s%s", cmd->name, cmd->options ? " [OPTIONS]" : "",
+           *cmd->args ? " " : "", cmd->args);
+  return s;
 }
 
-static const char *str_or(const cJSON *o, const char *key, const char *def)
+static bool of_noun(const struct command *cmd, const char *noun)
 {
-  const cJSON *v = cJSON_GetObjectItem(o, key);
-  return cJSON_IsString(v) ? v->valuestring : def;
+  size_t n = strlen(noun);
+  return strncmp(cmd->name, noun, n) == 0 && cmd->name[n] == ' ';
 }
 
-static char *num_or(const cJSON *o, const char *key, const char *def)
+/* The program's help; noun: only that noun's commands. */
+static void print_help(const char *noun)
 {
-  const cJSON *v = cJSON_GetObjectItem(o, key);
-  if (cJSON_IsNumber(v))
-    return xasprintf("%lld", (long long)v->valuedouble);
-  if (cJSON_IsBool(v))
-    return xstrdup(cJSON_IsTrue(v) ? "yes" : "no");
-  return xstrdup(def);
+  printf("Usage: monitor-cli [OPTIONS] %s%sCOMMAND [ARGS]\n\nCommands:\n", noun ? noun : "",
+         noun ? " " : "");
+  for (size_t i = 0; i < SP_ARRAY_SIZE(commands); i++)
+    if (noun == NULL || of_noun(&commands[i], noun))
+      print_column(synopsis(&commands[i]), 34, commands[i].help);
+  printf("\nOptions (anywhere on the line; for process start, before COMMAND):\n");
+  print_options(global_options);
+  printf("\n'monitor-cli COMMAND --help' shows a command's options.\n\n%s", exit_help);
 }
 
-static void print_process_row(const cJSON *p)
+static void print_command_help(const struct command *cmd)
 {
-  cleanup_free char *pid = num_or(p, "pid", "-");
-  cleanup_free char *code = num_or(p, "exitCode", "-");
-  cleanup_free char *restarts = num_or(p, "restarts", "0");
-  cleanup_free char *ready = num_or(p, "ready", "no");
-  printf("%-16s %-8s %-10s %-5s %-8s %-5s %s\n", str_or(p, "id", "?"), pid,
-         str_or(p, "status", "?"), ready, restarts, code, str_or(p, "command", ""));
-}
-
-static void print_process_header(void)
-{
-  printf("%-16s %-8s %-10s %-5s %-8s %-5s %s\n", "ID", "PID", "STATUS", "READY", "RESTARTS",
-         "EXIT", "COMMAND");
-}
-
-static void print_json(const cJSON *j)
-{
-  char *s = cJSON_PrintUnformatted(j);
-  printf("%s\n", s);
-  free(s);
-}
-
-static void print_line_event(struct cli *c, const cJSON *j)
-{
-  if (c->fmt == FMT_JSON) {
-    print_json(j);
-  } else if (c->fmt == FMT_RAW) {
-    printf("%s\n", str_or(j, "text", str_or(j, "data", "")));
-  } else {
-    const char *t = str_or(j, "time", str_or(j, "timestamp", ""));
-    printf("%s %-12s %-6s %s\n", t, str_or(j, "process", str_or(j, "processId", "")),
-           str_or(j, "stream", str_or(j, "type", "")), str_or(j, "text", str_or(j, "data", "")));
+  printf("Usage: monitor-cli %s\n\n%c%s.\n", synopsis(cmd), toupper((unsigned char)*cmd->help),
+         cmd->help + 1);
+  if (cmd->more)
+    printf("%s\n", cmd->more);
+  if (cmd->options) {
+    printf("\nOptions:\n");
+    print_options(cmd->options);
   }
-  fflush(stdout);
+  printf("\nGlobal options (anywhere on the line%s):\n",
+         cmd->words_end_options ? ", before COMMAND" : "");
+  print_options(global_options);
+  printf("\n%s", exit_help);
 }
 
-/* Render a successful reply for `what`. */
-static int render(struct cli *c, const char *what, struct reply *r)
+/* ---- the command line ---- */
+
+struct line {
+  struct cli cli;
+  const struct command *cmd;
+  const char *noun; /* a noun without its verb yet */
+  bool help, version;
+  struct cli_args args;
+};
+
+static void line_release(struct line *l) { free(l->args.opts); }
+
+/* The commands' names (a noun's only, when noun is not NULL). */
+static const char *command_list(const char *noun)
 {
-  if (r->status >= 400)
-    return fail_reply(r);
-  cleanup_json cJSON *j = cJSON_Parse(sbuf_str(&r->body));
-  if (j == NULL) {
-    fprintf(stderr, "monitor-cli: the reply is not JSON\n");
-    return EXIT_FAIL;
-  }
-  if (c->fmt == FMT_JSON || (c->fmt == FMT_RAW && strcmp(what, "logs") != 0)) {
-    print_json(j);
-    return EXIT_OK;
-  }
-  if (strcmp(what, "process-list") == 0) {
-    print_process_header();
-    const cJSON *p;
-    cJSON_ArrayForEach(p, cJSON_GetObjectItem(j, "processes")) print_process_row(p);
-  } else if (strcmp(what, "process") == 0) {
-    const cJSON *p = cJSON_GetObjectItem(j, "process");
-    print_process_header();
-    print_process_row(p ? p : j);
-  } else if (strcmp(what, "errors") == 0) {
-    const cJSON *errs = cJSON_GetObjectItem(j, "errors");
-    printf("%-6s %-11s %-18s %-8s %-30s %s\n", "COUNT", "TOOL", "CATEGORY", "SEVERITY",
-           "LOCATION", "MESSAGE");
-    const cJSON *e;
-    cJSON_ArrayForEach(e, errs)
-    {
-      cleanup_free char *count = num_or(e, "occurrences", "1");
-      cleanup_free char *line = num_or(e, "line", "");
-      cleanup_free char *col = num_or(e, "column", "");
-      cleanup_free char *loc = xasprintf("%s%s%s%s%s", str_or(e, "file", "-"),
-                                         *line ? ":" : "", line, *col ? ":" : "", col);
-      printf("%-6s %-11s %-18s %-8s %-30s %s\n", count, str_or(e, "tool", "-"),
-             str_or(e, "category", "-"), str_or(e, "severity", "-"), loc,
-             str_or(e, "message", ""));
-    }
-    if (cJSON_GetArraySize(errs) == 0)
-      printf("(no errors)\n");
-  } else if (strcmp(what, "stats") == 0) {
-    const cJSON *s = cJSON_GetObjectItem(j, "stats");
-    cleanup_free char *total = num_or(s, "total", "0");
-    cleanup_free char *unique = num_or(s, "unique", "0");
-    printf("total occurrences: %s\nunique errors:     %s\n", total, unique);
-    static const char *const maps[] = {"byCategory", "bySeverity", "byTool"};
-    for (size_t i = 0; i < SP_ARRAY_SIZE(maps); i++) {
-      const cJSON *m = cJSON_GetObjectItem(s, maps[i]);
-      const cJSON *kv;
-      printf("%s:\n", maps[i]);
-      cJSON_ArrayForEach(kv, m) printf("  %-20s %lld\n", kv->string, (long long)kv->valuedouble);
-    }
-  } else if (strcmp(what, "logs") == 0) {
-    const cJSON *l;
-    cJSON_ArrayForEach(l, cJSON_GetObjectItem(j, "lines")) print_line_event(c, l);
-  } else if (strcmp(what, "status") == 0) {
-    const cJSON *p = cJSON_GetObjectItem(j, "processes");
-    const cJSON *d = cJSON_GetObjectItem(j, "database");
-    cleanup_free char *up = num_or(j, "uptimeMs", "0");
-    cleanup_free char *total = num_or(p, "total", "0");
-    cleanup_free char *running = num_or(p, "running", "0");
-    cleanup_free char *ready = num_or(p, "ready", "0");
-    cleanup_free char *lines = num_or(d, "lines", "0");
-    cleanup_free char *errors = num_or(d, "errors", "0");
-    cleanup_free char *bytes = num_or(d, "bytes", "0");
-    printf("version:    %s\nuptime:     %s ms\nprocesses:  %s (%s running, %s ready)\n"
-           "log lines:  %s\nerrors:     %s\ndatabase:   %s (%s bytes)\n",
-           str_or(j, "version", "?"), up, total, running, ready, lines, errors,
-           str_or(d, "path", "?"), bytes);
-  } else {
-    printf("%s\n", str_or(j, "message", "ok"));
-  }
-  return EXIT_OK;
+  static char list[512];
+  size_t n = 0;
+  for (size_t i = 0; i < SP_ARRAY_SIZE(commands) && n < sizeof list; i++)
+    if (noun == NULL || of_noun(&commands[i], noun))
+      n += (size_t)snprintf(list + n, sizeof list - n, "%s%s", n ? ", " : "", commands[i].name);
+  return list;
 }
 
-static int simple(struct cli *c, const char *method, const char *path, const char *body,
-                  const char *what)
+/* A global option: 0 when applied, 1 when key is not one, -1 on error. */
+static int set_global(struct line *l, int key, const char *arg, struct sp_error **err)
 {
-  struct reply r = {0, SBUF_INIT};
-  int rc = request(c, method, path, body, &r, NULL);
-  if (rc == EXIT_OK)
-    rc = render(c, what, &r);
-  sbuf_release(&r.body);
-  return rc;
-}
-
-static char *escape_path(const char *s)
-{
-  CURL *curl = curl_easy_init();
-  char *e = curl_easy_escape(curl, s, 0);
-  char *r = xstrdup(e);
-  curl_free(e);
-  curl_easy_cleanup(curl);
-  return r;
-}
-
-static void sh_quote(struct sbuf *sb, const char *s)
-{
-  if (*s && strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-                      "-_./=:@%+,") == strlen(s)) {
-    sbuf_addstr(sb, s);
-    return;
-  }
-  sbuf_addch(sb, '\'');
-  for (; *s; s++) {
-    if (*s == '\'')
-      sbuf_addstr(sb, "'\\''");
+  struct cli *c = &l->cli;
+  switch (key) {
+  case OPT_SOCKET: c->socket = arg; break;
+  case OPT_SANDBOX: c->sandbox = arg; break;
+  case OPT_MANAGER: c->manager = arg; break;
+  case OPT_SESSION: c->session = arg; break;
+  case OPT_FORMAT:
+    if (strcmp(arg, "table") == 0)
+      c->fmt = FMT_TABLE;
+    else if (strcmp(arg, "json") == 0)
+      c->fmt = FMT_JSON;
+    else if (strcmp(arg, "raw") == 0)
+      c->fmt = FMT_RAW;
     else
-      sbuf_addch(sb, *s);
+      return cli_usage(err, "--format must be table, json or raw, not '%s'", arg);
+    break;
+  case 'h': l->help = true; break;
+  case 'V': l->version = true; break;
+  default: return 1;
   }
-  sbuf_addch(sb, '\'');
+  return 0;
 }
 
-static int cmd_process(struct cli *c, int argc, char **argv)
+/* getopt_long's tables for the global options and cmd's (cmd may be NULL). */
+static void build_getopt(const struct command *cmd, struct option *longopts, size_t max,
+                         char *shortopts)
 {
-  if (argc < 1) {
-    fputs(usage, stderr);
-    return EXIT_USAGE;
-  }
-  const char *verb = argv[0];
-  if (strcmp(verb, "list") == 0)
-    return simple(c, "GET", "/api/process/list", NULL, "process-list");
-  if (strcmp(verb, "start") == 0) {
-    static const struct option o[] = {
-        {"id", required_argument, NULL, 'i'},     {"port", required_argument, NULL, 'p'},
-        {"auto-restart", no_argument, NULL, 'a'}, {"max-restarts", required_argument, NULL, 'm'},
-        {"cwd", required_argument, NULL, 'c'},    {"env", required_argument, NULL, 'e'},
-        {NULL, 0, NULL, 0}};
-    cleanup_json cJSON *body = cJSON_CreateObject();
-    cJSON *env = NULL;
-    int opt;
-    optind = 0;
-    while ((opt = getopt_long(argc, argv, "+i:p:am:c:e:", o, NULL)) != -1) {
-      long long n;
-      switch (opt) {
-      case 'i': cJSON_AddStringToObject(body, "processId", optarg); break;
-      case 'p':
-        if (!str_to_ll(optarg, 1, 65535, &n)) {
-          fprintf(stderr, "monitor-cli: --port must be 1-65535\n");
-          return EXIT_USAGE;
-        }
-        cJSON_AddNumberToObject(body, "port", (double)n);
-        break;
-      case 'a': cJSON_AddBoolToObject(body, "autoRestart", true); break;
-      case 'm':
-        if (!str_to_ll(optarg, 0, 1000, &n)) {
-          fprintf(stderr, "monitor-cli: --max-restarts must be 0-1000\n");
-          return EXIT_USAGE;
-        }
-        cJSON_AddNumberToObject(body, "maxRestarts", (double)n);
-        break;
-      case 'c': cJSON_AddStringToObject(body, "cwd", optarg); break;
-      case 'e': {
-        const char *eq = strchr(optarg, '=');
-        if (eq == NULL || eq == optarg) {
-          fprintf(stderr, "monitor-cli: --env takes NAME=VALUE\n");
-          return EXIT_USAGE;
-        }
-        if (env == NULL)
-          env = cJSON_AddObjectToObject(body, "env");
-        cleanup_free char *k = xstrndup(optarg, (size_t)(eq - optarg));
-        cJSON_AddStringToObject(env, k, eq + 1);
-        break;
-      }
-      default: return EXIT_USAGE;
+  size_t n = 0;
+  char *s = shortopts;
+  if (cmd == NULL || cmd->words_end_options)
+    *s++ = '+';
+  *s++ = ':';
+  const struct cli_option *tables[] = {global_options, cmd ? cmd->options : NULL};
+  for (size_t t = 0; t < SP_ARRAY_SIZE(tables); t++) {
+    for (const struct cli_option *o = tables[t]; o && o->name && n + 1 < max; o++) {
+      longopts[n++] = (struct option){o->name, o->arg ? required_argument : no_argument, NULL,
+                                      o->key};
+      if (o->key < 256) {
+        *s++ = (char)o->key;
+        if (o->arg)
+          *s++ = ':';
       }
     }
-    if (optind >= argc) {
-      fprintf(stderr, "monitor-cli: process start needs a COMMAND\n");
-      return EXIT_USAGE;
-    }
-    /* One argument is a shell command line as it is; several are words,
-     * quoted so the shell sees them unchanged. */
-    struct sbuf cmd = SBUF_INIT;
-    if (argc - optind == 1)
-      sbuf_addstr(&cmd, argv[optind]);
-    for (int i = optind; argc - optind > 1 && i < argc; i++) {
-      if (i > optind)
-        sbuf_addch(&cmd, ' ');
-      sh_quote(&cmd, argv[i]);
-    }
-    cJSON_AddStringToObject(body, "command", sbuf_str(&cmd));
-    sbuf_release(&cmd);
-    cleanup_free char *s = json_print(body);
-    return simple(c, "POST", "/api/process/start", s, "process");
   }
-  if (argc < 2) {
-    fprintf(stderr, "monitor-cli: process %s needs an ID\n", verb);
-    return EXIT_USAGE;
-  }
-  cleanup_free char *id = escape_path(argv[1]);
-  if (strcmp(verb, "status") == 0) {
-    cleanup_free char *path = xasprintf("/api/process/%s", id);
-    return simple(c, "GET", path, NULL, "process");
-  }
-  if (strcmp(verb, "restart") == 0) {
-    cleanup_free char *path = xasprintf("/api/process/%s/restart", id);
-    return simple(c, "POST", path, NULL, "process");
-  }
-  if (strcmp(verb, "stop") == 0) {
-    const char *sig = "TERM";
-    if (argc >= 4 && strcmp(argv[2], "--signal") == 0)
-      sig = argv[3];
-    else if (argc == 3 && strncmp(argv[2], "--signal=", 9) == 0)
-      sig = argv[2] + 9;
-    else if (argc != 2) {
-      fprintf(stderr, "monitor-cli: usage: process stop ID [--signal SIG]\n");
-      return EXIT_USAGE;
-    }
-    cleanup_free char *esig = escape_path(sig);
-    cleanup_free char *path = xasprintf("/api/process/%s?signal=%s", id, esig);
-    return simple(c, "DELETE", path, NULL, "process");
-  }
-  fprintf(stderr, "monitor-cli: unknown process command '%s'\n", verb);
-  return EXIT_USAGE;
+  longopts[n] = (struct option){NULL, 0, NULL, 0};
+  *s = '\0';
 }
 
-static int cmd_errors(struct cli *c, int argc, char **argv)
+/* Parse the options of argv[from..] up to argc: the global ones, and cmd's
+ * when cmd is given.  Without cmd, parsing stops at the first word.
+ * Returns the index of the first word left. */
+static int parse_options(struct line *l, const struct command *cmd, int argc, char **argv,
+                         int from, struct sp_error **err)
 {
-  if (argc < 1) {
-    fputs(usage, stderr);
-    return EXIT_USAGE;
-  }
-  const char *verb = argv[0];
-  if (strcmp(verb, "stats") == 0)
-    return simple(c, "GET", "/api/errors/stats", NULL, "stats");
-  if (strcmp(verb, "clear") == 0)
-    return simple(c, "DELETE", "/api/errors", NULL, "ok");
-  if (strcmp(verb, "list") == 0) {
-    static const struct option o[] = {{"since", required_argument, NULL, 's'},
-                                      {"reset", no_argument, NULL, 'r'},
-                                      {NULL, 0, NULL, 0}};
-    struct sbuf q = SBUF_INIT;
-    sbuf_addstr(&q, "/api/errors?x=1");
-    int opt;
-    optind = 0;
-    while ((opt = getopt_long(argc, argv, "s:r", o, NULL)) != -1) {
-      if (opt == 's') {
-        cleanup_free char *e = escape_path(optarg);
-        sbuf_addf(&q, "&since=%s", e);
-      } else if (opt == 'r') {
-        sbuf_addstr(&q, "&reset=1");
-      } else {
-        sbuf_release(&q);
-        return EXIT_USAGE;
-      }
-    }
-    int rc = simple(c, "GET", sbuf_str(&q), NULL, "errors");
-    sbuf_release(&q);
-    return rc;
-  }
-  fprintf(stderr, "monitor-cli: unknown errors command '%s'\n", verb);
-  return EXIT_USAGE;
-}
-
-static int cmd_logs(struct cli *c, int argc, char **argv)
-{
-  if (argc < 1) {
-    fputs(usage, stderr);
-    return EXIT_USAGE;
-  }
-  const char *verb = argv[0];
-  static const struct option o[] = {{"process", required_argument, NULL, 'p'},
-                                    {"tail", required_argument, NULL, 't'},
-                                    {"since", required_argument, NULL, 's'},
-                                    {"follow", no_argument, NULL, 'f'},
-                                    {NULL, 0, NULL, 0}};
-  const char *process = NULL, *tail = NULL, *since = NULL;
-  bool follow = false;
-  int opt;
+  struct option longopts[32];
+  char shortopts[64];
+  build_getopt(cmd, longopts, SP_ARRAY_SIZE(longopts), shortopts);
+  /* getopt_long starts after a program name: hand it argv from from - 1. */
+  int sub_argc = argc - from + 1;
+  char **sub_argv = argv + from - 1;
+  opterr = 0;
   optind = 0;
-  while ((opt = getopt_long(argc, argv, "p:t:s:f", o, NULL)) != -1) {
-    long long n;
-    switch (opt) {
-    case 'p': process = optarg; break;
-    case 't':
-      if (!str_to_ll(optarg, 1, 100000, &n)) {
-        fprintf(stderr, "monitor-cli: --tail must be 1-100000\n");
-        return EXIT_USAGE;
-      }
-      tail = optarg;
-      break;
-    case 's': since = optarg; break;
-    case 'f': follow = true; break;
-    default: return EXIT_USAGE;
+  int key;
+  const char *where = cmd ? cmd->name : NULL;
+  while ((key = getopt_long(sub_argc, sub_argv, shortopts, longopts, NULL)) != -1) {
+    if (key == '?') {
+      const char *given = sub_argv[optind - 1];
+      char letter[3] = {'-', (char)optopt, '\0'};
+      bool is_long = strncmp(given, "--", 2) == 0;
+      const char *eq = strchr(given, '=');
+      if (is_long && optopt && eq)
+        return cli_usage(err, "option '%.*s' takes no value", (int)(eq - given), given);
+      const char *opt = is_long || optopt == 0 ? given : letter;
+      return cli_usage(err, "unknown option '%s'%s%s%s", opt, where ? " for '" : "",
+                       where ? where : "", where ? "'" : "");
     }
+    if (key == ':')
+      return cli_usage(err, "option '%s' needs a value", sub_argv[optind - 1]);
+    int rc = set_global(l, key, optarg, err);
+    if (rc < 0)
+      return -1;
+    if (rc == 0)
+      continue;
+    l->args.opts = xreallocarray(l->args.opts, (size_t)l->args.nopts + 1, sizeof *l->args.opts);
+    l->args.opts[l->args.nopts++] = (struct cli_value){key, optarg ? optarg : ""};
   }
-  struct sbuf q = SBUF_INIT;
-  sbuf_addstr(&q, "/api/logs?x=1");
-  if (process) {
-    cleanup_free char *e = escape_path(process);
-    sbuf_addf(&q, "&process=%s", e);
-  }
-  int rc;
-  if (strcmp(verb, "clear") == 0) {
-    rc = simple(c, "DELETE", sbuf_str(&q), NULL, "ok");
-  } else if (strcmp(verb, "get") == 0) {
-    if (tail)
-      sbuf_addf(&q, "&tail=%s", tail);
-    if (since) {
-      cleanup_free char *e = escape_path(since);
-      sbuf_addf(&q, "&since=%s", e);
+  return from - 1 + optind;
+}
+
+static const struct command *find_command(const char *name)
+{
+  for (size_t i = 0; i < SP_ARRAY_SIZE(commands); i++)
+    if (strcmp(commands[i].name, name) == 0)
+      return &commands[i];
+  return NULL;
+}
+
+static bool is_noun(const char *word)
+{
+  for (size_t i = 0; i < SP_ARRAY_SIZE(commands); i++)
+    if (of_noun(&commands[i], word))
+      return true;
+  return false;
+}
+
+static int parse_line(struct line *l, int argc, char **argv, struct sp_error **err)
+{
+  /* The command's one or two words, with global options around them. */
+  int i = parse_options(l, NULL, argc, argv, 1, err);
+  if (i < 0)
+    return -1;
+  if (i >= argc)
+    return l->help || l->version
+               ? 0
+               : cli_usage(err, "no command given; the commands are: %s", command_list(NULL));
+  const char *word = argv[i++];
+  if (is_noun(word)) {
+    if ((i = parse_options(l, NULL, argc, argv, i, err)) < 0)
+      return -1;
+    if (i >= argc) {
+      l->noun = word;
+      return l->help ? 0 : cli_usage(err, "'%s' needs a command: %s", word, command_list(word));
     }
-    if (follow) {
-      sbuf_addstr(&q, "&follow=1");
-      struct follow f = {c, SBUF_INIT};
-      rc = request(c, "GET", sbuf_str(&q), NULL, NULL, &f);
-      sbuf_release(&f.pending);
-    } else {
-      rc = simple(c, "GET", sbuf_str(&q), NULL, "logs");
-    }
-  } else {
-    fprintf(stderr, "monitor-cli: unknown logs command '%s'\n", verb);
-    rc = EXIT_USAGE;
+    cleanup_free char *name = xasprintf("%s %s", word, argv[i++]);
+    l->cmd = find_command(name);
+    if (l->cmd == NULL)
+      return cli_usage(err, "unknown command '%s'; the commands are: %s", name,
+                       command_list(word));
+  } else if ((l->cmd = find_command(word)) == NULL) {
+    return cli_usage(err, "unknown command '%s'; the commands are: %s", word,
+                     command_list(NULL));
   }
-  sbuf_release(&q);
-  return rc;
+  /* The command's own options and words. */
+  if ((i = parse_options(l, l->cmd, argc, argv, i, err)) < 0)
+    return -1;
+  l->args.argc = argc - i;
+  l->args.argv = argv + i;
+  if (l->help || l->version)
+    return 0;
+  const struct command *cmd = l->cmd;
+  if (l->args.argc < cmd->min_args)
+    return cli_usage(err, "'%s' needs %s", cmd->name, cmd->args);
+  if (cmd->max_args >= 0 && l->args.argc > cmd->max_args)
+    return cli_usage(err, "too many words for '%s': '%s'", synopsis(cmd),
+                     l->args.argv[cmd->max_args]);
+  if ((l->cli.manager == NULL) != (l->cli.session == NULL))
+    return cli_usage(err, "--manager and --session go together");
+  return 0;
+}
+
+static int exit_status(const struct sp_error *err)
+{
+  static const struct {
+    const char *code;
+    int status;
+  } map[] = {
+      {"USAGE", EXIT_USAGE},
+      {"BACKEND_UNAVAILABLE", EXIT_UNREACHABLE},
+      {"UPSTREAM_ERROR", EXIT_UNREACHABLE},
+      {"UPSTREAM_TIMEOUT", EXIT_UNREACHABLE},
+  };
+  for (size_t i = 0; i < SP_ARRAY_SIZE(map); i++)
+    if (strcmp(err->code, map[i].code) == 0)
+      return map[i].status;
+  return EXIT_FAILED;
 }
 
 int main(int argc, char **argv)
 {
-  static const struct option longopts[] = {
-      {"socket", required_argument, NULL, 's'},  {"sandbox", required_argument, NULL, 'b'},
-      {"manager", required_argument, NULL, 'm'}, {"session", required_argument, NULL, 'S'},
-      {"format", required_argument, NULL, 'f'},  {"help", no_argument, NULL, 'h'},
-      {"version", no_argument, NULL, 'V'},       {NULL, 0, NULL, 0},
-  };
-  struct cli c = {0};
-  c.socket = getenv("SANDPIT_MONITOR_SOCKET");
-  if (c.socket == NULL || *c.socket == '\0')
-    c.socket = "/run/sandpit/monitor.sock";
-  c.token = getenv("SANDPIT_API_TOKEN");
-  c.fmt = isatty(STDOUT_FILENO) ? FMT_TABLE : FMT_JSON;
-  int opt;
-  /* "+": options stop at the command; each command parses its own. */
-  while ((opt = getopt_long(argc, argv, "+hV", longopts, NULL)) != -1) {
-    switch (opt) {
-    case 's': c.socket = optarg; break;
-    case 'b': c.sandbox = optarg; break;
-    case 'm': c.manager = optarg; break;
-    case 'S': c.session = optarg; break;
-    case 'f':
-      if (strcmp(optarg, "table") == 0)
-        c.fmt = FMT_TABLE;
-      else if (strcmp(optarg, "json") == 0)
-        c.fmt = FMT_JSON;
-      else if (strcmp(optarg, "raw") == 0)
-        c.fmt = FMT_RAW;
-      else {
-        fprintf(stderr, "monitor-cli: --format must be table, json or raw\n");
-        return EXIT_USAGE;
-      }
-      break;
-    case 'h': fputs(usage, stdout); return EXIT_OK;
-    case 'V': printf("monitor-cli %s\n", SANDPIT_VERSION); return EXIT_OK;
-    default: fputs(usage, stderr); return EXIT_USAGE;
-    }
+  __attribute__((cleanup(line_release))) struct line l = {0};
+  l.cli.socket = getenv("SANDPIT_MONITOR_SOCKET");
+  if (l.cli.socket == NULL || *l.cli.socket == '\0')
+    l.cli.socket = "/run/sandpit/monitor.sock";
+  l.cli.token = getenv("SANDPIT_API_TOKEN");
+  l.cli.fmt = isatty(STDOUT_FILENO) ? FMT_TABLE : FMT_JSON;
+  struct sp_error *err = NULL;
+  if (parse_line(&l, argc, argv, &err) == 0) {
+    if (l.help && l.cmd)
+      print_command_help(l.cmd);
+    else if (l.help)
+      print_help(l.noun);
+    else if (l.version)
+      printf("monitor-cli %s\n", SANDPIT_VERSION);
+    else
+      l.cmd->run(&l.cli, &l.args, &err);
   }
-  if (optind >= argc) {
-    fputs(usage, stderr);
-    return EXIT_USAGE;
-  }
-  if ((c.manager == NULL) != (c.session == NULL)) {
-    fprintf(stderr, "monitor-cli: --manager and --session go together\n");
-    return EXIT_USAGE;
-  }
-  curl_global_init(CURL_GLOBAL_DEFAULT);
-  const char *cmd = argv[optind];
-  int sub_argc = argc - optind - 1;
-  char **sub_argv = argv + optind + 1;
-  int rc;
-  if (strcmp(cmd, "process") == 0)
-    rc = cmd_process(&c, sub_argc, sub_argv);
-  else if (strcmp(cmd, "errors") == 0)
-    rc = cmd_errors(&c, sub_argc, sub_argv);
-  else if (strcmp(cmd, "logs") == 0)
-    rc = cmd_logs(&c, sub_argc, sub_argv);
-  else if (strcmp(cmd, "status") == 0)
-    rc = simple(&c, "GET", "/api/status", NULL, "status");
-  else if (strcmp(cmd, "ping") == 0)
-    rc = simple(&c, "GET", "/api/ping", NULL, "ping");
-  else {
-    fprintf(stderr, "monitor-cli: unknown command '%s'\n%s", cmd, usage);
-    rc = EXIT_USAGE;
-  }
-  curl_global_cleanup();
-  return rc;
+  if (err == NULL)
+    return EXIT_OK;
+  int status = exit_status(err);
+  sp_error_print("monitor-cli", &err);
+  return status;
 }

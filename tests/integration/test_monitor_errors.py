@@ -2,7 +2,10 @@
 fatal-pattern restarts, and monitor-cli over the socket."""
 import json
 import os
+import shutil
+import socket
 import subprocess
+import tempfile
 import time
 
 from harness import BIN, ROOT, Monitor, Suite
@@ -146,6 +149,61 @@ def test_monitor_cli(t):
         m.cleanup()
 
 
+def run_cli(*args):
+    return subprocess.run([os.path.join(BIN, "monitor-cli"), *args], capture_output=True, text=True,
+                          timeout=30)
+
+
+def test_monitor_cli_line(t):
+    m = Monitor()
+    try:
+        p = run_cli("errors", "list", "--format", "json", "--socket", m.sock)
+        t.eq("global options after the command", (p.returncode, p.stderr), (0, ""))
+        t.eq("  are applied", json.loads(p.stdout)["errors"], [])
+        p = run_cli("errors", "--socket", m.sock, "--format", "table", "list")
+        t.check("  and between its two words", p.returncode == 0 and "no errors" in p.stdout,
+                (p.returncode, p.stdout, p.stderr))
+        p = run_cli("--socket", m.sock, "process", "start", "--port", "0", "--", "true")
+        t.eq("a bad option value is a usage error", (p.returncode, p.stderr),
+             (2, "monitor-cli: --port must be 1-65535\n"))
+    finally:
+        m.cleanup()
+    p = run_cli("bogus")
+    t.eq("unknown command exits 2", p.returncode, 2)
+    t.check("  naming it and the commands", "'bogus'" in p.stderr and "process start" in p.stderr
+            and "errors list" in p.stderr and "ping" in p.stderr, p.stderr)
+    t.eq("  in one line", len(p.stderr.splitlines()), 1)
+    p = run_cli("process", "bogus")
+    t.check("unknown verb of a noun", p.returncode == 2 and "'process bogus'" in p.stderr
+            and "process list" in p.stderr, (p.returncode, p.stderr))
+    # a socket file that nothing listens on: the monitor is not running
+    tmp = tempfile.mkdtemp(prefix="sp-cli-")
+    try:
+        sock = os.path.join(tmp, "monitor.sock")
+        s = socket.socket(socket.AF_UNIX)
+        s.bind(sock)
+        s.close()
+        p = run_cli("--socket", sock, "process", "list")
+        t.eq("a monitor that is not running exits 3", p.returncode, 3)
+        t.eq("  and says so once", p.stderr,
+             "monitor-cli: cannot connect to %s: Connection refused\n" % sock)
+        t.eq("  with nothing on stdout", p.stdout, "")
+    finally:
+        shutil.rmtree(tmp)
+    p = run_cli("--help")
+    t.check("--help lists every command and the exit status",
+            p.returncode == 0 and p.stderr == "" and "Exit status" in p.stdout and
+            all(c in p.stdout for c in ("process stop", "errors stats", "logs clear", "status")),
+            p.stdout)
+    for args, opt in ((["process", "start", "--help"], "--auto-restart"),
+                      (["errors", "list", "--help"], "--since"),
+                      (["--help", "logs", "get"], "--follow")):
+        p = run_cli(*args)
+        t.check("%s shows the command's options" % " ".join(args),
+                p.returncode == 0 and opt in p.stdout and "Exit status" in p.stdout, p.stdout)
+
+
 if __name__ == "__main__":
     Suite("monitor errors and monitor-cli").run([test_errors_classified_and_deduplicated,
-                                                 test_fatal_pattern_restarts, test_monitor_cli])
+                                                 test_fatal_pattern_restarts, test_monitor_cli,
+                                                 test_monitor_cli_line])
