@@ -273,6 +273,14 @@ static void run_sweeps(struct supervisor *s, int64_t now)
   }
 }
 
+static bool sweeping(struct supervisor *s, pid_t pgid)
+{
+  for (struct sweep *w = s->sweeps; w; w = w->next)
+    if (w->pgid == pgid)
+      return true;
+  return false;
+}
+
 static void signal_group(struct proc *p, int sig)
 {
   if (p->pid > 1)
@@ -761,7 +769,8 @@ static void stdin_write(struct supervisor *s, struct proc *p)
  * held open past a short grace by something it left behind). */
 static bool command_finish(struct supervisor *s, struct proc *p, int64_t now, bool force)
 {
-  if (!force && (!procfsm_final(&p->fsm) ||
+  /* A killed command answers once its whole group is gone. */
+  if (!force && (!procfsm_final(&p->fsm) || sweeping(s, p->pid) ||
                  (pipes_open(p) && now - p->reaped_at < DRAIN_GRACE_MS)))
     return false;
   stream_read(s, p, &p->out);
@@ -1017,7 +1026,7 @@ static int next_timeout(struct supervisor *s, int64_t now)
         next = SP_MIN(next, p->deadline);
       if (p->reaped_at && pipes_open(p))
         next = SP_MIN(next, p->reaped_at + (p->cmd ? DRAIN_GRACE_MS : PIPE_GRACE_MS));
-      if (p->cmd && procfsm_final(&p->fsm))
+      if (p->cmd && procfsm_final(&p->fsm) && !pipes_open(p) && !sweeping(s, p->pid))
         next = now;
       if (p->fsm.st == PS_RUNNING && p->port)
         next = SP_MIN(next, p->probe_state == PROBE_IDLE ? p->probe_next : p->probe_deadline);
