@@ -30,6 +30,8 @@ struct instance {
   int64_t last_active;  /* monotonic ms */
   char *last_error;
   bool ever_started;
+  uint64_t run;         /* counts the times it came up: work decided about one
+                           run is not applied to the next */
 };
 
 struct pool {
