@@ -257,6 +257,11 @@ static int start_locked(struct manager *m, struct instance *in, struct sp_error 
   /* Ready when the monitor answers on its socket. */
   int delay_us = 500;
   while (!ping(in->socket, 2000)) {
+    if (drain_cutting(m)) {
+      /* left running: the next sandpitd adopts it */
+      drain_error(err);
+      goto out;
+    }
     if (!p->backend->ops->alive(p->backend, id)) {
       cleanup_free char *logf = xasprintf("%s/monitor.log", in->dir);
       sp_error_code(err, "INSTANCE_FAILED", 502,
@@ -312,6 +317,10 @@ int instance_ensure(struct manager *m, struct instance *in, int wait_ms, struct 
     pthread_mutex_unlock(&in->mu);
     return 0;
   }
+  if (drain_cutting(m)) {
+    pthread_mutex_unlock(&in->mu);
+    return drain_error(err);
+  }
   if (in->state == INST_STOPPED || in->state == INST_FAILED) {
     /* This request starts it; the others wait for it below. */
     in->state = INST_STARTING;
@@ -321,13 +330,15 @@ int instance_ensure(struct manager *m, struct instance *in, int wait_ms, struct 
   }
   struct timespec ts;
   sp_deadline_after(&ts, wait_ms);
-  while (in->state == INST_STARTING || in->state == INST_STOPPING) {
+  while ((in->state == INST_STARTING || in->state == INST_STOPPING) && !drain_cutting(m)) {
     if (pthread_cond_timedwait(&in->cv, &in->mu, &ts) == ETIMEDOUT)
       break;
   }
   int rc = 0;
   if (in->state == INST_RUNNING) {
     rc = 0;
+  } else if (drain_cutting(m)) {
+    rc = drain_error(err);
   } else if (in->state == INST_FAILED) {
     rc = sp_error_code(err, "INSTANCE_FAILED", 502, "%s",
                        in->last_error ? in->last_error : "the instance failed to start");
@@ -411,24 +422,37 @@ int instance_restart(struct manager *m, struct instance *in, struct sp_error **e
   return rc;
 }
 
+void pools_wake(struct manager *m)
+{
+  for (int i = 0; i < m->npools; i++)
+    for (int k = 0; k < m->pools[i].n; k++) {
+      struct instance *in = &m->pools[i].inst[k];
+      pthread_mutex_lock(&in->mu);
+      pthread_cond_broadcast(&in->cv);
+      pthread_mutex_unlock(&in->mu);
+    }
+}
+
 /* ---- housekeeping: health checks, idle sleep, state flushes ---- */
+
+static bool hk_stopping(struct manager *m) { return __atomic_load_n(&m->stopping, __ATOMIC_ACQUIRE); }
 
 static void *housekeeper(void *arg)
 {
   struct manager *m = arg;
   pthread_mutex_lock(&m->hk_mu);
-  while (!m->stopping) {
+  while (!hk_stopping(m)) {
     struct timespec ts;
     sp_deadline_after(&ts, 1000);
     pthread_cond_timedwait(&m->hk_cv, &m->hk_mu, &ts);
-    if (m->stopping)
+    if (hk_stopping(m))
       break;
     pthread_mutex_unlock(&m->hk_mu);
     sandboxes_flush(m);
     int64_t now = sp_monotonic_ms();
-    for (int i = 0; i < m->npools; i++) {
+    for (int i = 0; i < m->npools && !hk_stopping(m); i++) {
       struct pool *p = &m->pools[i];
-      for (int k = 0; k < p->n; k++) {
+      for (int k = 0; k < p->n && !hk_stopping(m); k++) {
         struct instance *in = &p->inst[k];
         pthread_mutex_lock(&in->mu);
         bool running = in->state == INST_RUNNING;
@@ -448,6 +472,8 @@ static void *housekeeper(void *arg)
     }
     pthread_mutex_lock(&m->hk_mu);
   }
+  m->hk_done = true;
+  pthread_cond_broadcast(&m->hk_cv);
   pthread_mutex_unlock(&m->hk_mu);
   return NULL;
 }
@@ -462,10 +488,25 @@ int housekeeper_start(struct manager *m)
 void housekeeper_stop(struct manager *m)
 {
   pthread_mutex_lock(&m->hk_mu);
-  m->stopping = 1;
+  __atomic_store_n(&m->stopping, 1, __ATOMIC_RELEASE);
   pthread_cond_broadcast(&m->hk_cv);
   pthread_mutex_unlock(&m->hk_mu);
+}
+
+bool housekeeper_join(struct manager *m, int64_t deadline_ms)
+{
+  struct timespec ts;
+  sp_deadline_after(&ts, SP_MAX(deadline_ms - sp_monotonic_ms(), 0));
+  pthread_mutex_lock(&m->hk_mu);
+  int rc = 0;
+  while (!m->hk_done && rc != ETIMEDOUT)
+    rc = pthread_cond_timedwait(&m->hk_cv, &m->hk_mu, &ts);
+  bool done = m->hk_done;
+  pthread_mutex_unlock(&m->hk_mu);
+  if (!done)
+    return false;
   pthread_join(m->housekeeper, NULL);
   pthread_mutex_destroy(&m->hk_mu);
   pthread_cond_destroy(&m->hk_cv);
+  return true;
 }
