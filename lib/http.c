@@ -489,8 +489,12 @@ static void *accepted_thread(void *arg)
   for (;;) {
     struct pollfd p = {a->fd, POLLIN, 0};
     int64_t left = deadline - sp_monotonic_ms();
-    if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+    /* in slices, so that a server being stopped is noticed */
+    int ready = left > 0 && !s->stopping ? poll(&p, 1, (int)SP_MIN(left, 100)) : -1;
+    if (ready < 0)
       break;
+    if (ready == 0)
+      continue;
     n = recv(a->fd, head, PEEK_MAX, MSG_PEEK);
     if (n <= 0)
       break;
@@ -500,12 +504,13 @@ static void *accepted_thread(void *arg)
     /* more is coming: wait for it without spinning */
     usleep(1000);
   }
-  if (n > 0 && s->opts.takeover(s->opts.app, a->fd, head, (size_t)n, &a->peer)) {
+  if (n > 0 && !s->stopping && s->opts.takeover(s->opts.app, a->fd, head, (size_t)n, &a->peer)) {
     free(a);
     __atomic_sub_fetch(&s->accepted_threads, 1, __ATOMIC_RELAXED);
     return NULL;
   }
-  if (n <= 0 || MHD_add_connection(s->daemon, a->fd, (struct sockaddr *)&a->peer, a->peer_len) != MHD_YES)
+  if (n <= 0 || s->stopping ||
+      MHD_add_connection(s->daemon, a->fd, (struct sockaddr *)&a->peer, a->peer_len) != MHD_YES)
     close(a->fd);
   free(a);
   __atomic_sub_fetch(&s->accepted_threads, 1, __ATOMIC_RELAXED);
@@ -713,15 +718,22 @@ void http_server_quiesce(struct http_server *s)
     unlink(s->unix_path);
 }
 
-bool http_server_drain(struct http_server *s, int64_t timeout_ms)
+/* Wait until *n (a counter changed atomically) is 0, at most timeout_ms;
+ * true when it came to 0. */
+static bool wait_zero(const int *n, int64_t timeout_ms)
 {
   int64_t deadline = sp_monotonic_ms() + timeout_ms;
-  while (__atomic_load_n(&s->active, __ATOMIC_RELAXED) > 0) {
+  while (__atomic_load_n(n, __ATOMIC_RELAXED) > 0) {
     if (sp_monotonic_ms() >= deadline)
       return false;
-    usleep(5000);
+    usleep(2000);
   }
   return true;
+}
+
+bool http_server_drain(struct http_server *s, int64_t timeout_ms)
+{
+  return wait_zero(&s->active, timeout_ms);
 }
 
 void http_server_stop(struct http_server *s)
@@ -730,9 +742,13 @@ void http_server_stop(struct http_server *s)
     return;
   http_server_quiesce(s);
   s->stopping = 1;
+  /* the threads of our accept path use s: wait for them (a second at most) */
+  bool threads_left = s->own_accept && !wait_zero(&s->accepted_threads, 1000);
   MHD_stop_daemon(s->daemon);
   free(s->unix_path);
-  free(s);
+  /* a thread stuck in takeover still reads s: it goes with the process */
+  if (!threads_left)
+    free(s);
 }
 
 int http_server_port(const struct http_server *s) { return s->port; }

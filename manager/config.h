@@ -49,6 +49,7 @@ struct sp_config {
   const char *api_token_source; /* "config", "env" or NULL */
   char *data_dir;       /* absolute */
   char *log_level;
+  int64_t shutdown_grace_s; /* how long in-flight requests get on SIGTERM */
   int64_t max_sandbox_instances;
   char *sandbox_instance_type;
   struct sp_instance_type *types;

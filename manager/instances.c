@@ -107,7 +107,7 @@ int pools_init(struct manager *m, struct sp_error **err)
       in->pool = p;
       in->slot = k;
       pthread_mutex_init(&in->mu, NULL);
-      pthread_cond_init(&in->cv, NULL);
+      sp_cond_init(&in->cv);
       in->dir = xasprintf("%s/instances/%s-%d", m->cfg->data_dir, p->cfg->class_name, k);
       in->socket = xasprintf("%s/run/monitor.sock", in->dir);
       if (strlen(in->socket) >= sizeof(((struct sockaddr_un *)0)->sun_path))
@@ -159,11 +159,15 @@ static void found(void *ud, const char *pool, int slot, const char *id)
   if (p == NULL || slot < 0 || slot >= p->n)
     return;
   struct instance *in = &p->inst[slot];
+  /* pinged before the lock is taken: nothing waits behind it */
+  if (!ping(in->socket, 2000))
+    return;
   pthread_mutex_lock(&in->mu);
-  if (in->state != INST_RUNNING && ping(in->socket, 2000)) {
+  if (in->state != INST_RUNNING) {
     free(in->backend_id);
     in->backend_id = xstrdup(id);
     in->state = INST_RUNNING;
+    in->run++;
     in->started_ms = sp_now_ms();
     in->last_active = sp_monotonic_ms();
     sp_info("instance adopted", LS("pool", pool), LI("slot", slot), LS("id", id));
@@ -253,6 +257,11 @@ static int start_locked(struct manager *m, struct instance *in, struct sp_error 
   /* Ready when the monitor answers on its socket. */
   int delay_us = 500;
   while (!ping(in->socket, 2000)) {
+    if (drain_cutting(m)) {
+      /* left running: the next sandpitd adopts it */
+      drain_error(err);
+      goto out;
+    }
     if (!p->backend->ops->alive(p->backend, id)) {
       cleanup_free char *logf = xasprintf("%s/monitor.log", in->dir);
       sp_error_code(err, "INSTANCE_FAILED", 502,
@@ -280,6 +289,7 @@ out:
     free(in->backend_id);
     in->backend_id = id;
     in->state = INST_RUNNING;
+    in->run++;
     in->started_ms = sp_now_ms();
     in->starts++;
     if (restart)
@@ -307,6 +317,10 @@ int instance_ensure(struct manager *m, struct instance *in, int wait_ms, struct 
     pthread_mutex_unlock(&in->mu);
     return 0;
   }
+  if (drain_cutting(m)) {
+    pthread_mutex_unlock(&in->mu);
+    return drain_error(err);
+  }
   if (in->state == INST_STOPPED || in->state == INST_FAILED) {
     /* This request starts it; the others wait for it below. */
     in->state = INST_STARTING;
@@ -315,20 +329,16 @@ int instance_ensure(struct manager *m, struct instance *in, int wait_ms, struct 
     return rc;
   }
   struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  ts.tv_sec += wait_ms / 1000;
-  ts.tv_nsec += (long)(wait_ms % 1000) * 1000000;
-  if (ts.tv_nsec >= 1000000000) {
-    ts.tv_sec++;
-    ts.tv_nsec -= 1000000000;
-  }
-  while (in->state == INST_STARTING || in->state == INST_STOPPING) {
+  sp_deadline_after(&ts, wait_ms);
+  while ((in->state == INST_STARTING || in->state == INST_STOPPING) && !drain_cutting(m)) {
     if (pthread_cond_timedwait(&in->cv, &in->mu, &ts) == ETIMEDOUT)
       break;
   }
   int rc = 0;
   if (in->state == INST_RUNNING) {
     rc = 0;
+  } else if (drain_cutting(m)) {
+    rc = drain_error(err);
   } else if (in->state == INST_FAILED) {
     rc = sp_error_code(err, "INSTANCE_FAILED", 502, "%s",
                        in->last_error ? in->last_error : "the instance failed to start");
@@ -349,22 +359,6 @@ void instance_touch(struct instance *in)
   in->last_active = sp_monotonic_ms();
 }
 
-void instance_check_dead(struct manager *m, struct instance *in)
-{
-  pthread_mutex_lock(&in->mu);
-  if (in->state == INST_RUNNING && !ping(in->socket, 1000) &&
-      (in->pool->backend == NULL || !in->pool->backend->ops->alive(in->pool->backend, in->backend_id) ||
-       !ping(in->socket, 3000))) {
-    sp_warn("instance is dead; it restarts on the next request", LS("pool", in->pool->cfg->class_name),
-            LI("slot", in->slot));
-    if (in->pool->backend)
-      in->pool->backend->ops->stop(in->pool->backend, in->backend_id, 1000, NULL);
-    in->state = INST_STOPPED;
-    persist(m, in);
-  }
-  pthread_mutex_unlock(&in->mu);
-}
-
 static void stop_locked(struct manager *m, struct instance *in, int timeout_ms)
 {
   if (in->state != INST_RUNNING)
@@ -382,6 +376,28 @@ static void stop_locked(struct manager *m, struct instance *in, int timeout_ms)
   in->state = INST_STOPPED;
   persist(m, in);
   pthread_cond_broadcast(&in->cv);
+}
+
+void instance_check_dead(struct manager *m, struct instance *in)
+{
+  /* What to look at is taken under the lock; the pings run without it, so
+   * requests to the instance's other sandboxes do not wait behind them. */
+  pthread_mutex_lock(&in->mu);
+  bool running = in->state == INST_RUNNING;
+  uint64_t run = in->run;
+  cleanup_free char *id = running && in->backend_id ? xstrdup(in->backend_id) : NULL;
+  pthread_mutex_unlock(&in->mu);
+  struct backend *b = in->pool->backend;
+  if (!running || ping(in->socket, 1000) || (b && b->ops->alive(b, id) && ping(in->socket, 3000)))
+    return;
+  pthread_mutex_lock(&in->mu);
+  /* only the run that was seen dead is stopped, not one started meanwhile */
+  if (in->state == INST_RUNNING && in->run == run) {
+    sp_warn("instance is dead; it restarts on the next request",
+            LS("pool", in->pool->cfg->class_name), LI("slot", in->slot));
+    stop_locked(m, in, 1000);
+  }
+  pthread_mutex_unlock(&in->mu);
 }
 
 void instance_stop(struct manager *m, struct instance *in)
@@ -406,25 +422,37 @@ int instance_restart(struct manager *m, struct instance *in, struct sp_error **e
   return rc;
 }
 
+void pools_wake(struct manager *m)
+{
+  for (int i = 0; i < m->npools; i++)
+    for (int k = 0; k < m->pools[i].n; k++) {
+      struct instance *in = &m->pools[i].inst[k];
+      pthread_mutex_lock(&in->mu);
+      pthread_cond_broadcast(&in->cv);
+      pthread_mutex_unlock(&in->mu);
+    }
+}
+
 /* ---- housekeeping: health checks, idle sleep, state flushes ---- */
+
+static bool hk_stopping(struct manager *m) { return __atomic_load_n(&m->stopping, __ATOMIC_ACQUIRE); }
 
 static void *housekeeper(void *arg)
 {
   struct manager *m = arg;
   pthread_mutex_lock(&m->hk_mu);
-  while (!m->stopping) {
+  while (!hk_stopping(m)) {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += 1;
+    sp_deadline_after(&ts, 1000);
     pthread_cond_timedwait(&m->hk_cv, &m->hk_mu, &ts);
-    if (m->stopping)
+    if (hk_stopping(m))
       break;
     pthread_mutex_unlock(&m->hk_mu);
     sandboxes_flush(m);
     int64_t now = sp_monotonic_ms();
-    for (int i = 0; i < m->npools; i++) {
+    for (int i = 0; i < m->npools && !hk_stopping(m); i++) {
       struct pool *p = &m->pools[i];
-      for (int k = 0; k < p->n; k++) {
+      for (int k = 0; k < p->n && !hk_stopping(m); k++) {
         struct instance *in = &p->inst[k];
         pthread_mutex_lock(&in->mu);
         bool running = in->state == INST_RUNNING;
@@ -444,6 +472,8 @@ static void *housekeeper(void *arg)
     }
     pthread_mutex_lock(&m->hk_mu);
   }
+  m->hk_done = true;
+  pthread_cond_broadcast(&m->hk_cv);
   pthread_mutex_unlock(&m->hk_mu);
   return NULL;
 }
@@ -451,17 +481,32 @@ static void *housekeeper(void *arg)
 int housekeeper_start(struct manager *m)
 {
   pthread_mutex_init(&m->hk_mu, NULL);
-  pthread_cond_init(&m->hk_cv, NULL);
+  sp_cond_init(&m->hk_cv);
   return pthread_create(&m->housekeeper, NULL, housekeeper, m);
 }
 
 void housekeeper_stop(struct manager *m)
 {
   pthread_mutex_lock(&m->hk_mu);
-  m->stopping = 1;
+  __atomic_store_n(&m->stopping, 1, __ATOMIC_RELEASE);
   pthread_cond_broadcast(&m->hk_cv);
   pthread_mutex_unlock(&m->hk_mu);
+}
+
+bool housekeeper_join(struct manager *m, int64_t deadline_ms)
+{
+  struct timespec ts;
+  sp_deadline_after(&ts, SP_MAX(deadline_ms - sp_monotonic_ms(), 0));
+  pthread_mutex_lock(&m->hk_mu);
+  int rc = 0;
+  while (!m->hk_done && rc != ETIMEDOUT)
+    rc = pthread_cond_timedwait(&m->hk_cv, &m->hk_mu, &ts);
+  bool done = m->hk_done;
+  pthread_mutex_unlock(&m->hk_mu);
+  if (!done)
+    return false;
   pthread_join(m->housekeeper, NULL);
   pthread_mutex_destroy(&m->hk_mu);
   pthread_cond_destroy(&m->hk_cv);
+  return true;
 }

@@ -1,11 +1,13 @@
 /* sandpitd: command line. */
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "backend.h"
@@ -136,7 +138,8 @@ int main(int argc, char **argv)
 
   sp_log_set_prog("sandpitd");
   cleanup_error struct sp_error *err = NULL;
-  struct manager m = {0};
+  /* static: what a thread still at work at the exit uses stays reachable */
+  static struct manager m;
   m.cfg = config_load(config_path, &err);
   if (m.cfg == NULL) {
     fprintf(stderr, "sandpitd: %s\n", err->msg);
@@ -154,7 +157,7 @@ int main(int argc, char **argv)
   }
   m.bin_dir = self_dir();
 
-  /* Signals arrive through sigwait in this thread; every other thread
+  /* Signals arrive on a signalfd read by this thread; every other thread
    * inherits the blocked mask. */
   sigset_t set;
   sigemptyset(&set);
@@ -165,10 +168,14 @@ int main(int argc, char **argv)
   signal(SIGPIPE, SIG_IGN);
 
   int rc = 1;
+  bool clean = true;
   cleanup_free char *db = xasprintf("%s/sandpit.db", m.cfg->data_dir);
   m.started_ms = sp_now_ms();
   m.metrics = metrics_new();
-  if (sp_mkdir_p(m.cfg->data_dir, 0700, &err) < 0 || (m.state = state_open(db, &err)) == NULL ||
+  drain_init(&m);
+  cleanup_close int sigfd = -1;
+  if (((sigfd = signalfd(-1, &set, SFD_CLOEXEC)) < 0 && sp_error_set(&err, errno, "signalfd") < 0) ||
+      sp_mkdir_p(m.cfg->data_dir, 0700, &err) < 0 || (m.state = state_open(db, &err)) == NULL ||
       pools_init(&m, &err) < 0 || sandboxes_load(&m, &err) < 0 ||
       manager_load_token(&m, &err) < 0) {
     sp_err("cannot start", LS("error", err->msg));
@@ -180,21 +187,21 @@ int main(int argc, char **argv)
     goto out;
   }
   housekeeper_start(&m);
-  int sig = 0;
+  struct signalfd_siginfo si;
   for (;;) {
-    if (sigwait(&set, &sig) != 0)
-      continue;
-    if (sig == SIGHUP)
+    if (read(sigfd, &si, sizeof si) != sizeof si || si.ssi_signo == SIGHUP)
       continue;
     break;
   }
-  sp_info("stopping", LS("signal", strsignal(sig)));
+  sp_info("stopping", LS("signal", strsignal((int)si.ssi_signo)));
   /* Instances keep running: they are adopted again at the next start. */
-  manager_stop(&m);
-  housekeeper_stop(&m);
-  sandboxes_flush(&m);
+  clean = drain_run(&m, sigfd);
   rc = 0;
 out:
+  /* threads still at work use all of it: it goes with the process */
+  if (!clean)
+    return rc;
+  drain_release(&m);
   if (m.sbx_cap)
     sandboxes_free(&m);
   if (m.pools)

@@ -30,6 +30,8 @@ struct instance {
   int64_t last_active;  /* monotonic ms */
   char *last_error;
   bool ever_started;
+  uint64_t run;         /* counts the times it came up: work decided about one
+                           run is not applied to the next */
 };
 
 struct pool {
@@ -54,6 +56,15 @@ struct sbx {
 struct metrics;
 struct sbx_node;
 
+/* A connection sandpitd carries for a client (a forward's upstream socket,
+ * a preview's two sockets), listed while it lives so that a shutdown can
+ * cut it. */
+struct carried {
+  int fd[2];
+  bool listed;
+  struct carried *prev, *next;
+};
+
 struct manager {
   struct sp_config *cfg;
   char *api_token;
@@ -71,9 +82,15 @@ struct manager {
   size_t sbx_cap, sbx_n;
 
   pthread_t housekeeper;
-  volatile int stopping;
+  int stopping;             /* the housekeeper is to stop (atomic) */
+  bool hk_done;             /* it has (under hk_mu) */
   pthread_mutex_t hk_mu;
   pthread_cond_t hk_cv;
+
+  int phase;                /* enum drain_phase (atomic) */
+  pthread_mutex_t carried_mu;
+  struct carried *carried;
+  int ncarried;
 
   struct metrics *metrics;
 };
@@ -99,8 +116,14 @@ int instance_restart(struct manager *m, struct instance *in, struct sp_error **e
 void instance_stop(struct manager *m, struct instance *in);
 void instance_touch(struct instance *in);
 const char *instance_state_name(enum inst_state s);
+/* Wake every wait for an instance's start or stop (a shutdown is cutting
+ * them short). */
+void pools_wake(struct manager *m);
 int housekeeper_start(struct manager *m);
+/* Ask the housekeeper to stop (it finishes the instance at hand). */
 void housekeeper_stop(struct manager *m);
+/* Wait for it until deadline_ms (monotonic); false when it is still busy. */
+bool housekeeper_join(struct manager *m, int64_t deadline_ms);
 
 /* sandboxes.c */
 struct sbx_ref {
@@ -123,6 +146,37 @@ size_t sandboxes_count(struct manager *m, struct pool *p, int slot);
 /* Write last-active times that changed to the state database. */
 void sandboxes_flush(struct manager *m);
 void sandboxes_free(struct manager *m);
+
+/* drain.c: what is in flight, and the shutdown that ends it.
+ *
+ * On the first SIGTERM or SIGINT new connections are refused and new
+ * requests on open ones are answered 503 MANAGER_STOPPING (DRAINING); the
+ * requests in flight get up to shutdown_grace to finish, and a second
+ * signal ends that wait.  Then what still runs is cut (CUTTING): the
+ * carried sockets are shut down, so a forward still waiting answers 503
+ * MANAGER_STOPPING, a streamed one and every preview are closed, and waits
+ * for an instance's start end.  Last the state is flushed and the HTTP
+ * server stopped, at most a second after the grace.  Instances keep
+ * running: the next sandpitd adopts them. */
+enum drain_phase { DRAIN_SERVING, DRAIN_DRAINING, DRAIN_CUTTING };
+void drain_init(struct manager *m);
+void drain_release(struct manager *m);
+/* True from the first signal on: take no new work. */
+bool drain_stopping(struct manager *m);
+/* True once in-flight work is being cut. */
+bool drain_cutting(struct manager *m);
+/* MANAGER_STOPPING (503).  Returns -1. */
+int drain_error(struct sp_error **err);
+/* List c with its first socket; false (not listed) when already cutting. */
+bool drain_carry(struct manager *m, struct carried *c, int fd);
+/* Add c's second socket (shut down at once when cutting). */
+void drain_carry_fd(struct manager *m, struct carried *c, int fd);
+/* Unlist c (no-op when it is not listed); before its sockets are closed. */
+void drain_uncarry(struct manager *m, struct carried *c);
+/* The shutdown, from the first signal on; sigfd (a signalfd) brings the
+ * second.  True when everything ended in time and the HTTP server was
+ * stopped; false when something still runs (then nothing may be freed). */
+bool drain_run(struct manager *m, int sigfd);
 
 /* metrics.c */
 struct metrics *metrics_new(void);

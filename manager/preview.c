@@ -223,6 +223,13 @@ static void send_error(int fd, int status, const char *reason, const char *code,
   send_simple(fd, status, reason, "application/json", body, NULL);
 }
 
+static void send_stopping(int fd)
+{
+  cleanup_error struct sp_error *err = NULL;
+  drain_error(&err);
+  send_error(fd, 503, "Service Unavailable", err->code, err->msg);
+}
+
 static const char down_page[] =
     "<!doctype html><html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" "
     "content=\"2\"><title>Starting…</title></head><body style=\"font-family:sans-serif;"
@@ -374,6 +381,13 @@ bool preview_takeover(void *app, int fd, const char *head, size_t len,
   struct httpc *c = NULL;
   struct sp_error *err = NULL;
   char *target = NULL, *sbh = NULL;
+  /* listed from here on, so that a shutdown can cut it */
+  struct carried link = {.listed = false};
+  if (!drain_carry(m, &link, fd)) {
+    status = 503;
+    send_stopping(fd);
+    goto done;
+  }
   char expected[64];
   int have = state_port_token(m->state, sandbox, port, expected, sizeof expected, NULL);
   /* compare even when nothing is exposed, so timing tells nothing */
@@ -388,8 +402,11 @@ bool preview_takeover(void *app, int fd, const char *head, size_t len,
   if (sandbox_lookup(m, sandbox, NULL, false, &ref, &err) < 0 ||
       instance_ensure(m, &ref.pool->inst[ref.slot], START_WAIT_MS, &err) < 0) {
     status = 503;
-    send_simple(fd, 503, "Service Unavailable", "text/html; charset=utf-8", down_page,
-                "Retry-After: 2\r\n");
+    if (drain_cutting(m))
+      send_stopping(fd);
+    else
+      send_simple(fd, 503, "Service Unavailable", "text/html; charset=utf-8", down_page,
+                  "Retry-After: 2\r\n");
     sp_error_free(err);
     goto done;
   }
@@ -397,6 +414,8 @@ bool preview_takeover(void *app, int fd, const char *head, size_t len,
   instance_touch(in);
   sandbox_touch(m, sandbox);
   c = httpc_connect(in->socket, 10000, &err);
+  if (c)
+    drain_carry_fd(m, &link, httpc_fd(c));
   target = xasprintf("/api/tunnel?port=%d", port);
   sbh = xasprintf("X-Sandpit-Sandbox: %s", sandbox);
   const char *hdrs[] = {"Connection: Upgrade", "Upgrade: sandpit-tunnel", sbh};
@@ -431,6 +450,7 @@ bool preview_takeover(void *app, int fd, const char *head, size_t len,
   reqrw_release(&w);
   metrics_forwarded(m->metrics, up, down);
 done:
+  drain_uncarry(m, &link);
   if (status != 101) {
     /* the head was only peeked: take it, so the close is clean */
     char sink[16384];

@@ -29,12 +29,17 @@
 
 static void reply_err(struct http_req *r, struct sp_error **err)
 {
-  if (*err && strcmp((*err)->code, "INSTANCE_STARTING") == 0) {
+  bool starting = *err && strcmp((*err)->code, "INSTANCE_STARTING") == 0;
+  bool stopping = *err && strcmp((*err)->code, "MANAGER_STOPPING") == 0;
+  if (starting || stopping) {
     cleanup_json cJSON *j = json_error_body(*err);
     char *s = json_print(j);
     struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "2");
+    /* the connection goes with this sandpitd */
+    if (stopping)
+      MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     http_reply_response(r, 503, resp);
     sp_error_free(*err);
     *err = NULL;
@@ -63,6 +68,7 @@ static struct pool *request_pool(struct http_req *r, bool *bad)
 struct fwd {
   struct manager *m;
   struct httpc *c;
+  struct carried link; /* c's socket, for a shutdown to cut */
   struct instance *in;
   char *sandbox;
   bool opened;
@@ -109,6 +115,7 @@ static void fwd_free(void *ud)
     metrics_forwarded(f->m->metrics, f->up, f->down);
   if (f->have_resp)
     httpc_response_release(&f->resp);
+  drain_uncarry(f->m, &f->link);
   httpc_close(f->c);
   free(f->sandbox);
   free(f);
@@ -136,13 +143,15 @@ static int fwd_open(struct http_req *r, struct fwd *f, struct sp_error **err)
     f->c = httpc_connect(f->in->socket, UPSTREAM_CONNECT_MS, err);
     if (f->c)
       break;
-    if (attempt == 1)
+    if (attempt == 1 || drain_cutting(m))
       return -1;
     /* nothing answers: a dead instance is restarted (and counted) */
     sp_error_free(*err);
     *err = NULL;
     instance_check_dead(m, f->in);
   }
+  if (!drain_carry(m, &f->link, httpc_fd(f->c)))
+    return drain_error(err);
   instance_touch(f->in);
 
   const char *target = strchr(r->raw_uri + strlen("/v1/sandboxes/"), '/');
@@ -171,7 +180,8 @@ static int fwd_open(struct http_req *r, struct fwd *f, struct sp_error **err)
   return rc;
 }
 
-static int fwd_body(struct http_req *r, const char *data, size_t len, struct sp_error **err)
+/* The request's forward, made on first use. */
+static struct fwd *fwd_of(struct http_req *r)
 {
   struct fwd *f = r->user;
   if (f == NULL) {
@@ -180,8 +190,28 @@ static int fwd_body(struct http_req *r, const char *data, size_t len, struct sp_
     r->user = f;
     r->user_free = fwd_free;
   }
-  if (!f->opened && fwd_open(r, f, err) < 0)
+  return f;
+}
+
+/* A forward that failed while a shutdown cuts it short says so, whatever
+ * broke on the way: *err becomes MANAGER_STOPPING.  True then. */
+static bool fwd_cut(struct fwd *f, struct sp_error **err)
+{
+  if (!drain_cutting(f->m))
+    return false;
+  sp_error_free(*err);
+  *err = NULL;
+  drain_error(err);
+  return true;
+}
+
+static int fwd_body(struct http_req *r, const char *data, size_t len, struct sp_error **err)
+{
+  struct fwd *f = fwd_of(r);
+  if (!f->opened && fwd_open(r, f, err) < 0) {
+    fwd_cut(f, err);
     return -1;
+  }
   if (f->upload_failed)
     return 0;
   f->up += len;
@@ -190,10 +220,13 @@ static int fwd_body(struct http_req *r, const char *data, size_t len, struct sp_
                          (unsigned long long)MAX_UPLOAD);
   struct sp_error *werr = NULL;
   if (httpc_write_body(f->c, data, len, &werr) < 0) {
+    sp_error_free(werr);
+    /* cut by a shutdown: the rest of the body is refused */
+    if (drain_cutting(f->m))
+      return drain_error(err);
     /* The monitor may have answered early (and closed); its answer is
      * read after the body. */
     f->upload_failed = true;
-    sp_error_free(werr);
   }
   return 0;
 }
@@ -227,15 +260,10 @@ static ssize_t fwd_reader(void *cls, uint64_t pos, char *buf, size_t max)
 
 static void h_forward(struct http_req *r)
 {
-  struct fwd *f = r->user;
-  if (f == NULL) {
-    f = xcalloc(1, sizeof *f);
-    f->m = r->app;
-    r->user = f;
-    r->user_free = fwd_free;
-  }
+  struct fwd *f = fwd_of(r);
   cleanup_error struct sp_error *err = NULL;
   if (!f->opened && fwd_open(r, f, &err) < 0) {
+    fwd_cut(f, &err);
     reply_err(r, &err);
     return;
   }
@@ -245,7 +273,9 @@ static void h_forward(struct http_req *r)
   }
   httpc_set_timeout(f->c, UPSTREAM_IDLE_MS);
   if (httpc_read_head(f->c, &f->resp, &err) < 0) {
-    instance_check_dead(f->m, f->in);
+    /* cut short by a shutdown the instance is fine; otherwise it may be dead */
+    if (!fwd_cut(f, &err))
+      instance_check_dead(f->m, f->in);
     reply_err(r, &err);
     return;
   }
@@ -556,6 +586,19 @@ static bool authorize(struct http_req *r)
   return false;
 }
 
+/* Before routing: refuse the request when stopping; check the token. */
+static bool pre(struct http_req *r)
+{
+  struct manager *m = r->app;
+  if (drain_stopping(m)) {
+    cleanup_error struct sp_error *err = NULL;
+    drain_error(&err);
+    reply_err(r, &err);
+    return false;
+  }
+  return authorize(r);
+}
+
 static void after(struct http_req *r)
 {
   struct manager *m = r->app;
@@ -605,7 +648,7 @@ int manager_serve(struct manager *m, struct sp_error **err)
       .routes = routes,
       .nroutes = SP_ARRAY_SIZE(routes),
       .app = m,
-      .pre = authorize,
+      .pre = pre,
       .post = after,
       .takeover = preview_takeover,
       .connection_limit = 2048,

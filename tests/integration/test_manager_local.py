@@ -2,6 +2,8 @@
 management API, lifecycle, adoption after a crash."""
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -291,6 +293,89 @@ def test_sleep_and_capacity(t):
         m.cleanup()
 
 
+# A stand-in for an instance's monitor whose health pings are slow (they
+# answer after argv[3] seconds, within sandpitd's timeout) while everything
+# else answers at once; it notes when each ping came in argv[2].
+SLOW_PING_MONITOR = r'''
+import json, sys, time
+from http.server import BaseHTTPRequestHandler
+from socketserver import ThreadingMixIn, UnixStreamServer
+
+class Server(ThreadingMixIn, UnixStreamServer):
+    daemon_threads = True
+
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def address_string(self): return "unix"
+    def log_message(self, *a): pass
+    def reply(self, body):
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+    def do_GET(self):
+        if self.path == "/api/ping":
+            with open(sys.argv[2], "a") as f:
+                f.write("%f\n" % time.time())
+            time.sleep(float(sys.argv[3]))
+        self.reply({"success": True})
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.reply({"success": True, "exitCode": 0, "stdout": "fake\n", "stderr": ""})
+
+Server(sys.argv[1], H).serve_forever()
+'''
+
+
+def proc_start_time(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        return int(f.read().rsplit(")", 1)[1].split()[19])
+
+
+def test_health_ping_does_not_hold_requests(t):
+    m = Manager(pools=['class_name = "Sandbox"\nbackend = "local"\nmax_instances = 1\n'])
+    fake = None
+    try:
+        # an instance of slot 0 for the next sandpitd to adopt
+        m.stop()
+        d = os.path.join(m.data, "instances", "Sandbox-0")
+        os.makedirs(os.path.join(d, "run"))
+        sock, pings = os.path.join(d, "run", "monitor.sock"), os.path.join(m.tmp, "pings")
+        script = os.path.join(m.tmp, "slow_ping_monitor.py")
+        with open(script, "w") as f:
+            f.write(SLOW_PING_MONITOR)
+        fake = subprocess.Popen([sys.executable, script, sock, pings, "0.8"])
+        deadline = time.time() + 10
+        while not os.path.exists(sock) and time.time() < deadline:
+            time.sleep(0.02)
+        with open(os.path.join(d, "instance.id"), "w") as f:
+            f.write("local:%d:%d\nSandbox\n0\n" % (fake.pid, proc_start_time(fake.pid)))
+        m.start()
+        t.eq("an instance whose pings are slow is adopted",
+             m.get("/v1/instances").json["instances"][0]["state"], "running")
+        t0 = time.time()
+        slowest, statuses = 0, set()
+        while time.time() - t0 < 6:  # a health check of the slot comes every 5 s
+            s = time.time()
+            statuses.add(m.exec("other-%d" % int(s * 10 % 5), "true").status)
+            slowest = max(slowest, time.time() - s)
+            time.sleep(0.02)
+        with open(pings) as f:
+            checked = [float(x) for x in f if float(x) > t0]
+        t.check("the housekeeper pinged it meanwhile (%d pings)" % len(checked), len(checked) >= 1)
+        t.eq("  requests to its sandboxes all succeed", statuses, {200})
+        t.check("  and none waited behind a ping (slowest %.0f ms)" % (slowest * 1000), slowest < 0.3)
+        t.eq("  a slow instance is not taken for dead",
+             m.get("/v1/instances").json["instances"][0]["state"], "running")
+    finally:
+        m.cleanup()
+        if fake:
+            fake.kill()
+            fake.wait()
+
+
 def test_monitor_cli_through_manager(t):
     import subprocess
     from harness import BIN
@@ -321,4 +406,5 @@ if __name__ == "__main__":
                                           test_management,
                                           test_crash_and_adoption, test_min_warm,
                                           test_concurrent_first_requests,
-                                          test_sleep_and_capacity, test_monitor_cli_through_manager])
+                                          test_sleep_and_capacity, test_health_ping_does_not_hold_requests,
+                                          test_monitor_cli_through_manager])

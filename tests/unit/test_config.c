@@ -98,6 +98,25 @@ START_TEST(durations)
 }
 END_TEST
 
+START_TEST(shutdown_grace)
+{
+  struct sp_error *err = NULL;
+  struct sp_config *c = parse("", &err);
+  ck_assert_int_eq(c->shutdown_grace_s, 5);
+  config_free(c);
+  c = parse("shutdown_grace = \"30s\"\n", &err);
+  ck_assert_msg(c != NULL, "%s", err ? err->msg : "");
+  ck_assert_int_eq(c->shutdown_grace_s, 30);
+  config_free(c);
+  c = parse("shutdown_grace = 0\n", &err);
+  ck_assert_msg(c != NULL, "%s", err ? err->msg : "");
+  ck_assert_int_eq(c->shutdown_grace_s, 0);
+  config_free(c);
+  expect_error("shutdown_grace = \"soon\"\n", "w.toml:1: key 'shutdown_grace' must be a duration");
+  expect_error("shutdown_grace = -1\n", "key 'shutdown_grace' must be between");
+}
+END_TEST
+
 START_TEST(environment_wins)
 {
   struct sp_error *err = NULL;
@@ -124,6 +143,7 @@ static Suite *suite(void)
   tcase_add_test(tc, pools_and_types);
   tcase_add_test(tc, errors_name_line_and_key);
   tcase_add_test(tc, durations);
+  tcase_add_test(tc, shutdown_grace);
   tcase_add_test(tc, environment_wins);
   suite_add_tcase(s, tc);
   return s;
