@@ -121,6 +121,8 @@ static unsigned a_restart_idle(const struct step *s)
   return a_respawn(s);
 }
 
+/* A restart asked for while a run goes on (or is being stopped): end it
+ * and start again at once. */
 static unsigned a_restart_running(const struct step *s)
 {
   if (s->f->shutdown)
@@ -137,14 +139,6 @@ static unsigned a_restart_again(const struct step *s)
   s->f->restart_now = true;
   s->f->reason = "restart";
   return 0;
-}
-
-static unsigned a_restart_stopping(const struct step *s)
-{
-  if (s->f->shutdown)
-    return 0;
-  reset_tally(s);
-  return begin_restart(s, "restart", true);
 }
 
 static unsigned a_cancel(const struct step *s)
@@ -328,7 +322,7 @@ static const action_fn actions[PS__COUNT][PE__COUNT] = {
             [PE_EXIT] = a_exit_stopping,
             [PE_KILL_DUE] = a_kill_due,
             [PE_STOP] = a_stop_again,
-            [PE_RESTART] = a_restart_stopping,
+            [PE_RESTART] = a_restart_running,
             [PE_SHUTDOWN] = a_shutdown_stopping,
             [PE_SHUTDOWN_NOW] = a_shutdown_now,
         },
