@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util.h"
+#include "alloc.h"
 
 static void code_for_errno(int errnum, const char **code, int *status)
 {

@@ -1,6 +1,5 @@
-/* Memory, cleanup and small system helpers shared by every program.
- *
- * Allocation failure is not an error path: the x* allocators abort. */
+/* Clocks, files and small system helpers shared by every program.
+ * Allocation and cleanup attributes are in alloc.h, included here. */
 #ifndef SP_UTIL_H
 #define SP_UTIL_H
 
@@ -11,38 +10,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "alloc.h"
+
 struct sp_error;
 
-void *xmalloc(size_t n);
-void *xcalloc(size_t nmemb, size_t size);
-void *xrealloc(void *p, size_t n);
-/* reallocarray that aborts on overflow or failure */
-void *xreallocarray(void *p, size_t nmemb, size_t size);
-char *xstrdup(const char *s);
-char *xstrndup(const char *s, size_t n);
-void *xmemdup(const void *p, size_t n);
-char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-char *xvasprintf(const char *fmt, va_list ap);
-
-/* Take ownership: returns *pp and sets it to NULL, so a cleanup attribute
- * on the source variable does not free what was handed on. */
-static inline void *steal_ptr(void *pp)
-{
-  void **p = (void **)pp;
-  void *r = *p;
-  *p = NULL;
-  return r;
-}
-#define steal_pointer(pp) steal_ptr((void *)(pp))
-
-void sp_freep(void *p);
-void sp_closep(int *fd);
-void sp_fclosep(void *fp);
-void sp_closedirp(void *dp);
-#define cleanup_free __attribute__((cleanup(sp_freep)))
-#define cleanup_close __attribute__((cleanup(sp_closep)))
-#define cleanup_fclose __attribute__((cleanup(sp_fclosep)))
-#define cleanup_dir __attribute__((cleanup(sp_closedirp)))
 
 /* Milliseconds since an arbitrary point (CLOCK_MONOTONIC). */
 int64_t sp_monotonic_ms(void);
