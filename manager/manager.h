@@ -119,6 +119,11 @@ const char *instance_state_name(enum inst_state s);
 /* Wake every wait for an instance's start or stop (a shutdown is cutting
  * them short). */
 void pools_wake(struct manager *m);
+/* One housekeeping round for slot k of p: stop it when idle past its pool's
+ * sleep_after_s, health-check it when running (slots spread over 5 s). */
+void instance_tend(struct manager *m, struct pool *p, int k, int64_t now);
+
+/* housekeeper.c: once a second, flush sandbox rows and tend every slot */
 int housekeeper_start(struct manager *m);
 /* Ask the housekeeper to stop (it finishes the instance at hand). */
 void housekeeper_stop(struct manager *m);
