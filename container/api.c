@@ -24,42 +24,6 @@
 #define LOGS_MAX_BYTES (32u << 20)
 #define SSE_KEEPALIVE_MS 15000
 
-static bool valid_sandbox(const char *s)
-{
-  size_t n = strlen(s);
-  if (n == 0 || n > 64 || s[0] == '.' || s[0] == '-')
-    return false;
-  for (const char *c = s; *c; c++)
-    if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
-          *c == '-' || *c == '_' || *c == '.'))
-      return false;
-  return true;
-}
-
-const char *monitor_scope(struct http_req *r, bool *bad)
-{
-  *bad = false;
-  const char *h = http_header(r, "X-Sandpit-Sandbox");
-  if (h == NULL)
-    return NULL;
-  if (!valid_sandbox(h)) {
-    *bad = true;
-    http_reply_errorf(r, 400, "INVALID_SANDBOX",
-                      "X-Sandpit-Sandbox must be 1-64 characters of [A-Za-z0-9._-]");
-    return NULL;
-  }
-  return h;
-}
-
-const char *monitor_sandbox(struct http_req *r)
-{
-  bool bad;
-  const char *s = monitor_scope(r, &bad);
-  if (bad)
-    return NULL;
-  return s ? s : "default";
-}
-
 
 /* ---- processes ---- */
 
@@ -369,17 +333,6 @@ static void follow_free(void *ud)
   free(f->id);
   free(f->key);
   free(f);
-}
-
-void sse_stopping(struct sbuf *out)
-{
-  cleanup_json cJSON *d = cJSON_CreateObject();
-  cJSON_AddStringToObject(d, "type", "error");
-  cJSON_AddStringToObject(d, "code", "MONITOR_STOPPING");
-  cJSON_AddStringToObject(d, "error", "the monitor is stopping");
-  cJSON_AddStringToObject(d, "data", "the monitor is stopping");
-  json_add_timestamp(d);
-  http_sse_event(out, NULL, d);
 }
 
 static cJSON *line_json(const struct log_line *l)

@@ -15,7 +15,6 @@
 #include "exec.h"
 #include "json.h"
 #include "logstore.h"
-#include "spawn.h"
 #include "log.h"
 #include "monitor.h"
 #include "sandbox.h"
@@ -23,19 +22,6 @@
 #include "supervisor.h"
 #include "util.h"
 #include "version.h"
-
-const struct sandbox *monitor_sandbox_get(struct http_req *r)
-{
-  struct monitor *m = r->app;
-  const char *id = monitor_sandbox(r);
-  if (id == NULL)
-    return NULL;
-  cleanup_error struct sp_error *err = NULL;
-  const struct sandbox *sb = sandboxes_get(m->sandboxes, id, &err);
-  if (sb == NULL)
-    http_reply_error(r, &err);
-  return sb;
-}
 
 /* ---- execute ---- */
 
@@ -493,31 +479,6 @@ void api_port_watch(struct http_req *r)
 
 
 /* ---- removing a sandbox ---- */
-
-static void discard(void *ud, enum command_stream which, const char *data, size_t len)
-{
-  (void)ud;
-  (void)which;
-  (void)data;
-  (void)len;
-}
-
-void monitor_run_as(struct monitor *m, const struct sandbox *sb, const char *cmd)
-{
-  struct spawn_opts so = {.command = cmd, .cwd = "/", .set_user = sb->set_user,
-                          .uid = sb->uid, .gid = sb->gid};
-  struct command_opts co = {.spawn = &so, .state_fd = -1, .timeout_ms = 30000, .output_cap = 1};
-  struct sp_error *err = NULL;
-  struct command *c = supervisor_command(m->sup, &co, &err);
-  if (c == NULL) {
-    sp_warn("cannot run cleanup", LS("sandbox", sb->id), LS("error", err->msg));
-    sp_error_free(err);
-    return;
-  }
-  while (!command_wait(c, 1000, discard, NULL)) {
-  }
-  command_release(c);
-}
 
 void api_sandbox_delete(struct http_req *r)
 {

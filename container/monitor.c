@@ -1,0 +1,108 @@
+/* What the monitor's route files share: which sandbox a request acts for,
+ * running a command as a sandbox's user, the event that ends a stream cut
+ * short.  The route files (api*.c) call this, never each other. */
+#include "monitor.h"
+
+#include <cjson/cJSON.h>
+
+#include <stdbool.h>
+#include <string.h>
+
+#include "error.h"
+#include "http.h"
+#include "json.h"
+#include "log.h"
+#include "sandbox.h"
+#include "spawn.h"
+#include "str.h"
+#include "supervisor.h"
+#include "util.h"
+
+static bool valid_sandbox(const char *s)
+{
+  size_t n = strlen(s);
+  if (n == 0 || n > 64 || s[0] == '.' || s[0] == '-')
+    return false;
+  for (const char *c = s; *c; c++)
+    if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+          *c == '-' || *c == '_' || *c == '.'))
+      return false;
+  return true;
+}
+
+const char *monitor_scope(struct http_req *r, bool *bad)
+{
+  *bad = false;
+  const char *h = http_header(r, "X-Sandpit-Sandbox");
+  if (h == NULL)
+    return NULL;
+  if (!valid_sandbox(h)) {
+    *bad = true;
+    http_reply_errorf(r, 400, "INVALID_SANDBOX",
+                      "X-Sandpit-Sandbox must be 1-64 characters of [A-Za-z0-9._-]");
+    return NULL;
+  }
+  return h;
+}
+
+const char *monitor_sandbox(struct http_req *r)
+{
+  bool bad;
+  const char *s = monitor_scope(r, &bad);
+  if (bad)
+    return NULL;
+  return s ? s : "default";
+}
+
+const struct sandbox *monitor_sandbox_get(struct http_req *r)
+{
+  struct monitor *m = r->app;
+  const char *id = monitor_sandbox(r);
+  if (id == NULL)
+    return NULL;
+  cleanup_error struct sp_error *err = NULL;
+  const struct sandbox *sb = sandboxes_get(m->sandboxes, id, &err);
+  if (sb == NULL)
+    http_reply_error(r, &err);
+  return sb;
+}
+
+/* ---- running as a sandbox ---- */
+
+static void discard(void *ud, enum command_stream which, const char *data, size_t len)
+{
+  (void)ud;
+  (void)which;
+  (void)data;
+  (void)len;
+}
+
+void monitor_run_as(struct monitor *m, const struct sandbox *sb, const char *cmd)
+{
+  struct spawn_opts so = {.command = cmd, .cwd = "/", .set_user = sb->set_user,
+                          .uid = sb->uid, .gid = sb->gid};
+  struct command_opts co = {.spawn = &so, .state_fd = -1, .timeout_ms = 30000, .output_cap = 1};
+  struct sp_error *err = NULL;
+  struct command *c = supervisor_command(m->sup, &co, &err);
+  if (c == NULL) {
+    sp_warn("cannot run cleanup", LS("sandbox", sb->id), LS("error", err->msg));
+    sp_error_free(err);
+    return;
+  }
+  while (!command_wait(c, 1000, discard, NULL)) {
+  }
+  command_release(c);
+}
+
+/* ---- streams ---- */
+
+void sse_stopping(struct sbuf *out)
+{
+  cleanup_json cJSON *d = cJSON_CreateObject();
+  cJSON_AddStringToObject(d, "type", "error");
+  cJSON_AddStringToObject(d, "code", "MONITOR_STOPPING");
+  cJSON_AddStringToObject(d, "error", "the monitor is stopping");
+  cJSON_AddStringToObject(d, "data", "the monitor is stopping");
+  json_add_timestamp(d);
+  http_sse_event(out, NULL, d);
+}
