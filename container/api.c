@@ -243,29 +243,6 @@ static int collect_line(void *ud, const struct log_line *l)
   return 0;
 }
 
-/* Log text may hold any bytes: invalid UTF-8 is shown as U+FFFD so the
- * JSON stays valid. */
-static char *printable(const char *s, size_t len)
-{
-  if (str_is_utf8(s, len) && memchr(s, '\0', len) == NULL)
-    return xmemdup(s, len);
-  struct sbuf sb = SBUF_INIT;
-  size_t i = 0;
-  while (i < len) {
-    size_t n = 1;
-    while (n <= 4 && i + n <= len && !str_is_utf8(s + i, n))
-      n++;
-    if (n <= 4 && i + n <= len && s[i] != '\0') {
-      sbuf_add(&sb, s + i, n);
-      i += n;
-    } else {
-      sbuf_addstr(&sb, "\xef\xbf\xbd");
-      i++;
-    }
-  }
-  return sbuf_detach(&sb, NULL);
-}
-
 static void reply_not_found(struct http_req *r, const char *id)
 {
   struct sp_error *err = NULL;
@@ -301,8 +278,8 @@ static void h_process_logs(struct http_req *r)
     http_reply_error(r, &err);
     return;
   }
-  cleanup_free char *out = printable(sbuf_str(&c.out), c.out.len);
-  cleanup_free char *errs = printable(sbuf_str(&c.err), c.err.len);
+  cleanup_free char *out = str_repair_utf8(sbuf_str(&c.out), c.out.len);
+  cleanup_free char *errs = str_repair_utf8(sbuf_str(&c.err), c.err.len);
   sbuf_release(&c.out);
   sbuf_release(&c.err);
   cleanup_json cJSON *resp = cJSON_CreateObject();
@@ -339,7 +316,7 @@ static cJSON *line_json(const struct log_line *l)
 {
   cJSON *j = cJSON_CreateObject();
   char ts[40];
-  cleanup_free char *text = printable(l->text, l->len);
+  cleanup_free char *text = str_repair_utf8(l->text, l->len);
   json_add_int(j, "seq", l->seq);
   cJSON_AddStringToObject(j, "process", l->process_id);
   json_add_int(j, "run", l->run);
@@ -364,7 +341,7 @@ static int follow_line(void *ud, const struct log_line *l)
   if (f->sse_process) {
     cleanup_json cJSON *d = cJSON_CreateObject();
     char ts[40];
-    cleanup_free char *text = printable(l->text, l->len);
+    cleanup_free char *text = str_repair_utf8(l->text, l->len);
     cleanup_free char *chunk = xasprintf("%s\n", text);
     const char *type = l->stream == LOGSTORE_STDERR ? "stderr" : "stdout";
     cJSON_AddStringToObject(d, "type", type);

@@ -105,31 +105,6 @@ static void reply_ok_path(struct http_req *r, const char *key, const char *path,
   http_reply_json(r, 200, j);
 }
 
-static char *to_utf8(const char *s, size_t len)
-{
-  if (str_is_utf8(s, len) && memchr(s, '\0', len) == NULL)
-    return xmemdup(s, len);
-  struct sbuf sb = SBUF_INIT;
-  for (size_t i = 0; i < len;) {
-    size_t n = 1;
-    unsigned char b = (unsigned char)s[i];
-    if (b >= 0xf0)
-      n = 4;
-    else if (b >= 0xe0)
-      n = 3;
-    else if (b >= 0xc0)
-      n = 2;
-    if (b != 0 && i + n <= len && str_is_utf8(s + i, n)) {
-      sbuf_add(&sb, s + i, n);
-      i += n;
-    } else {
-      sbuf_addstr(&sb, "\xef\xbf\xbd");
-      i++;
-    }
-  }
-  return sbuf_detach(&sb, NULL);
-}
-
 void api_read(struct http_req *r)
 {
   struct fctx c;
@@ -159,7 +134,7 @@ void api_read(struct http_req *r)
     return;
   }
   bool b64 = enc ? strcmp(enc, "base64") == 0 : !f.is_text;
-  cleanup_free char *content = b64 ? b64_encode(f.data, f.len, NULL) : to_utf8(f.data, f.len);
+  cleanup_free char *content = b64 ? b64_encode(f.data, f.len, NULL) : str_repair_utf8(f.data, f.len);
   cleanup_json cJSON *j = json_success_new();
   cJSON_AddStringToObject(j, "path", path);
   cJSON_AddStringToObject(j, "content", content);
@@ -208,7 +183,7 @@ static int rstream_cb(void *ud, struct sbuf *out)
     if (s->carry.len) {
       cJSON *tail = cJSON_CreateObject();
       cJSON_AddStringToObject(tail, "type", "chunk");
-      cleanup_free char *t = to_utf8(s->carry.buf, s->carry.len);
+      cleanup_free char *t = str_repair_utf8(s->carry.buf, s->carry.len);
       cJSON_AddStringToObject(tail, "data", t);
       sse(out, tail);
     }
@@ -234,7 +209,7 @@ static int rstream_cb(void *ud, struct sbuf *out)
           end = s->carry.len - back;
         break;
       }
-      cleanup_free char *t = to_utf8(s->carry.buf, end);
+      cleanup_free char *t = str_repair_utf8(s->carry.buf, end);
       memmove(s->carry.buf, s->carry.buf + end, s->carry.len - end);
       s->carry.len -= end;
       cJSON_AddStringToObject(j, "data", t);

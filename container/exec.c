@@ -262,18 +262,7 @@ static void emit(struct exec_run *x, enum exec_stream s, const char *buf, size_t
   if (end == 0)
     return;
   struct sbuf out = SBUF_INIT;
-  size_t i = 0;
-  while (i < end) {
-    unsigned char b = (unsigned char)c->buf[i];
-    size_t need = b < 0x80 ? 1 : b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 0;
-    if (need && i + need <= end && str_is_utf8(c->buf + i, need) && b != 0) {
-      sbuf_add(&out, c->buf + i, need);
-      i += need;
-    } else {
-      sbuf_addstr(&out, "\xef\xbf\xbd");
-      i++;
-    }
-  }
+  sbuf_add_utf8(&out, c->buf, end);
   memmove(c->buf, c->buf + end, c->len - end);
   c->len -= end;
   c->buf[c->len] = '\0';

@@ -177,6 +177,33 @@ bool str_is_utf8(const char *str, size_t len)
   return true;
 }
 
+void sbuf_add_utf8(struct sbuf *sb, const char *s, size_t len)
+{
+  if (str_is_utf8(s, len) && memchr(s, '\0', len) == NULL) {
+    sbuf_add(sb, s, len);
+    return;
+  }
+  size_t i = 0;
+  while (i < len) {
+    unsigned char b = (unsigned char)s[i];
+    size_t n = b < 0x80 ? 1 : b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 0;
+    if (n && b != 0 && i + n <= len && str_is_utf8(s + i, n)) {
+      sbuf_add(sb, s + i, n);
+      i += n;
+    } else {
+      sbuf_addstr(sb, "\xef\xbf\xbd");
+      i++;
+    }
+  }
+}
+
+char *str_repair_utf8(const char *s, size_t len)
+{
+  struct sbuf sb = SBUF_INIT;
+  sbuf_add_utf8(&sb, s, len);
+  return sbuf_detach(&sb, NULL);
+}
+
 bool str_equal_ct(const char *expected, const char *given)
 {
   size_t el = strlen(expected), gl = strlen(given);

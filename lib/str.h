@@ -39,6 +39,11 @@ bool str_ends_with(const char *s, const char *suffix);
 bool str_to_ll(const char *s, long long min, long long max, long long *out);
 /* True if s is valid UTF-8 (no overlongs, surrogates or values > U+10FFFF). */
 bool str_is_utf8(const char *s, size_t len);
+/* Append s with each byte that does not begin a whole UTF-8 character, and
+ * each NUL, replaced by U+FFFD: any bytes become text JSON can carry. */
+void sbuf_add_utf8(struct sbuf *sb, const char *s, size_t len);
+/* The same, as a new string. */
+char *str_repair_utf8(const char *s, size_t len);
 /* Constant-time comparison of two strings; the time depends only on the
  * length of `given`. */
 bool str_equal_ct(const char *expected, const char *given);

@@ -67,6 +67,29 @@ START_TEST(utf8_validation)
 }
 END_TEST
 
+START_TEST(utf8_repair)
+{
+  static const struct {
+    const char *in;
+    size_t len;
+    const char *out;
+  } cases[] = {
+      {"plain \xc3\xa9", 8, "plain \xc3\xa9"},
+      {"a\0b", 3, "a\xef\xbf\xbd" "b"},                  /* NUL */
+      {"\xff" "x", 2, "\xef\xbf\xbd" "x"},                 /* never a lead byte */
+      {"\x80" "x", 2, "\xef\xbf\xbd" "x"},                 /* lone continuation */
+      {"\xe2\x82" "A", 3, "\xef\xbf\xbd\xef\xbf\xbd" "A"}, /* cut short */
+      {"\xc0\xaf", 2, "\xef\xbf\xbd\xef\xbf\xbd"},         /* overlong */
+      {"\xf0\x9f\x98", 3, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},
+  };
+  for (size_t i = 0; i < SP_ARRAY_SIZE(cases); i++) {
+    cleanup_free char *got = str_repair_utf8(cases[i].in, cases[i].len);
+    ck_assert_str_eq(got, cases[i].out);
+    ck_assert(str_is_utf8(got, strlen(got)));
+  }
+}
+END_TEST
+
 START_TEST(constant_time_compare)
 {
   ck_assert(str_equal_ct("secret-token", "secret-token"));
@@ -183,6 +206,7 @@ static Suite *suite(void)
   tcase_add_test(tc, json_escaping);
   tcase_add_test(tc, strict_integers);
   tcase_add_test(tc, utf8_validation);
+  tcase_add_test(tc, utf8_repair);
   tcase_add_test(tc, constant_time_compare);
   tcase_add_test(tc, error_contract);
   tcase_add_test(tc, atomic_write_and_read);
