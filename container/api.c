@@ -27,53 +27,39 @@
 
 /* ---- processes ---- */
 
-static void h_process_start(struct http_req *r)
+/* Start a process from a /api/process/start body; its JSON, or NULL. */
+static cJSON *process_start(struct monitor *m, const struct sandbox *sb, const cJSON *body,
+                            struct sp_error **err)
 {
-  struct monitor *m = r->app;
-  const struct sandbox *sb = monitor_sandbox_get(r);
-  if (sb == NULL)
-    return;
-  cleanup_json cJSON *body = http_body_json(r);
-  if (body == NULL)
-    return;
-  cleanup_error struct sp_error *err = NULL;
   const char *command, *id, *cwd, *session;
   int64_t port, max_restarts;
   bool auto_restart;
   /* Options may also come nested under "options". */
   const cJSON *opts = cJSON_GetObjectItemCaseSensitive(body, "options");
   const cJSON *src = cJSON_IsObject(opts) ? opts : body;
-  if (json_get_string(body, "command", NULL, &command, &err) < 0 ||
-      json_get_string(src, "processId", NULL, &id, &err) < 0 ||
-      json_get_string(src, "cwd", NULL, &cwd, &err) < 0 ||
-      json_get_string(body, "sessionId", NULL, &session, &err) < 0 ||
-      json_get_int(src, "port", 0, 0, 65535, &port, &err) < 0 ||
-      json_get_bool(src, "autoRestart", false, &auto_restart, &err) < 0 ||
-      json_get_int(src, "maxRestarts", -1, -1, 1000, &max_restarts, &err) < 0) {
-    http_reply_error(r, &err);
-    return;
-  }
-  if (id == NULL && src != body && json_get_string(body, "processId", NULL, &id, &err) < 0) {
-    http_reply_error(r, &err);
-    return;
-  }
+  if (json_get_string(body, "command", NULL, &command, err) < 0 ||
+      json_get_string(src, "processId", NULL, &id, err) < 0 ||
+      json_get_string(src, "cwd", NULL, &cwd, err) < 0 ||
+      json_get_string(body, "sessionId", NULL, &session, err) < 0 ||
+      json_get_int(src, "port", 0, 0, 65535, &port, err) < 0 ||
+      json_get_bool(src, "autoRestart", false, &auto_restart, err) < 0 ||
+      json_get_int(src, "maxRestarts", -1, -1, 1000, &max_restarts, err) < 0)
+    return NULL;
+  if (id == NULL && src != body && json_get_string(body, "processId", NULL, &id, err) < 0)
+    return NULL;
   const cJSON *env = cJSON_GetObjectItemCaseSensitive(src, "env");
   if (env && !cJSON_IsObject(env) && !cJSON_IsNull(env)) {
-    http_reply_errorf(r, 400, "VALIDATION_FAILED", "'env' must be an object of strings");
-    return;
+    sp_error_code(err, "VALIDATION_FAILED", 400, "'env' must be an object of strings");
+    return NULL;
   }
-  struct session *se = session_acquire(m->sandboxes, sb, session, &err);
-  if (se == NULL) {
-    http_reply_error(r, &err);
-    return;
-  }
-  char **envp = session_env(se, cJSON_IsObject(env) ? env : NULL, &err);
+  struct session *se = session_acquire(m->sandboxes, sb, session, err);
+  if (se == NULL)
+    return NULL;
+  char **envp = session_env(se, cJSON_IsObject(env) ? env : NULL, err);
   cleanup_free char *dir = cwd && *cwd ? path_resolve(se->cwd, cwd) : xstrdup(se->cwd);
   session_release(m->sandboxes, se);
-  if (envp == NULL) {
-    http_reply_error(r, &err);
-    return;
-  }
+  if (envp == NULL)
+    return NULL;
   struct proc_spec spec = {
       .id = id,
       .command = command,
@@ -89,13 +75,22 @@ static void h_process_start(struct http_req *r)
       .gid = sb->gid,
       .nproc_limit = sb->nproc_limit,
   };
-  cJSON *p = supervisor_start(m->sup, &spec, &err);
+  cJSON *p = supervisor_start(m->sup, &spec, err);
   strv_free(envp);
-  if (p == NULL) {
+  return p;
+}
+
+static void h_process_start(struct http_req *r)
+{
+  struct monitor *m = r->app;
+  cleanup_error struct sp_error *err = NULL;
+  const struct sandbox *sb = monitor_sandbox_get(r, &err);
+  cleanup_json cJSON *body = sb ? http_body_json(r, &err) : NULL;
+  cleanup_json cJSON *resp = body ? process_start(m, sb, body, &err) : NULL;
+  if (resp == NULL) {
     http_reply_error(r, &err);
     return;
   }
-  cleanup_json cJSON *resp = p;
   cJSON_AddBoolToObject(resp, "success", true);
   cJSON_AddStringToObject(resp, "processId", cJSON_GetObjectItem(resp, "id")->valuestring);
   json_add_timestamp(resp);
@@ -105,20 +100,26 @@ static void h_process_start(struct http_req *r)
 static void h_process_list(struct http_req *r)
 {
   struct monitor *m = r->app;
-  const char *sandbox = monitor_sandbox(r);
-  if (sandbox == NULL)
+  cleanup_error struct sp_error *err = NULL;
+  const char *sandbox = monitor_sandbox(r, &err);
+  if (sandbox == NULL) {
+    http_reply_error(r, &err);
     return;
-  cleanup_json cJSON *resp = cJSON_CreateObject();
-  cJSON_AddBoolToObject(resp, "success", true);
+  }
+  cleanup_json cJSON *resp = json_success_new();
   cJSON_AddItemToObject(resp, "processes", supervisor_list(m->sup, sandbox));
   json_add_timestamp(resp);
   http_reply_json(r, 200, resp);
 }
 
-static void reply_process(struct http_req *r, cJSON *p)
+/* {"success", "process", "timestamp"}, or the error behind a NULL p. */
+static void reply_process(struct http_req *r, cJSON *p, struct sp_error **err)
 {
-  cleanup_json cJSON *resp = cJSON_CreateObject();
-  cJSON_AddBoolToObject(resp, "success", true);
+  if (p == NULL) {
+    http_reply_error(r, err);
+    return;
+  }
+  cleanup_json cJSON *resp = json_success_new();
   cJSON_AddItemToObject(resp, "process", p);
   json_add_timestamp(resp);
   http_reply_json(r, 200, resp);
@@ -127,15 +128,10 @@ static void reply_process(struct http_req *r, cJSON *p)
 static void h_process_get(struct http_req *r)
 {
   struct monitor *m = r->app;
-  const char *sandbox = monitor_sandbox(r);
-  if (sandbox == NULL)
-    return;
   cleanup_error struct sp_error *err = NULL;
-  cJSON *p = supervisor_get(m->sup, sandbox, r->params[0], &err);
-  if (p == NULL)
-    http_reply_error(r, &err);
-  else
-    reply_process(r, p);
+  const char *sandbox = monitor_sandbox(r, &err);
+  cJSON *p = sandbox ? supervisor_get(m->sup, sandbox, r->params[0], &err) : NULL;
+  reply_process(r, p, &err);
 }
 
 static const struct {
@@ -165,22 +161,17 @@ static int parse_signal(const char *s)
 static void h_process_kill(struct http_req *r)
 {
   struct monitor *m = r->app;
-  const char *sandbox = monitor_sandbox(r);
-  if (sandbox == NULL)
-    return;
-  int sig = parse_signal(http_query(r, "signal"));
-  if (sig < 0) {
-    http_reply_errorf(r, 400, "INVALID_SIGNAL", "unknown signal '%s'", http_query(r, "signal"));
-    return;
-  }
   cleanup_error struct sp_error *err = NULL;
-  cJSON *p = supervisor_signal(m->sup, sandbox, r->params[0], sig, &err);
+  const char *sandbox = monitor_sandbox(r, &err);
+  int sig = sandbox ? parse_signal(http_query(r, "signal")) : -1;
+  if (sandbox && sig < 0)
+    sp_error_code(&err, "INVALID_SIGNAL", 400, "unknown signal '%s'", http_query(r, "signal"));
+  cJSON *p = sig > 0 ? supervisor_signal(m->sup, sandbox, r->params[0], sig, &err) : NULL;
   if (p == NULL) {
     http_reply_error(r, &err);
     return;
   }
-  cleanup_json cJSON *resp = cJSON_CreateObject();
-  cJSON_AddBoolToObject(resp, "success", true);
+  cleanup_json cJSON *resp = json_success_new();
   cJSON_AddStringToObject(resp, "processId", r->params[0]);
   cJSON_AddStringToObject(resp, "signal", strsignal(sig));
   cJSON_AddItemToObject(resp, "process", p);
@@ -191,30 +182,27 @@ static void h_process_kill(struct http_req *r)
 static void h_process_restart(struct http_req *r)
 {
   struct monitor *m = r->app;
-  const char *sandbox = monitor_sandbox(r);
-  if (sandbox == NULL)
-    return;
   cleanup_error struct sp_error *err = NULL;
-  cJSON *p = supervisor_restart(m->sup, sandbox, r->params[0], &err);
-  if (p == NULL)
-    http_reply_error(r, &err);
-  else
-    reply_process(r, p);
+  const char *sandbox = monitor_sandbox(r, &err);
+  cJSON *p = sandbox ? supervisor_restart(m->sup, sandbox, r->params[0], &err) : NULL;
+  reply_process(r, p, &err);
 }
 
 static void h_process_kill_all(struct http_req *r)
 {
   struct monitor *m = r->app;
-  const struct sandbox *sb = monitor_sandbox_get(r);
-  if (sb == NULL)
+  cleanup_error struct sp_error *err = NULL;
+  const struct sandbox *sb = monitor_sandbox_get(r, &err);
+  if (sb == NULL) {
+    http_reply_error(r, &err);
     return;
+  }
   int n = supervisor_kill_all(m->sup, sb->id);
   /* and what commands left running in the background (servers started with
    * '&', a fork bomb): everything of this sandbox's user */
   if (sb->set_user)
     monitor_run_as(m, sb, "kill -TERM -1 2>/dev/null; sleep 0.5; kill -KILL -1 2>/dev/null; exit 0");
-  cleanup_json cJSON *resp = cJSON_CreateObject();
-  cJSON_AddBoolToObject(resp, "success", true);
+  cleanup_json cJSON *resp = json_success_new();
   json_add_int(resp, "cleanedCount", n);
   json_add_int(resp, "killedCount", n);
   json_add_timestamp(resp);
@@ -243,36 +231,33 @@ static int collect_line(void *ud, const struct log_line *l)
   return 0;
 }
 
-static void reply_not_found(struct http_req *r, const char *id)
+/* The sandbox of a request for process `id`, or NULL with *err when the
+ * header is malformed or the sandbox has no such process. */
+static const char *process_sandbox(struct http_req *r, const char *id, struct sp_error **err)
 {
-  struct sp_error *err = NULL;
-  sp_error_code(&err, "PROCESS_NOT_FOUND", 404, "Process %s not found", id);
-  sp_error_context(&err, "processId", id);
-  http_reply_error(r, &err);
-}
-
-static bool process_visible(struct monitor *m, const char *sandbox, const char *id)
-{
+  struct monitor *m = r->app;
+  const char *sandbox = monitor_sandbox(r, err);
+  if (sandbox == NULL)
+    return NULL;
   struct proc_state st;
   supervisor_state(m->sup, sandbox, id, &st);
-  return st.found;
+  if (!st.found) {
+    sp_error_code(err, "PROCESS_NOT_FOUND", 404, "Process %s not found", id);
+    sp_error_context(err, "processId", id);
+    return NULL;
+  }
+  return sandbox;
 }
 
 static void h_process_logs(struct http_req *r)
 {
   struct monitor *m = r->app;
-  const char *sandbox = monitor_sandbox(r);
-  if (sandbox == NULL)
-    return;
   const char *id = r->params[0];
-  if (!process_visible(m, sandbox, id)) {
-    reply_not_found(r, id);
-    return;
-  }
-  cleanup_free char *key = supervisor_log_key(sandbox, id);
-  struct collect c = {SBUF_INIT, SBUF_INIT, 0, false};
   cleanup_error struct sp_error *err = NULL;
-  if (logstore_query(m->ls, key, 0, LOGS_MAX_LINES, 0, collect_line, &c, &err) < 0) {
+  const char *sandbox = process_sandbox(r, id, &err);
+  cleanup_free char *key = sandbox ? supervisor_log_key(sandbox, id) : NULL;
+  struct collect c = {SBUF_INIT, SBUF_INIT, 0, false};
+  if (key == NULL || logstore_query(m->ls, key, 0, LOGS_MAX_LINES, 0, collect_line, &c, &err) < 0) {
     sbuf_release(&c.out);
     sbuf_release(&c.err);
     http_reply_error(r, &err);
@@ -282,8 +267,7 @@ static void h_process_logs(struct http_req *r)
   cleanup_free char *errs = str_repair_utf8(sbuf_str(&c.err), c.err.len);
   sbuf_release(&c.out);
   sbuf_release(&c.err);
-  cleanup_json cJSON *resp = cJSON_CreateObject();
-  cJSON_AddBoolToObject(resp, "success", true);
+  cleanup_json cJSON *resp = json_success_new();
   cJSON_AddStringToObject(resp, "processId", id);
   cJSON_AddStringToObject(resp, "stdout", out);
   cJSON_AddStringToObject(resp, "stderr", errs);
@@ -430,12 +414,11 @@ static int follow_cb(void *ud, struct sbuf *out)
 static void h_process_stream(struct http_req *r)
 {
   struct monitor *m = r->app;
-  const char *sandbox = monitor_sandbox(r);
-  if (sandbox == NULL)
-    return;
   const char *id = r->params[0];
-  if (!process_visible(m, sandbox, id)) {
-    reply_not_found(r, id);
+  cleanup_error struct sp_error *err = NULL;
+  const char *sandbox = process_sandbox(r, id, &err);
+  if (sandbox == NULL) {
+    http_reply_error(r, &err);
     return;
   }
   struct follow *f = xcalloc(1, sizeof *f);
@@ -447,22 +430,33 @@ static void h_process_stream(struct http_req *r)
   http_reply_stream(r, 200, "text/event-stream", follow_cb, f, follow_free);
 }
 
-static bool parse_i64_param(struct http_req *r, const char *name, int64_t def,
-                            int64_t min, int64_t max, int64_t *out)
+/* What an observation route looks at: the header's sandbox, else the one
+ * named by ?session=, else (NULL) every sandbox. */
+static int observed_scope(struct http_req *r, const char **scope, struct sp_error **err)
+{
+  if (monitor_scope(r, scope, err) < 0)
+    return -1;
+  if (*scope == NULL)
+    *scope = http_query(r, "session");
+  return 0;
+}
+
+/* Query parameter `name` as an integer in [min, max], `def` when absent. */
+static int parse_i64_param(struct http_req *r, const char *name, int64_t def, int64_t min,
+                           int64_t max, int64_t *out, struct sp_error **err)
 {
   const char *v = http_query(r, name);
   long long n;
   if (v == NULL || *v == '\0') {
     *out = def;
-    return true;
+    return 0;
   }
-  if (!str_to_ll(v, min, max, &n)) {
-    http_reply_errorf(r, 400, "INVALID_REQUEST", "'%s' must be an integer between %lld and %lld",
-                      name, (long long)min, (long long)max);
-    return false;
-  }
+  if (!str_to_ll(v, min, max, &n))
+    return sp_error_code(err, "INVALID_REQUEST", 400,
+                         "'%s' must be an integer between %lld and %lld", name, (long long)min,
+                         (long long)max);
   *out = n;
-  return true;
+  return 0;
 }
 
 struct lines_ctx {
@@ -489,18 +483,17 @@ static int lines_cb(void *ud, const struct log_line *l)
 static void h_logs(struct http_req *r)
 {
   struct monitor *m = r->app;
-  bool bad;
-  const char *scope = monitor_scope(r, &bad);
-  if (bad)
-    return;
-  if (scope == NULL)
-    scope = http_query(r, "session");
-  const char *process = http_query(r, "process");
+  cleanup_error struct sp_error *err = NULL;
+  const char *scope;
   int64_t since, tail, limit;
-  if (!parse_i64_param(r, "since", 0, 0, INT64_MAX, &since) ||
-      !parse_i64_param(r, "tail", 0, 0, LOGS_MAX_LINES, &tail) ||
-      !parse_i64_param(r, "limit", 10000, 1, LOGS_MAX_LINES, &limit))
+  if (observed_scope(r, &scope, &err) < 0 ||
+      parse_i64_param(r, "since", 0, 0, INT64_MAX, &since, &err) < 0 ||
+      parse_i64_param(r, "tail", 0, 0, LOGS_MAX_LINES, &tail, &err) < 0 ||
+      parse_i64_param(r, "limit", 10000, 1, LOGS_MAX_LINES, &limit, &err) < 0) {
+    http_reply_error(r, &err);
     return;
+  }
+  const char *process = http_query(r, "process");
   const char *follow = http_query(r, "follow");
   cleanup_free char *key = NULL;
   if (process) {
@@ -510,9 +503,6 @@ static void h_logs(struct http_req *r)
     } else {
       key = supervisor_log_key(scope, process);
     }
-  }
-  if (tail > 0 && since == 0 && key == NULL && scope == NULL) {
-    /* tail across everything */
   }
   if (follow && strcmp(follow, "1") == 0) {
     struct follow *f = xcalloc(1, sizeof *f);
@@ -525,9 +515,9 @@ static void h_logs(struct http_req *r)
       /* start from the tail: find the seq before the last `tail` lines */
       struct lines_ctx c = {cJSON_CreateArray(), NULL, 0, 0};
       int64_t first = 0;
-      struct sp_error *err = NULL;
-      logstore_query(m->ls, key, since, tail, 1, lines_cb, &c, &err);
-      sp_error_free(err);
+      /* on failure, the stream starts at `since` */
+      if (logstore_query(m->ls, key, since, tail, 1, lines_cb, &c, &err) < 0)
+        sp_error_free(steal_ptr(&err));
       cJSON *it = cJSON_GetArrayItem(c.arr, 0);
       if (it)
         first = (int64_t)cJSON_GetObjectItem(it, "seq")->valuedouble;
@@ -542,7 +532,6 @@ static void h_logs(struct http_req *r)
     return;
   }
   struct lines_ctx c = {cJSON_CreateArray(), key ? NULL : scope, 0, since};
-  cleanup_error struct sp_error *err = NULL;
   if (logstore_query(m->ls, key, since, tail, limit, lines_cb, &c, &err) < 0) {
     cJSON_Delete(c.arr);
     http_reply_error(r, &err);
@@ -557,12 +546,13 @@ static void h_logs(struct http_req *r)
 static void h_logs_clear(struct http_req *r)
 {
   struct monitor *m = r->app;
-  bool bad;
-  const char *scope = monitor_scope(r, &bad);
-  if (bad)
-    return;
-  const char *process = http_query(r, "process");
   cleanup_error struct sp_error *err = NULL;
+  const char *scope;
+  if (monitor_scope(r, &scope, &err) < 0) {
+    http_reply_error(r, &err);
+    return;
+  }
+  const char *process = http_query(r, "process");
   cleanup_free char *key = NULL;
   if (process)
     key = supervisor_log_key(scope ? scope : "default", process);
@@ -620,16 +610,16 @@ static int error_cb(void *ud, const struct error_record *e)
 }
 
 /* ?since= accepts epoch milliseconds or an ISO 8601 time. */
-static bool parse_since(struct http_req *r, int64_t *out)
+static int parse_since(struct http_req *r, int64_t *out, struct sp_error **err)
 {
   const char *v = http_query(r, "since");
   *out = 0;
   if (v == NULL || *v == '\0')
-    return true;
+    return 0;
   long long n;
   if (str_to_ll(v, 0, INT64_MAX, &n)) {
     *out = n;
-    return true;
+    return 0;
   }
   struct tm tm = {0};
   int ms = 0;
@@ -637,28 +627,23 @@ static bool parse_since(struct http_req *r, int64_t *out)
   if (end && *end == '.') {
     ms = (int)strtol(end + 1, &end, 10) % 1000;
   }
-  if (end == NULL || (*end != 'Z' && *end != '\0') || (*end == 'Z' && end[1] != '\0')) {
-    http_reply_errorf(r, 400, "INVALID_REQUEST",
-                      "'since' must be epoch milliseconds or an ISO 8601 UTC time");
-    return false;
-  }
+  if (end == NULL || (*end != 'Z' && *end != '\0') || (*end == 'Z' && end[1] != '\0'))
+    return sp_error_code(err, "INVALID_REQUEST", 400,
+                         "'since' must be epoch milliseconds or an ISO 8601 UTC time");
   *out = (int64_t)timegm(&tm) * 1000 + ms;
-  return true;
+  return 0;
 }
 
 static void h_errors(struct http_req *r)
 {
   struct monitor *m = r->app;
-  bool bad;
-  const char *scope = monitor_scope(r, &bad);
-  if (bad)
-    return;
-  if (scope == NULL)
-    scope = http_query(r, "session");
-  int64_t since;
-  if (!parse_since(r, &since))
-    return;
   cleanup_error struct sp_error *err = NULL;
+  const char *scope;
+  int64_t since;
+  if (observed_scope(r, &scope, &err) < 0 || parse_since(r, &since, &err) < 0) {
+    http_reply_error(r, &err);
+    return;
+  }
   cJSON *arr = cJSON_CreateArray();
   if (errorstore_query(m->ls, since, scope, error_cb, arr, &err) < 0) {
     cJSON_Delete(arr);
@@ -680,14 +665,9 @@ static void h_errors(struct http_req *r)
 static void h_errors_stats(struct http_req *r)
 {
   struct monitor *m = r->app;
-  bool bad;
-  const char *scope = monitor_scope(r, &bad);
-  if (bad)
-    return;
-  if (scope == NULL)
-    scope = http_query(r, "session");
   cleanup_error struct sp_error *err = NULL;
-  cJSON *stats = errorstore_stats(m->ls, scope, &err);
+  const char *scope;
+  cJSON *stats = observed_scope(r, &scope, &err) == 0 ? errorstore_stats(m->ls, scope, &err) : NULL;
   if (stats == NULL) {
     http_reply_error(r, &err);
     return;
@@ -700,14 +680,9 @@ static void h_errors_stats(struct http_req *r)
 static void h_errors_clear(struct http_req *r)
 {
   struct monitor *m = r->app;
-  bool bad;
-  const char *scope = monitor_scope(r, &bad);
-  if (bad)
-    return;
-  if (scope == NULL)
-    scope = http_query(r, "session");
   cleanup_error struct sp_error *err = NULL;
-  if (errorstore_clear(m->ls, scope, &err) < 0) {
+  const char *scope;
+  if (observed_scope(r, &scope, &err) < 0 || errorstore_clear(m->ls, scope, &err) < 0) {
     http_reply_error(r, &err);
     return;
   }
@@ -718,8 +693,7 @@ static void h_errors_clear(struct http_req *r)
 
 static void h_ping(struct http_req *r)
 {
-  cleanup_json cJSON *resp = cJSON_CreateObject();
-  cJSON_AddBoolToObject(resp, "success", true);
+  cleanup_json cJSON *resp = json_success_new();
   cJSON_AddStringToObject(resp, "message", "pong");
   cJSON_AddStringToObject(resp, "status", "healthy");
   json_add_int(resp, "uptime", (sp_now_ms() - ((struct monitor *)r->app)->started_ms) / 1000);

@@ -66,14 +66,10 @@ static void reply_cut_short(struct http_req *r, struct exec_run *x, const char *
 void api_execute(struct http_req *r)
 {
   struct monitor *m = r->app;
-  const struct sandbox *sb = monitor_sandbox_get(r);
-  if (sb == NULL)
-    return;
-  cleanup_json cJSON *body = http_body_json(r);
-  if (body == NULL)
-    return;
   cleanup_error struct sp_error *err = NULL;
-  struct exec_run *x = exec_start(m, sb, body, &err);
+  const struct sandbox *sb = monitor_sandbox_get(r, &err);
+  cleanup_json cJSON *body = sb ? http_body_json(r, &err) : NULL;
+  struct exec_run *x = body ? exec_start(m, sb, body, &err) : NULL;
   if (x == NULL) {
     http_reply_error(r, &err);
     return;
@@ -167,14 +163,10 @@ static void exec_stream_free(void *ud)
 void api_execute_stream(struct http_req *r)
 {
   struct monitor *m = r->app;
-  const struct sandbox *sb = monitor_sandbox_get(r);
-  if (sb == NULL)
-    return;
-  cleanup_json cJSON *body = http_body_json(r);
-  if (body == NULL)
-    return;
   cleanup_error struct sp_error *err = NULL;
-  struct exec_run *x = exec_start(m, sb, body, &err);
+  const struct sandbox *sb = monitor_sandbox_get(r, &err);
+  cleanup_json cJSON *body = sb ? http_body_json(r, &err) : NULL;
+  struct exec_run *x = body ? exec_start(m, sb, body, &err) : NULL;
   if (x == NULL) {
     http_reply_error(r, &err);
     return;
@@ -189,16 +181,12 @@ void api_execute_stream(struct http_req *r)
 void api_session_create(struct http_req *r)
 {
   struct monitor *m = r->app;
-  const struct sandbox *sb = monitor_sandbox_get(r);
-  if (sb == NULL)
-    return;
-  cleanup_json cJSON *body = http_body_json(r);
-  if (body == NULL)
-    return;
   cleanup_error struct sp_error *err = NULL;
+  const struct sandbox *sb = monitor_sandbox_get(r, &err);
+  cleanup_json cJSON *body = sb ? http_body_json(r, &err) : NULL;
   const char *id, *cwd;
   int64_t timeout;
-  if (json_get_string(body, "id", NULL, &id, &err) < 0 ||
+  if (body == NULL || json_get_string(body, "id", NULL, &id, &err) < 0 ||
       json_get_string(body, "cwd", NULL, &cwd, &err) < 0 ||
       json_get_int(body, "commandTimeoutMs", 0, 0, 24LL * 3600 * 1000, &timeout, &err) < 0) {
     http_reply_error(r, &err);
@@ -228,23 +216,13 @@ void api_session_create(struct http_req *r)
 void api_session_delete(struct http_req *r)
 {
   struct monitor *m = r->app;
-  const struct sandbox *sb = monitor_sandbox_get(r);
-  if (sb == NULL)
-    return;
-  cleanup_json cJSON *body = http_body_json(r);
-  if (body == NULL)
-    return;
   cleanup_error struct sp_error *err = NULL;
-  const char *id;
-  if (json_get_string(body, "sessionId", NULL, &id, &err) < 0) {
-    http_reply_error(r, &err);
-    return;
-  }
-  if (id == NULL) {
-    http_reply_errorf(r, 400, "VALIDATION_FAILED", "'sessionId' is required");
-    return;
-  }
-  if (session_delete(m->sandboxes, sb, id, &err) < 0) {
+  const struct sandbox *sb = monitor_sandbox_get(r, &err);
+  cleanup_json cJSON *body = sb ? http_body_json(r, &err) : NULL;
+  const char *id = NULL;
+  if (body && json_get_string(body, "sessionId", NULL, &id, &err) == 0 && id == NULL)
+    sp_error_code(&err, "VALIDATION_FAILED", 400, "'sessionId' is required");
+  if (id == NULL || session_delete(m->sandboxes, sb, id, &err) < 0) {
     http_reply_error(r, &err);
     return;
   }
@@ -257,9 +235,12 @@ void api_session_delete(struct http_req *r)
 void api_session_list(struct http_req *r)
 {
   struct monitor *m = r->app;
-  const struct sandbox *sb = monitor_sandbox_get(r);
-  if (sb == NULL)
+  cleanup_error struct sp_error *err = NULL;
+  const struct sandbox *sb = monitor_sandbox_get(r, &err);
+  if (sb == NULL) {
+    http_reply_error(r, &err);
     return;
+  }
   cleanup_json cJSON *j = json_success_new();
   cJSON *list = session_list(m->sandboxes, sb);
   cJSON_AddItemToObject(j, "sessions", cJSON_Duplicate(list, true));
@@ -433,16 +414,12 @@ static void watch_free(void *ud)
 void api_port_watch(struct http_req *r)
 {
   struct monitor *m = r->app;
-  const char *sandbox = monitor_sandbox(r);
-  if (sandbox == NULL)
-    return;
-  cleanup_json cJSON *body = http_body_json(r);
-  if (body == NULL)
-    return;
   cleanup_error struct sp_error *err = NULL;
+  const char *sandbox = monitor_sandbox(r, &err);
+  cleanup_json cJSON *body = sandbox ? http_body_json(r, &err) : NULL;
   int64_t port, smin, smax, interval;
   const char *mode, *path, *pid;
-  if (json_get_int(body, "port", 0, 1, 65535, &port, &err) < 0 ||
+  if (body == NULL || json_get_int(body, "port", 0, 1, 65535, &port, &err) < 0 ||
       json_get_string(body, "mode", "http", &mode, &err) < 0 ||
       json_get_string(body, "path", "/", &path, &err) < 0 ||
       json_get_string(body, "processId", NULL, &pid, &err) < 0 ||
@@ -483,16 +460,11 @@ void api_port_watch(struct http_req *r)
 void api_sandbox_delete(struct http_req *r)
 {
   struct monitor *m = r->app;
-  bool bad;
-  const char *id = monitor_scope(r, &bad);
-  if (bad)
-    return;
-  if (id == NULL) {
-    http_reply_errorf(r, 400, "VALIDATION_FAILED", "X-Sandpit-Sandbox names the sandbox to remove");
-    return;
-  }
   cleanup_error struct sp_error *err = NULL;
-  const struct sandbox *sb = sandboxes_get(m->sandboxes, id, &err);
+  const char *id;
+  if (monitor_scope(r, &id, &err) == 0 && id == NULL)
+    sp_error_code(&err, "VALIDATION_FAILED", 400, "X-Sandpit-Sandbox names the sandbox to remove");
+  const struct sandbox *sb = id ? sandboxes_get(m->sandboxes, id, &err) : NULL;
   if (sb == NULL) {
     http_reply_error(r, &err);
     return;

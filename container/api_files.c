@@ -39,59 +39,65 @@ static void fctx_release(struct fctx *c)
   cJSON_Delete(c->body);
   free(c->cwd);
 }
+#define cleanup_fctx __attribute__((cleanup(fctx_release)))
 
-static bool begin(struct http_req *r, struct fctx *c)
+static int begin(struct http_req *r, struct fctx *c, struct sp_error **err)
 {
   struct monitor *m = r->app;
-  memset(c, 0, sizeof *c);
-  c->sb = monitor_sandbox_get(r);
+  c->sb = monitor_sandbox_get(r, err);
   if (c->sb == NULL)
-    return false;
+    return -1;
   /* cJSON cuts a string at an escaped NUL; refuse those outright. */
   if (r->body.len && (memmem(r->body.buf, r->body.len, "\\u0000", 6) != NULL ||
-                      strcasestr(sbuf_str(&r->body), "\\u0000") != NULL)) {
-    http_reply_errorf(r, 400, "VALIDATION_FAILED", "paths and fields must not contain NUL bytes");
-    return false;
-  }
-  c->body = http_body_json(r);
-  if (c->body == NULL)
-    return false;
+                      strcasestr(sbuf_str(&r->body), "\\u0000") != NULL))
+    return sp_error_code(err, "VALIDATION_FAILED", 400,
+                         "paths and fields must not contain NUL bytes");
+  c->body = http_body_json(r, err);
   const char *sid = NULL;
-  cleanup_error struct sp_error *err = NULL;
-  if (json_get_string(c->body, "sessionId", NULL, &sid, &err) < 0) {
-    http_reply_error(r, &err);
-    return false;
-  }
-  struct session *se = session_acquire(m->sandboxes, c->sb, sid, &err);
-  if (se == NULL) {
-    http_reply_error(r, &err);
-    return false;
-  }
+  if (c->body == NULL || json_get_string(c->body, "sessionId", NULL, &sid, err) < 0)
+    return -1;
+  struct session *se = session_acquire(m->sandboxes, c->sb, sid, err);
+  if (se == NULL)
+    return -1;
   c->cwd = xstrdup(se->cwd);
   session_release(m->sandboxes, se);
-  return true;
+  return 0;
 }
 
-/* A path field, resolved and checked; replies and returns NULL on error. */
-static char *path_field(struct http_req *r, struct fctx *c, const char *key)
+/* Path field `key`, resolved against the session's cwd and checked; NULL
+ * with *err. */
+static char *path_field(const struct fctx *c, const char *key, struct sp_error **err)
 {
   const char *p;
-  cleanup_error struct sp_error *err = NULL;
-  if (json_get_string(c->body, key, NULL, &p, &err) < 0) {
-    http_reply_error(r, &err);
+  if (json_get_string(c->body, key, NULL, &p, err) < 0)
     return NULL;
-  }
   if (p == NULL || *p == '\0') {
-    http_reply_errorf(r, 400, "VALIDATION_FAILED", "'%s' is required", key);
+    sp_error_code(err, "VALIDATION_FAILED", 400, "'%s' is required", key);
     return NULL;
   }
   char *abs = path_resolve(c->cwd, p);
-  if (fsops_check_path(abs, strlen(abs), &err) < 0) {
+  if (fsops_check_path(abs, strlen(abs), err) < 0) {
     free(abs);
-    http_reply_error(r, &err);
     return NULL;
   }
   return abs;
+}
+
+/* The request's context and its path field `key`; NULL with *err. */
+static char *begin_path(struct http_req *r, struct fctx *c, const char *key, struct sp_error **err)
+{
+  return begin(r, c, err) == 0 ? path_field(c, key, err) : NULL;
+}
+
+/* The "encoding" field: absent (NULL, when def is NULL), base64 or utf-8. */
+static int encoding_field(const struct fctx *c, const char *def, const char **enc,
+                          struct sp_error **err)
+{
+  if (json_get_string(c->body, "encoding", def, enc, err) < 0)
+    return -1;
+  if (*enc && strcmp(*enc, "base64") != 0 && strcmp(*enc, "utf-8") != 0 && strcmp(*enc, "utf8") != 0)
+    return sp_error_code(err, "VALIDATION_FAILED", 400, "'encoding' must be utf-8 or base64");
+  return 0;
 }
 
 static void reply_ok_path(struct http_req *r, const char *key, const char *path,
@@ -107,30 +113,19 @@ static void reply_ok_path(struct http_req *r, const char *key, const char *path,
 
 void api_read(struct http_req *r)
 {
-  struct fctx c;
-  if (!begin(r, &c))
-    return;
-  cleanup_free char *path = path_field(r, &c, "path");
-  const char *enc = NULL;
+  cleanup_fctx struct fctx c = {0};
   cleanup_error struct sp_error *err = NULL;
-  if (path == NULL || json_get_string(c.body, "encoding", NULL, &enc, &err) < 0) {
-    if (err)
-      http_reply_error(r, &err);
-    fctx_release(&c);
-    return;
-  }
-  if (enc && strcmp(enc, "base64") != 0 && strcmp(enc, "utf-8") != 0 && strcmp(enc, "utf8") != 0) {
-    http_reply_errorf(r, 400, "VALIDATION_FAILED", "'encoding' must be utf-8 or base64");
-    fctx_release(&c);
-    return;
-  }
+  cleanup_free char *path = begin_path(r, &c, "path", &err);
+  const char *enc = NULL;
   struct fs_file f = {0};
-  sandbox_fs_enter(c.sb);
-  int rc = fsops_read(path, READ_MAX, &f, &err);
-  sandbox_fs_leave(c.sb);
+  int rc = -1;
+  if (path && encoding_field(&c, NULL, &enc, &err) == 0) {
+    sandbox_fs_enter(c.sb);
+    rc = fsops_read(path, READ_MAX, &f, &err);
+    sandbox_fs_leave(c.sb);
+  }
   if (rc < 0) {
     http_reply_error(r, &err);
-    fctx_release(&c);
     return;
   }
   bool b64 = enc ? strcmp(enc, "base64") == 0 : !f.is_text;
@@ -145,7 +140,6 @@ void api_read(struct http_req *r)
   json_add_timestamp(j);
   http_reply_json(r, 200, j);
   fs_file_release(&f);
-  fctx_release(&c);
 }
 
 struct rstream {
@@ -230,15 +224,13 @@ static void rstream_free(void *ud)
 
 void api_read_stream(struct http_req *r)
 {
-  struct fctx c;
-  if (!begin(r, &c))
-    return;
-  cleanup_free char *path = path_field(r, &c, "path");
+  cleanup_fctx struct fctx c = {0};
+  cleanup_error struct sp_error *err = NULL;
+  cleanup_free char *path = begin_path(r, &c, "path", &err);
   if (path == NULL) {
-    fctx_release(&c);
+    http_reply_error(r, &err);
     return;
   }
-  cleanup_error struct sp_error *err = NULL;
   int fd = -1;
   struct stat st;
   sandbox_fs_enter(c.sb);
@@ -246,7 +238,6 @@ void api_read_stream(struct http_req *r)
   char head[8192];
   ssize_t hn = rc == 0 ? pread(fd, head, sizeof head, 0) : 0;
   sandbox_fs_leave(c.sb);
-  fctx_release(&c);
   if (rc < 0) {
     /* errors of a read stream are events, as the SDK's server sends them */
     struct sbuf sb = SBUF_INIT;
@@ -276,70 +267,62 @@ void api_read_stream(struct http_req *r)
   http_reply_stream(r, 200, "text/event-stream", rstream_cb, s, rstream_free);
 }
 
+/* The "content" field, decoded as its "encoding" says; NULL with *err. */
+static char *content_field(const struct fctx *c, size_t *len, struct sp_error **err)
+{
+  const char *content = NULL, *enc;
+  if (json_get_string(c->body, "content", NULL, &content, err) < 0)
+    return NULL;
+  if (content == NULL) {
+    sp_error_code(err, "VALIDATION_FAILED", 400, "'content' is required");
+    return NULL;
+  }
+  if (encoding_field(c, "utf-8", &enc, err) < 0)
+    return NULL;
+  *len = strlen(content);
+  if (strcmp(enc, "base64") != 0)
+    return xmemdup(content, *len);
+  char *decoded;
+  if (!b64_decode(content, *len, &decoded, len)) {
+    sp_error_code(err, "VALIDATION_FAILED", 400, "'content' is not valid base64");
+    return NULL;
+  }
+  return decoded;
+}
+
 void api_write(struct http_req *r)
 {
-  struct fctx c;
-  if (!begin(r, &c))
-    return;
-  cleanup_free char *path = path_field(r, &c, "path");
-  const char *content = NULL, *enc = NULL;
+  cleanup_fctx struct fctx c = {0};
   cleanup_error struct sp_error *err = NULL;
-  if (path == NULL || json_get_string(c.body, "content", NULL, &content, &err) < 0 ||
-      json_get_string(c.body, "encoding", "utf-8", &enc, &err) < 0) {
-    if (err)
-      http_reply_error(r, &err);
-    fctx_release(&c);
-    return;
+  cleanup_free char *path = begin_path(r, &c, "path", &err);
+  size_t len = 0;
+  cleanup_free char *data = path ? content_field(&c, &len, &err) : NULL;
+  int rc = -1;
+  if (data) {
+    sandbox_fs_enter(c.sb);
+    rc = fsops_write(path, data, len, true, &err);
+    sandbox_fs_leave(c.sb);
   }
-  if (content == NULL) {
-    http_reply_errorf(r, 400, "VALIDATION_FAILED", "'content' is required");
-    fctx_release(&c);
-    return;
-  }
-  cleanup_free char *decoded = NULL;
-  size_t len = strlen(content);
-  const char *data = content;
-  if (strcmp(enc, "base64") == 0) {
-    if (!b64_decode(content, len, &decoded, &len)) {
-      http_reply_errorf(r, 400, "VALIDATION_FAILED", "'content' is not valid base64");
-      fctx_release(&c);
-      return;
-    }
-    data = decoded;
-  } else if (strcmp(enc, "utf-8") != 0 && strcmp(enc, "utf8") != 0) {
-    http_reply_errorf(r, 400, "VALIDATION_FAILED", "'encoding' must be utf-8 or base64");
-    fctx_release(&c);
-    return;
-  }
-  sandbox_fs_enter(c.sb);
-  int rc = fsops_write(path, data, len, true, &err);
-  sandbox_fs_leave(c.sb);
   if (rc < 0)
     http_reply_error(r, &err);
   else
     reply_ok_path(r, "path", path, NULL, NULL);
-  fctx_release(&c);
 }
 
 /* mkdir and delete: a path and a "recursive" flag, as the sandbox's user. */
 static void path_flag_op(struct http_req *r, int (*op)(const char *, bool, struct sp_error **),
                          bool echo_flag)
 {
-  struct fctx c;
-  if (!begin(r, &c))
-    return;
-  cleanup_free char *path = path_field(r, &c, "path");
-  bool rec = false;
+  cleanup_fctx struct fctx c = {0};
   cleanup_error struct sp_error *err = NULL;
-  if (path == NULL || json_get_bool(c.body, "recursive", false, &rec, &err) < 0) {
-    if (err)
-      http_reply_error(r, &err);
-    fctx_release(&c);
-    return;
+  cleanup_free char *path = begin_path(r, &c, "path", &err);
+  bool rec = false;
+  int rc = -1;
+  if (path && json_get_bool(c.body, "recursive", false, &rec, &err) == 0) {
+    sandbox_fs_enter(c.sb);
+    rc = op(path, rec, &err);
+    sandbox_fs_leave(c.sb);
   }
-  sandbox_fs_enter(c.sb);
-  int rc = op(path, rec, &err);
-  sandbox_fs_leave(c.sb);
   if (rc < 0) {
     http_reply_error(r, &err);
   } else {
@@ -350,7 +333,6 @@ static void path_flag_op(struct http_req *r, int (*op)(const char *, bool, struc
     json_add_timestamp(j);
     http_reply_json(r, 200, j);
   }
-  fctx_release(&c);
 }
 
 void api_mkdir(struct http_req *r) { path_flag_op(r, fsops_mkdir, true); }
@@ -358,16 +340,14 @@ void api_delete(struct http_req *r) { path_flag_op(r, fsops_delete, false); }
 
 static void rename_like(struct http_req *r, const char *from_key, const char *to_key)
 {
-  struct fctx c;
-  if (!begin(r, &c))
-    return;
-  cleanup_free char *from = path_field(r, &c, from_key);
-  cleanup_free char *to = from ? path_field(r, &c, to_key) : NULL;
-  if (from == NULL || to == NULL) {
-    fctx_release(&c);
+  cleanup_fctx struct fctx c = {0};
+  cleanup_error struct sp_error *err = NULL;
+  cleanup_free char *from = begin_path(r, &c, from_key, &err);
+  cleanup_free char *to = from ? path_field(&c, to_key, &err) : NULL;
+  if (to == NULL) {
+    http_reply_error(r, &err);
     return;
   }
-  cleanup_error struct sp_error *err = NULL;
   sandbox_fs_enter(c.sb);
   /* as mv does: into an existing directory */
   bool exists = false, is_dir = false;
@@ -383,38 +363,37 @@ static void rename_like(struct http_req *r, const char *from_key, const char *to
     http_reply_error(r, &err);
   else
     reply_ok_path(r, "path", from, "newPath", to);
-  fctx_release(&c);
 }
 
 void api_rename(struct http_req *r) { rename_like(r, "oldPath", "newPath"); }
 void api_move(struct http_req *r) { rename_like(r, "sourcePath", "destinationPath"); }
 
+/* list-files' "options": {recursive, includeHidden}. */
+static int list_options(const struct fctx *c, bool *rec, bool *hidden, struct sp_error **err)
+{
+  const cJSON *opts = cJSON_GetObjectItemCaseSensitive(c->body, "options");
+  if (opts && !cJSON_IsObject(opts) && !cJSON_IsNull(opts))
+    return sp_error_code(err, "VALIDATION_FAILED", 400, "'options' must be an object");
+  if (!cJSON_IsObject(opts))
+    return 0;
+  if (json_get_bool(opts, "recursive", false, rec, err) < 0 ||
+      json_get_bool(opts, "includeHidden", false, hidden, err) < 0)
+    return -1;
+  return 0;
+}
+
 void api_list_files(struct http_req *r)
 {
-  struct fctx c;
-  if (!begin(r, &c))
-    return;
-  cleanup_free char *path = path_field(r, &c, "path");
-  bool rec = false, hidden = false;
+  cleanup_fctx struct fctx c = {0};
   cleanup_error struct sp_error *err = NULL;
-  const cJSON *opts = cJSON_GetObjectItemCaseSensitive(c.body, "options");
-  if (opts && !cJSON_IsObject(opts) && !cJSON_IsNull(opts)) {
-    http_reply_errorf(r, 400, "VALIDATION_FAILED", "'options' must be an object");
-    fctx_release(&c);
-    return;
+  cleanup_free char *path = begin_path(r, &c, "path", &err);
+  bool rec = false, hidden = false, truncated = false;
+  cJSON *files = NULL;
+  if (path && list_options(&c, &rec, &hidden, &err) == 0) {
+    sandbox_fs_enter(c.sb);
+    files = fsops_list(path, rec, hidden, LIST_MAX, &truncated, &err);
+    sandbox_fs_leave(c.sb);
   }
-  if (path == NULL ||
-      (cJSON_IsObject(opts) && (json_get_bool(opts, "recursive", false, &rec, &err) < 0 ||
-                                json_get_bool(opts, "includeHidden", false, &hidden, &err) < 0))) {
-    if (err)
-      http_reply_error(r, &err);
-    fctx_release(&c);
-    return;
-  }
-  bool truncated = false;
-  sandbox_fs_enter(c.sb);
-  cJSON *files = fsops_list(path, rec, hidden, LIST_MAX, &truncated, &err);
-  sandbox_fs_leave(c.sb);
   if (files == NULL) {
     http_reply_error(r, &err);
   } else {
@@ -427,24 +406,20 @@ void api_list_files(struct http_req *r)
     json_add_timestamp(j);
     http_reply_json(r, 200, j);
   }
-  fctx_release(&c);
 }
 
 void api_exists(struct http_req *r)
 {
-  struct fctx c;
-  if (!begin(r, &c))
-    return;
-  cleanup_free char *path = path_field(r, &c, "path");
-  if (path == NULL) {
-    fctx_release(&c);
-    return;
-  }
+  cleanup_fctx struct fctx c = {0};
   cleanup_error struct sp_error *err = NULL;
+  cleanup_free char *path = begin_path(r, &c, "path", &err);
   bool exists = false, is_dir = false;
-  sandbox_fs_enter(c.sb);
-  int rc = fsops_exists(path, &exists, &is_dir, &err);
-  sandbox_fs_leave(c.sb);
+  int rc = -1;
+  if (path) {
+    sandbox_fs_enter(c.sb);
+    rc = fsops_exists(path, &exists, &is_dir, &err);
+    sandbox_fs_leave(c.sb);
+  }
   if (rc < 0) {
     http_reply_error(r, &err);
   } else {
@@ -456,7 +431,6 @@ void api_exists(struct http_req *r)
     json_add_timestamp(j);
     http_reply_json(r, 200, j);
   }
-  fctx_release(&c);
 }
 
 /* ---- trees as tar ---- */
@@ -520,25 +494,20 @@ static int archive_body(struct http_req *r, const char *data, size_t len, struct
 
 void api_archive_put(struct http_req *r)
 {
-  const struct sandbox *sb = monitor_sandbox_get(r);
-  if (sb == NULL)
-    return;
   cleanup_error struct sp_error *err = NULL;
-  cleanup_free char *dir = archive_dir(r, sb, &err);
+  const struct sandbox *sb = monitor_sandbox_get(r, &err);
+  cleanup_free char *dir = sb ? archive_dir(r, sb, &err) : NULL;
   struct upload *u = r->user;
-  if (dir == NULL) {
-    http_reply_error(r, &err);
-    return;
-  }
-  if (u == NULL || u->bytes == 0) {
-    http_reply_errorf(r, 400, "INVALID_ARCHIVE", "the request body must be a tar archive");
-    return;
-  }
-  lseek(u->fd, 0, SEEK_SET);
+  if (dir && (u == NULL || u->bytes == 0))
+    sp_error_code(&err, "INVALID_ARCHIVE", 400, "the request body must be a tar archive");
   struct tar_stats st = {0};
-  sandbox_fs_enter(sb);
-  int rc = tar_extract(u->fd, dir, NULL, &st, &err);
-  sandbox_fs_leave(sb);
+  int rc = -1;
+  if (err == NULL) {
+    lseek(u->fd, 0, SEEK_SET);
+    sandbox_fs_enter(sb);
+    rc = tar_extract(u->fd, dir, NULL, &st, &err);
+    sandbox_fs_leave(sb);
+  }
   if (rc < 0) {
     http_reply_error(r, &err);
     return;
@@ -554,33 +523,28 @@ void api_archive_put(struct http_req *r)
 void api_archive_get(struct http_req *r)
 {
   struct monitor *m = r->app;
-  const struct sandbox *sb = monitor_sandbox_get(r);
-  if (sb == NULL)
-    return;
   cleanup_error struct sp_error *err = NULL;
-  cleanup_free char *dir = archive_dir(r, sb, &err);
-  if (dir == NULL) {
-    http_reply_error(r, &err);
-    return;
-  }
-  int fd = open(m->data_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-  if (fd < 0) {
+  const struct sandbox *sb = monitor_sandbox_get(r, &err);
+  cleanup_free char *dir = sb ? archive_dir(r, sb, &err) : NULL;
+  int fd = dir ? open(m->data_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600) : -1;
+  if (dir && fd < 0)
     sp_error_set(&err, errno, "cannot make the archive");
-    http_reply_error(r, &err);
-    return;
-  }
   struct tar_stats st = {0};
-  sandbox_fs_enter(sb);
-  int rc = tar_create(dir, fd, &st, &err);
-  sandbox_fs_leave(sb);
+  int rc = -1;
+  if (fd >= 0) {
+    sandbox_fs_enter(sb);
+    rc = tar_create(dir, fd, &st, &err);
+    sandbox_fs_leave(sb);
+  }
   if (rc < 0) {
-    close(fd);
+    if (fd >= 0)
+      close(fd);
     http_reply_error(r, &err);
     return;
   }
   off_t size = lseek(fd, 0, SEEK_END);
-  struct MHD_Response *resp = MHD_create_response_from_fd_at_offset64((uint64_t)size, fd, 0);
-  MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/x-tar");
+  struct http_response *resp = http_response_fd(fd, (uint64_t)size);
+  http_response_header(resp, "Content-Type", "application/x-tar");
   http_reply_response(r, 200, resp);
 }
 

@@ -110,43 +110,43 @@ static void tunnel_free(void *ud)
   free(t);
 }
 
-static void not_answering(struct http_req *r, int port, const char *why)
+static int not_answering(struct sp_error **err, int port, const char *why)
 {
-  struct sp_error *err = NULL;
-  sp_error_code(&err, "SERVICE_NOT_RESPONDING", 502, "nothing answers on port %d (%s)", port, why);
-  sp_error_context_int(&err, "port", port);
-  http_reply_error(r, &err);
+  sp_error_code(err, "SERVICE_NOT_RESPONDING", 502, "nothing answers on port %d (%s)", port, why);
+  sp_error_context_int(err, "port", port);
+  return -1;
+}
+
+/* A connection to the request's sandbox's server on ?port=; -1 with *err. */
+static int tunnel_connect(struct http_req *r, struct sp_error **err)
+{
+  const struct sandbox *sb = monitor_sandbox_get(r, err);
+  if (sb == NULL)
+    return -1;
+  long long port;
+  const char *ps = http_query(r, "port");
+  if (ps == NULL || !str_to_ll(ps, 1, 65535, &port))
+    return sp_error_code(err, "INVALID_PORT", 400, "?port= must be 1-65535");
+  const char *up = http_header(r, "Upgrade");
+  if (up == NULL || strcasecmp(up, "sandpit-tunnel") != 0)
+    return sp_error_code(err, "VALIDATION_FAILED", 400, "the tunnel needs Upgrade: sandpit-tunnel");
+  long owner = listener_uid((int)port);
+  if (owner < 0)
+    return not_answering(err, (int)port, "no server listens there");
+  if (sb->set_user && (uid_t)owner != sb->uid) /* another sandbox's: as if nothing were there */
+    return not_answering(err, (int)port, "no server of this sandbox listens there");
+  int fd = connect_local((int)port);
+  if (fd < 0)
+    return not_answering(err, (int)port, strerror(errno));
+  return fd;
 }
 
 void api_tunnel(struct http_req *r)
 {
-  const struct sandbox *sb = monitor_sandbox_get(r);
-  if (sb == NULL)
-    return;
-  long long port;
-  const char *ps = http_query(r, "port");
-  if (ps == NULL || !str_to_ll(ps, 1, 65535, &port)) {
-    http_reply_errorf(r, 400, "INVALID_PORT", "?port= must be 1-65535");
-    return;
-  }
-  const char *up = http_header(r, "Upgrade");
-  if (up == NULL || strcasecmp(up, "sandpit-tunnel") != 0) {
-    http_reply_errorf(r, 400, "VALIDATION_FAILED", "the tunnel needs Upgrade: sandpit-tunnel");
-    return;
-  }
-  long owner = listener_uid((int)port);
-  if (owner < 0) {
-    not_answering(r, (int)port, "no server listens there");
-    return;
-  }
-  if (sb->set_user && (uid_t)owner != sb->uid) {
-    /* another sandbox's server: as if nothing were there */
-    not_answering(r, (int)port, "no server of this sandbox listens there");
-    return;
-  }
-  int fd = connect_local((int)port);
+  cleanup_error struct sp_error *err = NULL;
+  int fd = tunnel_connect(r, &err);
   if (fd < 0) {
-    not_answering(r, (int)port, strerror(errno));
+    http_reply_error(r, &err);
     return;
   }
   struct tunnel *t = xcalloc(1, sizeof *t);

@@ -30,41 +30,30 @@ static bool valid_sandbox(const char *s)
   return true;
 }
 
-const char *monitor_scope(struct http_req *r, bool *bad)
+int monitor_scope(struct http_req *r, const char **id, struct sp_error **err)
 {
-  *bad = false;
-  const char *h = http_header(r, "X-Sandpit-Sandbox");
-  if (h == NULL)
-    return NULL;
-  if (!valid_sandbox(h)) {
-    *bad = true;
-    http_reply_errorf(r, 400, "INVALID_SANDBOX",
-                      "X-Sandpit-Sandbox must be 1-64 characters of [A-Za-z0-9._-]");
-    return NULL;
+  *id = http_header(r, "X-Sandpit-Sandbox");
+  if (*id != NULL && !valid_sandbox(*id)) {
+    *id = NULL;
+    return sp_error_code(err, "INVALID_SANDBOX", 400,
+                         "X-Sandpit-Sandbox must be 1-64 characters of [A-Za-z0-9._-]");
   }
-  return h;
+  return 0;
 }
 
-const char *monitor_sandbox(struct http_req *r)
+const char *monitor_sandbox(struct http_req *r, struct sp_error **err)
 {
-  bool bad;
-  const char *s = monitor_scope(r, &bad);
-  if (bad)
+  const char *id;
+  if (monitor_scope(r, &id, err) < 0)
     return NULL;
-  return s ? s : "default";
+  return id ? id : "default";
 }
 
-const struct sandbox *monitor_sandbox_get(struct http_req *r)
+const struct sandbox *monitor_sandbox_get(struct http_req *r, struct sp_error **err)
 {
   struct monitor *m = r->app;
-  const char *id = monitor_sandbox(r);
-  if (id == NULL)
-    return NULL;
-  cleanup_error struct sp_error *err = NULL;
-  const struct sandbox *sb = sandboxes_get(m->sandboxes, id, &err);
-  if (sb == NULL)
-    http_reply_error(r, &err);
-  return sb;
+  const char *id = monitor_sandbox(r, err);
+  return id ? sandboxes_get(m->sandboxes, id, err) : NULL;
 }
 
 /* ---- running as a sandbox ---- */

@@ -29,18 +29,16 @@ struct monitor {
   size_t exec_output_max; /* bytes of stdout (and of stderr) kept per command */
 };
 
-/* The sandbox a request is for: its X-Sandpit-Sandbox header, or "default".
- * Replies 400 and returns NULL for a malformed one. */
-const char *monitor_sandbox(struct http_req *r);
-/* The sandbox named by the header, or NULL when there is none (observation
- * routes then see every sandbox, optionally filtered by ?session=). */
-const char *monitor_scope(struct http_req *r, bool *bad);
-
-/* The sandbox of a request (created on first use); replies with an error
- * and returns NULL when the header is malformed or the sandbox cannot be
- * set up. */
+/* Which sandbox a request is for.  Each returns its answer, or fails with
+ * *err (the handler replies with it) for a malformed X-Sandpit-Sandbox. */
 struct sandbox;
-const struct sandbox *monitor_sandbox_get(struct http_req *r);
+/* The header's sandbox, or "default" without one. */
+const char *monitor_sandbox(struct http_req *r, struct sp_error **err);
+/* The header's sandbox in *id, or NULL without one (observation routes then
+ * see every sandbox, optionally filtered by ?session=).  Returns 0 or -1. */
+int monitor_scope(struct http_req *r, const char **id, struct sp_error **err);
+/* The sandbox itself (created on first use). */
+const struct sandbox *monitor_sandbox_get(struct http_req *r, struct sp_error **err);
 
 /* Run a command as the sandbox's user and wait for it (at most 30 s). */
 void monitor_run_as(struct monitor *m, const struct sandbox *sb, const char *cmd);

@@ -113,6 +113,19 @@ void sp_error_context_int(struct sp_error **err, const char *key, long long valu
   cJSON_AddNumberToObject((*err)->context, key, (double)value);
 }
 
+int sp_error_recode(struct sp_error **err, const char *code)
+{
+  if (err && *err)
+    (*err)->code = code;
+  return -1;
+}
+
+void sp_error_retry_after(struct sp_error **err, int seconds)
+{
+  if (err && *err)
+    (*err)->retry_after_s = seconds;
+}
+
 void sp_error_free(struct sp_error *err)
 {
   if (err == NULL)

@@ -17,6 +17,7 @@ struct sp_error {
   const char *code;  /* stable machine code, e.g. "FILE_NOT_FOUND" (static) */
   char *msg;         /* human message */
   struct cJSON *context; /* fields for the error body's "context" (or NULL) */
+  int retry_after_s; /* when to try again (a Retry-After header), or 0 */
 };
 
 /* Set *err (if err is not NULL and *err is NULL) with code "INTERNAL_ERROR"
@@ -37,10 +38,17 @@ int sp_error_vcode(struct sp_error **err, const char *code, int http_status,
 int sp_error_prefix(struct sp_error **err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Give an existing error the caller's stable code (a config file that
+ * cannot be read is INVALID_CONFIG, whatever the reason).  Returns -1. */
+int sp_error_recode(struct sp_error **err, const char *code);
+
 /* Add a string field to the error's context, e.g. ("path", "/x") for the
  * SDK's FileNotFoundError.path.  No-op when there is no error. */
 void sp_error_context(struct sp_error **err, const char *key, const char *value);
 void sp_error_context_int(struct sp_error **err, const char *key, long long value);
+
+/* Say when the request may be tried again (seconds).  No-op without error. */
+void sp_error_retry_after(struct sp_error **err, int seconds);
 
 void sp_error_free(struct sp_error *err);
 

@@ -15,6 +15,8 @@
 #include <poll.h>
 #include <pthread.h>
 
+#include <microhttpd.h>
+
 #include "error.h"
 #include "json.h"
 #include "log.h"
@@ -39,6 +41,8 @@ struct http_server {
 /* Connections being peeked at or carried by takeover at once; past it new
  * ones are closed, so a flood of idle connections cannot exhaust threads. */
 #define MAX_TAKEOVER_THREADS 4096
+
+static void queue_response(struct http_req *r, int status, struct MHD_Response *resp);
 
 struct stream_ctx {
   http_stream_cb cb;
@@ -94,7 +98,7 @@ void http_reply_stream(struct http_req *r, int status, const char *content_type,
   if (content_type)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
   MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
-  http_reply_response(r, status, resp);
+  queue_response(r, status, resp);
 }
 
 void http_sse_event(struct sbuf *out, const char *event, const cJSON *data)
@@ -174,7 +178,66 @@ static void route_request(struct http_server *s, struct http_req *r)
   r->status = path_matched ? 405 : 404;
 }
 
-void http_reply_response(struct http_req *r, int status, struct MHD_Response *resp)
+/* An http_response is libmicrohttpd's, under a name of ours. */
+static struct MHD_Response *mhd(struct http_response *resp) { return (struct MHD_Response *)resp; }
+static struct http_response *ours(struct MHD_Response *resp) { return (struct http_response *)resp; }
+
+struct http_response *http_response_buffer(const void *body, size_t len)
+{
+  return ours(MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY));
+}
+
+struct http_response *http_response_take(char *body, size_t len)
+{
+  return ours(MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE));
+}
+
+struct http_response *http_response_fd(int fd, uint64_t size)
+{
+  return ours(MHD_create_response_from_fd_at_offset64(size, fd, 0));
+}
+
+struct reader_ctx {
+  http_read_fn read;
+  void *ud;
+  void (*ud_free)(void *);
+};
+
+static ssize_t reader_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+  (void)pos;
+  struct reader_ctx *c = cls;
+  long n = c->read(c->ud, buf, max);
+  if (n == HTTP_STREAM_END)
+    return MHD_CONTENT_READER_END_OF_STREAM;
+  if (n < 0)
+    return MHD_CONTENT_READER_END_WITH_ERROR;
+  return (ssize_t)n;
+}
+
+static void reader_free(void *cls)
+{
+  struct reader_ctx *c = cls;
+  if (c->ud_free)
+    c->ud_free(c->ud);
+  free(c);
+}
+
+struct http_response *http_response_reader(uint64_t size, http_read_fn read, void *ud,
+                                           void (*ud_free)(void *))
+{
+  struct reader_ctx *c = xcalloc(1, sizeof *c);
+  *c = (struct reader_ctx){read, ud, ud_free};
+  return ours(MHD_create_response_from_callback(
+      size == HTTP_SIZE_UNKNOWN ? MHD_SIZE_UNKNOWN : size, 65536, reader_read, c, reader_free));
+}
+
+void http_response_header(struct http_response *resp, const char *name, const char *value)
+{
+  MHD_add_response_header(mhd(resp), name, value);
+}
+
+static void queue_response(struct http_req *r, int status, struct MHD_Response *resp)
 {
   if (r->responded) {
     MHD_destroy_response(resp);
@@ -191,6 +254,11 @@ void http_reply_response(struct http_req *r, int status, struct MHD_Response *re
   }
   MHD_queue_response(r->conn, (unsigned int)status, resp);
   MHD_destroy_response(resp);
+}
+
+void http_reply_response(struct http_req *r, int status, struct http_response *resp)
+{
+  queue_response(r, status, mhd(resp));
 }
 
 /* Past this much of a refused body, answer anyway and close. */
@@ -212,7 +280,7 @@ void http_reply(struct http_req *r, int status, const char *content_type,
       MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
   if (content_type)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
-  http_reply_response(r, status, resp);
+  queue_response(r, status, resp);
 }
 
 void http_reply_json(struct http_req *r, int status, const cJSON *j)
@@ -221,14 +289,26 @@ void http_reply_json(struct http_req *r, int status, const cJSON *j)
   struct MHD_Response *resp =
       MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
   MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-  http_reply_response(r, status, resp);
+  queue_response(r, status, resp);
 }
 
 void http_reply_error(struct http_req *r, struct sp_error **err)
 {
   cleanup_json cJSON *j = json_error_body(*err);
   int status = *err ? (*err)->http_status : 500;
-  http_reply_json(r, status, j);
+  char *s = json_print(j);
+  struct MHD_Response *resp =
+      MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
+  MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+  if (*err && (*err)->retry_after_s > 0) {
+    char secs[16];
+    snprintf(secs, sizeof secs, "%d", (*err)->retry_after_s);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, secs);
+  }
+  /* a server that no longer accepts lets its connections go */
+  if (r->server->quiesced)
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+  queue_response(r, status, resp);
   sp_error_free(*err);
   *err = NULL;
 }
@@ -254,13 +334,30 @@ const char *http_header(struct http_req *r, const char *name)
   return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
-cJSON *http_body_json(struct http_req *r)
+struct each_ctx {
+  void (*fn)(void *ud, const char *name, const char *value);
+  void *ud;
+};
+
+static enum MHD_Result each_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
 {
-  struct sp_error *err = NULL;
-  cJSON *j = json_parse_object(r->body.buf, r->body.len, &err);
-  if (j == NULL)
-    http_reply_error(r, &err);
-  return j;
+  (void)kind;
+  struct each_ctx *c = cls;
+  c->fn(c->ud, key, value);
+  return MHD_YES;
+}
+
+void http_header_each(struct http_req *r,
+                      void (*fn)(void *ud, const char *name, const char *value), void *ud)
+{
+  struct each_ctx c = {fn, ud};
+  MHD_get_connection_values(r->conn, MHD_HEADER_KIND, each_header, &c);
+}
+
+cJSON *http_body_json(struct http_req *r, struct sp_error **err)
+{
+  return json_parse_object(r->body.buf, r->body.len, err);
 }
 
 static void request_free(struct http_req *r)
@@ -589,7 +686,7 @@ void http_reply_upgrade(struct http_req *r, const char *protocol, http_upgraded_
   struct MHD_Response *resp = MHD_create_response_for_upgrade(upgraded, u);
   MHD_add_response_header(resp, MHD_HTTP_HEADER_UPGRADE, protocol);
   MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "Upgrade");
-  http_reply_response(r, 101, resp);
+  queue_response(r, 101, resp);
 }
 
 void sp_splice(int a, int b, const volatile int *stop, uint64_t *a_to_b, uint64_t *b_to_a)

@@ -12,7 +12,6 @@
 #ifndef SP_HTTP_H
 #define SP_HTTP_H
 
-#include <microhttpd.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -24,6 +23,9 @@ struct sp_error;
 struct cJSON;
 struct http_server;
 struct http_req;
+struct http_response;
+struct MHD_Connection;
+struct MHD_Response;
 
 #define HTTP_MAX_PARAMS 4
 
@@ -105,8 +107,21 @@ void http_reply_json(struct http_req *r, int status, const struct cJSON *j);
 void http_reply_error(struct http_req *r, struct sp_error **err);
 void http_reply_errorf(struct http_req *r, int status, const char *code,
                        const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-/* Queue a response built by the caller (headers may be added first). */
-void http_reply_response(struct http_req *r, int status, struct MHD_Response *resp);
+/* A response with headers of the caller's: build it, add headers, then
+ * queue it with http_reply_response (which takes it). */
+struct http_response *http_response_buffer(const void *body, size_t len); /* copied */
+struct http_response *http_response_take(char *body, size_t len);        /* freed */
+/* The first `size` bytes of fd (closed when sent). */
+struct http_response *http_response_fd(int fd, uint64_t size);
+/* A body pulled by `read`: it fills buf with up to max bytes and returns
+ * how many, or HTTP_STREAM_END at the end, or HTTP_STREAM_ABORT to cut the
+ * connection.  size may be HTTP_SIZE_UNKNOWN (then it is chunked). */
+#define HTTP_SIZE_UNKNOWN UINT64_MAX
+typedef long (*http_read_fn)(void *ud, char *buf, size_t max);
+struct http_response *http_response_reader(uint64_t size, http_read_fn read, void *ud,
+                                           void (*ud_free)(void *));
+void http_response_header(struct http_response *resp, const char *name, const char *value);
+void http_reply_response(struct http_req *r, int status, struct http_response *resp);
 
 /* A streamed response.  Whenever what it produced has been sent, `cb` runs
  * (in the connection's thread; it may block, up to about a second at a
@@ -145,8 +160,10 @@ const volatile int *http_stop_flag(const struct http_req *r);
 
 const char *http_query(struct http_req *r, const char *key);
 const char *http_header(struct http_req *r, const char *name);
-/* Parse the collected body as a JSON object; replies 400 and returns NULL on
- * error. */
-struct cJSON *http_body_json(struct http_req *r);
+/* Call fn for each request header, in the order received. */
+void http_header_each(struct http_req *r,
+                      void (*fn)(void *ud, const char *name, const char *value), void *ud);
+/* The collected body parsed as a JSON object, or NULL with *err (400). */
+struct cJSON *http_body_json(struct http_req *r, struct sp_error **err);
 
 #endif

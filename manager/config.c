@@ -448,8 +448,7 @@ struct sp_config *config_parse(const char *text, size_t len, const char *path,
   struct ctx cx = {path, err};
   cleanup_toml struct toml_value *doc = toml_parse(text, len, path, err);
   if (doc == NULL) {
-    if (err && *err)
-      (*err)->code = "INVALID_CONFIG";
+    sp_error_recode(err, "INVALID_CONFIG");
     return NULL;
   }
   cleanup_config struct sp_config *c = xcalloc(1, sizeof *c);
@@ -601,8 +600,7 @@ struct sp_config *config_load(const char *path, struct sp_error **err)
   size_t len;
   cleanup_free char *text = sp_read_file(path, CONFIG_MAX_BYTES, &len, err);
   if (text == NULL) {
-    if (err && *err)
-      (*err)->code = "INVALID_CONFIG";
+    sp_error_recode(err, "INVALID_CONFIG");
     return NULL;
   }
   return config_parse(text, len, path, err);

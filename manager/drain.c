@@ -34,8 +34,9 @@ bool drain_cutting(struct manager *m) { return phase(m) == DRAIN_CUTTING; }
 
 int drain_error(struct sp_error **err)
 {
-  return sp_error_code(err, "MANAGER_STOPPING", 503,
-                       "sandpitd is stopping; try again when it is back");
+  sp_error_code(err, "MANAGER_STOPPING", 503, "sandpitd is stopping; try again when it is back");
+  sp_error_retry_after(err, 2);
+  return -1;
 }
 
 bool drain_carry(struct manager *m, struct carried *c, int fd)

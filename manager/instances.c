@@ -348,6 +348,7 @@ int instance_ensure(struct manager *m, struct instance *in, int wait_ms, struct 
   } else {
     rc = sp_error_code(err, "INSTANCE_STARTING", 503, "instance %s-%d is starting",
                        in->pool->cfg->class_name, in->slot);
+    sp_error_retry_after(err, 2);
   }
   pthread_mutex_unlock(&in->mu);
   return rc;

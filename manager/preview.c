@@ -95,10 +95,12 @@ void api_ports_expose(struct http_req *r)
 {
   struct manager *m = r->app;
   const char *id = r->params[0];
-  cleanup_json cJSON *body = http_body_json(r);
-  if (body == NULL)
-    return;
   cleanup_error struct sp_error *err = NULL;
+  cleanup_json cJSON *body = http_body_json(r, &err);
+  if (body == NULL) {
+    http_reply_error(r, &err);
+    return;
+  }
   int64_t port;
   const char *token, *name;
   if (json_get_int(body, "port", 0, 0, 65535, &port, &err) < 0 ||
@@ -195,8 +197,7 @@ void api_ports_unexpose(struct http_req *r)
     http_reply_error(r, &err);
     return;
   }
-  cleanup_json cJSON *j = cJSON_CreateObject();
-  cJSON_AddBoolToObject(j, "success", true);
+  cleanup_json cJSON *j = json_success_new();
   json_add_int(j, "port", port);
   http_reply_json(r, 200, j);
 }

@@ -27,40 +27,14 @@
 
 /* ---- helpers ---- */
 
-static void reply_err(struct http_req *r, struct sp_error **err)
+/* The pool named by ?class=, or NULL (*p) when none is named. */
+static int request_pool(struct http_req *r, struct pool **p, struct sp_error **err)
 {
-  bool starting = *err && strcmp((*err)->code, "INSTANCE_STARTING") == 0;
-  bool stopping = *err && strcmp((*err)->code, "MANAGER_STOPPING") == 0;
-  if (starting || stopping) {
-    cleanup_json cJSON *j = json_error_body(*err);
-    char *s = json_print(j);
-    struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "2");
-    /* the connection goes with this sandpitd */
-    if (stopping)
-      MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
-    http_reply_response(r, 503, resp);
-    sp_error_free(*err);
-    *err = NULL;
-    return;
-  }
-  http_reply_error(r, err);
-}
-
-static struct pool *request_pool(struct http_req *r, bool *bad)
-{
-  struct manager *m = r->app;
   const char *cls = http_query(r, "class");
-  *bad = false;
-  if (cls == NULL)
-    return NULL;
-  struct pool *p = pool_by_name(m, cls);
-  if (p == NULL) {
-    *bad = true;
-    http_reply_errorf(r, 404, "POOL_NOT_FOUND", "no [[containers]] pool named '%s'", cls);
-  }
-  return p;
+  *p = NULL;
+  if (cls && (*p = pool_by_name(r->app, cls)) == NULL)
+    return sp_error_code(err, "POOL_NOT_FOUND", 404, "no [[containers]] pool named '%s'", cls);
+  return 0;
 }
 
 /* ---- forwarding ---- */
@@ -95,15 +69,12 @@ struct hdr_ctx {
   int n;
 };
 
-static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const char *key,
-                                      const char *value)
+static void collect_header(void *ud, const char *key, const char *value)
 {
-  (void)kind;
-  struct hdr_ctx *h = cls;
+  struct hdr_ctx *h = ud;
   if (!hop_by_hop(key) && h->n < HTTPC_MAX_HEADERS - 2 && value &&
       strpbrk(key, "\r\n") == NULL && strpbrk(value, "\r\n") == NULL)
     h->lines[h->n++] = xasprintf("%s: %s", key, value);
-  return MHD_YES;
 }
 
 static void fwd_free(void *ud)
@@ -156,7 +127,7 @@ static int fwd_open(struct http_req *r, struct fwd *f, struct sp_error **err)
 
   const char *target = strchr(r->raw_uri + strlen("/v1/sandboxes/"), '/');
   struct hdr_ctx h = {.n = 0};
-  MHD_get_connection_values(r->conn, MHD_HEADER_KIND, collect_header, &h);
+  http_header_each(r, collect_header, &h);
   h.lines[h.n++] = xasprintf("X-Sandpit-Sandbox: %s", id);
   const char *cl = http_header(r, "Content-Length");
   const char *te = http_header(r, "Transfer-Encoding");
@@ -247,24 +218,13 @@ static long fwd_read(void *ud, char *buf, size_t max)
   return (long)n;
 }
 
-static ssize_t fwd_reader(void *cls, uint64_t pos, char *buf, size_t max)
-{
-  (void)pos;
-  long n = fwd_read(cls, buf, max);
-  if (n == HTTP_STREAM_END)
-    return MHD_CONTENT_READER_END_OF_STREAM;
-  if (n < 0)
-    return MHD_CONTENT_READER_END_WITH_ERROR;
-  return (ssize_t)n;
-}
-
 static void h_forward(struct http_req *r)
 {
   struct fwd *f = fwd_of(r);
   cleanup_error struct sp_error *err = NULL;
   if (!f->opened && fwd_open(r, f, &err) < 0) {
     fwd_cut(f, &err);
-    reply_err(r, &err);
+    http_reply_error(r, &err);
     return;
   }
   if (!f->upload_failed && httpc_end_body(f->c, &err) < 0) {
@@ -276,20 +236,19 @@ static void h_forward(struct http_req *r)
     /* cut short by a shutdown the instance is fine; otherwise it may be dead */
     if (!fwd_cut(f, &err))
       instance_check_dead(f->m, f->in);
-    reply_err(r, &err);
+    http_reply_error(r, &err);
     return;
   }
   f->have_resp = true;
-  uint64_t size = f->resp.content_length >= 0 ? (uint64_t)f->resp.content_length : MHD_SIZE_UNKNOWN;
+  uint64_t size = f->resp.content_length >= 0 ? (uint64_t)f->resp.content_length : HTTP_SIZE_UNKNOWN;
   /* The fwd state now belongs to the response: it lives as long as the
    * body streams. */
   r->user = NULL;
   r->user_free = NULL;
-  struct MHD_Response *resp =
-      MHD_create_response_from_callback(size, 65536, fwd_reader, f, fwd_free);
+  struct http_response *resp = http_response_reader(size, fwd_read, f, fwd_free);
   for (int i = 0; i < f->resp.nheaders; i++)
     if (!hop_by_hop(f->resp.names[i]) && strcasecmp(f->resp.names[i], "date") != 0)
-      MHD_add_response_header(resp, f->resp.names[i], f->resp.values[i]);
+      http_response_header(resp, f->resp.names[i], f->resp.values[i]);
   http_reply_response(r, f->resp.status, resp);
 }
 
@@ -310,10 +269,12 @@ static void h_version(struct http_req *r)
 static void h_sandboxes_list(struct http_req *r)
 {
   struct manager *m = r->app;
-  bool bad;
-  struct pool *p = request_pool(r, &bad);
-  if (bad)
+  cleanup_error struct sp_error *err = NULL;
+  struct pool *p;
+  if (request_pool(r, &p, &err) < 0) {
+    http_reply_error(r, &err);
     return;
+  }
   cleanup_json cJSON *j = cJSON_CreateObject();
   cJSON *arr = sandboxes_json(m, p);
   json_add_int(j, "count", cJSON_GetArraySize(arr));
@@ -376,17 +337,16 @@ static cJSON *sandbox_json(struct manager *m, const char *id, const struct sbx_r
 static void h_sandbox_create(struct http_req *r)
 {
   struct manager *m = r->app;
-  cleanup_json cJSON *body = NULL;
-  if (r->body.len) {
-    body = http_body_json(r);
-    if (body == NULL)
-      return;
-  }
   cleanup_error struct sp_error *err = NULL;
+  cleanup_json cJSON *body = NULL;
+  if (r->body.len && (body = http_body_json(r, &err)) == NULL) {
+    http_reply_error(r, &err);
+    return;
+  }
   const char *id = NULL, *cls = NULL;
   if (body && (json_get_string(body, "id", NULL, &id, &err) < 0 ||
                json_get_string(body, "class", NULL, &cls, &err) < 0)) {
-    reply_err(r, &err);
+    http_reply_error(r, &err);
     return;
   }
   if (cls == NULL)
@@ -400,14 +360,14 @@ static void h_sandbox_create(struct http_req *r)
   if (id == NULL) {
     memcpy(gen, "sbx-", 4);
     if (sp_random_token(gen + 4, 16, &err) < 0) {
-      reply_err(r, &err);
+      http_reply_error(r, &err);
       return;
     }
     id = gen;
   }
   struct sbx_ref ref;
   if (sandbox_lookup(m, id, p, true, &ref, &err) < 0) {
-    reply_err(r, &err);
+    http_reply_error(r, &err);
     return;
   }
   cleanup_json cJSON *j = sandbox_json(m, id, &ref);
@@ -421,7 +381,7 @@ static void h_sandbox_get(struct http_req *r)
   struct sbx_ref ref;
   const char *id = r->params[0];
   if (sandbox_lookup(m, id, NULL, false, &ref, &err) < 0) {
-    reply_err(r, &err);
+    http_reply_error(r, &err);
     return;
   }
   cleanup_json cJSON *j = sandbox_json(m, id, &ref);
@@ -456,14 +416,14 @@ static void h_sandbox_delete(struct http_req *r)
   struct sbx_ref ref;
   const char *id = r->params[0];
   if (sandbox_lookup(m, id, NULL, false, &ref, &err) < 0) {
-    reply_err(r, &err);
+    http_reply_error(r, &err);
     return;
   }
   struct instance *in = &ref.pool->inst[ref.slot];
   /* The monitor kills its processes and removes its workspace; an instance
    * that is not running is started for it, so nothing is left behind. */
   if (instance_ensure(m, in, START_WAIT_MS, &err) < 0) {
-    reply_err(r, &err);
+    http_reply_error(r, &err);
     return;
   }
   cleanup_free char *hd = xasprintf("X-Sandpit-Sandbox: %s", id);
@@ -476,11 +436,11 @@ static void h_sandbox_delete(struct http_req *r)
     if (err == NULL)
       sp_error_code(&err, "INSTANCE_FAILED", 502, "the instance could not remove sandbox %s (%d)",
                     id, st);
-    reply_err(r, &err);
+    http_reply_error(r, &err);
     return;
   }
   if (sandbox_forget(m, id, &err) < 0) {
-    reply_err(r, &err);
+    http_reply_error(r, &err);
     return;
   }
   if (ref.pool->cfg->allocation == SP_ALLOC_ONE_TO_ONE) {
@@ -488,8 +448,7 @@ static void h_sandbox_delete(struct http_req *r)
     instance_stop(m, in);
   }
   sp_info("sandbox deleted", LS("sandbox", id));
-  cleanup_json cJSON *j = cJSON_CreateObject();
-  cJSON_AddBoolToObject(j, "success", true);
+  cleanup_json cJSON *j = json_success_new();
   cJSON_AddStringToObject(j, "id", id);
   cJSON_AddBoolToObject(j, "deleted", true);
   http_reply_json(r, 200, j);
@@ -498,10 +457,12 @@ static void h_sandbox_delete(struct http_req *r)
 static void h_instances(struct http_req *r)
 {
   struct manager *m = r->app;
-  bool bad;
-  struct pool *only = request_pool(r, &bad);
-  if (bad)
+  cleanup_error struct sp_error *err = NULL;
+  struct pool *only;
+  if (request_pool(r, &only, &err) < 0) {
+    http_reply_error(r, &err);
     return;
+  }
   cleanup_json cJSON *j = cJSON_CreateObject();
   cJSON *arr = cJSON_AddArrayToObject(j, "instances");
   for (int i = 0; i < m->npools; i++) {
@@ -516,10 +477,12 @@ static void h_instances(struct http_req *r)
 static void h_instance_restart(struct http_req *r)
 {
   struct manager *m = r->app;
-  bool bad;
-  struct pool *p = request_pool(r, &bad);
-  if (bad)
+  cleanup_error struct sp_error *err = NULL;
+  struct pool *p;
+  if (request_pool(r, &p, &err) < 0) {
+    http_reply_error(r, &err);
     return;
+  }
   if (p == NULL)
     p = &m->pools[0];
   long long slot;
@@ -528,9 +491,8 @@ static void h_instance_restart(struct http_req *r)
                       p->cfg->class_name, p->n - 1);
     return;
   }
-  cleanup_error struct sp_error *err = NULL;
   if (instance_restart(m, &p->inst[slot], &err) < 0) {
-    reply_err(r, &err);
+    http_reply_error(r, &err);
     return;
   }
   cleanup_json cJSON *j = instance_json(m, &p->inst[slot]);
@@ -540,8 +502,8 @@ static void h_instance_restart(struct http_req *r)
 static void h_metrics(struct http_req *r)
 {
   char *s = metrics_render(r->app);
-  struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
-  MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; version=0.0.4");
+  struct http_response *resp = http_response_take(s, strlen(s));
+  http_response_header(resp, "Content-Type", "text/plain; version=0.0.4");
   http_reply_response(r, 200, resp);
 }
 
@@ -578,10 +540,9 @@ static bool authorize(struct http_req *r)
   static const char body[] =
       "{\"code\":\"UNAUTHORIZED\",\"message\":\"missing or invalid bearer token\","
       "\"context\":{},\"httpStatus\":401}";
-  struct MHD_Response *resp =
-      MHD_create_response_from_buffer(sizeof body - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
-  MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-  MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+  struct http_response *resp = http_response_buffer(body, sizeof body - 1);
+  http_response_header(resp, "Content-Type", "application/json");
+  http_response_header(resp, "WWW-Authenticate", "Bearer");
   http_reply_response(r, 401, resp);
   return false;
 }
@@ -593,7 +554,7 @@ static bool pre(struct http_req *r)
   if (drain_stopping(m)) {
     cleanup_error struct sp_error *err = NULL;
     drain_error(&err);
-    reply_err(r, &err);
+    http_reply_error(r, &err);
     return false;
   }
   return authorize(r);
