@@ -349,21 +349,21 @@ static int check_readable_type(const char *path, const struct stat *st,
     return 0;
   if (S_ISDIR(st->st_mode))
     return fs_error(err, EISDIR, "IS_DIRECTORY", 400,
-                    "Cannot read a directory: %s", path);
+                    "cannot read a directory: %s", path);
   const char *kind = S_ISFIFO(st->st_mode)   ? "a FIFO"
                      : S_ISSOCK(st->st_mode) ? "a socket"
                      : S_ISCHR(st->st_mode)  ? "a character device"
                      : S_ISBLK(st->st_mode)  ? "a block device"
                                              : "not a regular file";
   return fs_error(err, EINVAL, "NOT_REGULAR_FILE", 400,
-                  "Cannot read %s: %s is %s", path, path, kind);
+                  "cannot read %s: %s is %s", path, path, kind);
 }
 
 static int read_open_error(struct sp_error **err, int e, const char *path)
 {
   if (e == ENOENT || e == ENOTDIR)
     return not_found(err, e, "File", path);
-  return sp_error_set(err, e, "Cannot read %s", path);
+  return sp_error_set(err, e, "cannot read %s", path);
 }
 
 static int open_read(const char *path, int *fd_out, struct stat *st,
@@ -382,11 +382,11 @@ static int open_read(const char *path, int *fd_out, struct stat *st,
   if (fd < 0)
     return read_open_error(err, errno, path);
   if (fstat(fd, st) < 0)
-    return sp_error_set(err, errno, "Cannot read %s", path);
+    return sp_error_set(err, errno, "cannot read %s", path);
   if (check_readable_type(path, st, err) < 0)
     return -1;
   if (sp_set_nonblock(fd, false) < 0)
-    return sp_error_set(err, errno, "Cannot read %s", path);
+    return sp_error_set(err, errno, "cannot read %s", path);
   *fd_out = fd;
   fd = -1;
   return 0;
@@ -431,7 +431,7 @@ static int read_file(const char *path, size_t max_bytes, struct fs_file *out,
     if (n < 0) {
       if (errno == EINTR)
         continue;
-      return sp_error_set(err, errno, "Cannot read %s", path);
+      return sp_error_set(err, errno, "cannot read %s", path);
     }
     if (n == 0)
       break;
@@ -479,13 +479,13 @@ static int mkdir_p(const char *path, bool as_parent, struct sp_error **err)
     char c = *s;
     *s = '\0';
     if (s[-1] != '/' && mkdir(p, 0755) < 0 && errno != EEXIST)
-      return sp_error_set(err, errno, "Cannot create directory %s", p);
+      return sp_error_set(err, errno, "cannot create directory %s", p);
     if (c == '\0')
       break;
     *s = c;
   }
   if (stat(p, &st) < 0)
-    return sp_error_set(err, errno, "Cannot create directory %s", p);
+    return sp_error_set(err, errno, "cannot create directory %s", p);
   if (!S_ISDIR(st.st_mode))
     return not_a_dir(err, p, as_parent);
   return 0;
@@ -500,7 +500,7 @@ static int make_dir(const char *path, bool recursive, struct sp_error **err)
   if (errno == EEXIST)
     return fs_error(err, EEXIST, "FILE_EXISTS", 409,
                     "Path already exists: %s", path);
-  return sp_error_set(err, errno, "Cannot create directory %s", path);
+  return sp_error_set(err, errno, "cannot create directory %s", path);
 }
 
 /* ---- write ------------------------------------------------------------- */
@@ -529,7 +529,7 @@ static int write_file(const char *path, const void *data, size_t len,
   split_path(path, &dir, &base, &trailing);
   if (base[0] == '\0' || trailing || is_dot_or_dotdot(base))
     return fs_error(err, EISDIR, "IS_DIRECTORY", 400,
-                    "Cannot write to a directory: %s", path);
+                    "cannot write to a directory: %s", path);
   if (make_parents && mkdir_p(dir, true, err) < 0)
     return -1;
 
@@ -539,7 +539,7 @@ static int write_file(const char *path, const void *data, size_t len,
   if (dfd < 0) {
     if (errno == ENOENT)
       return not_found(err, ENOENT, "Parent directory", dir);
-    return sp_error_set(err, errno, "Cannot write %s", path);
+    return sp_error_set(err, errno, "cannot write %s", path);
   }
 
   struct stat st;
@@ -548,7 +548,7 @@ static int write_file(const char *path, const void *data, size_t len,
   if (fstatat(dfd, base, &st, 0) == 0) {
     if (S_ISDIR(st.st_mode))
       return fs_error(err, EISDIR, "IS_DIRECTORY", 400,
-                      "Cannot write to a directory: %s", path);
+                      "cannot write to a directory: %s", path);
     exists = true;
     mode = st.st_mode & 0777;
   }
@@ -557,7 +557,7 @@ static int write_file(const char *path, const void *data, size_t len,
   cleanup_close int fd = create_temp(dfd, "write", exists ? 0600 : 0644, tmp,
                                      sizeof tmp);
   if (fd < 0)
-    return sp_error_set(err, errno, "Cannot write %s", path);
+    return sp_error_set(err, errno, "cannot write %s", path);
   int e = 0;
   if (sp_write_all(fd, data, len) < 0 || (exists && fchmod(fd, mode) < 0))
     e = errno;
@@ -569,7 +569,7 @@ static int write_file(const char *path, const void *data, size_t len,
     e = errno;
   if (e != 0) {
     unlinkat(dfd, tmp, 0);
-    return sp_error_set(err, e, "Cannot write %s", path);
+    return sp_error_set(err, e, "cannot write %s", path);
   }
   return 0;
 }
@@ -587,7 +587,7 @@ static int remove_contents(int dfd, const char *display, int depth,
   if (read_names(dfd, &names) < 0) {
     int e = errno;
     names_release(&names);
-    return sp_error_set(err, e, "Cannot delete %s", display);
+    return sp_error_set(err, e, "cannot delete %s", display);
   }
   int rc = 0;
   for (size_t i = 0; i < names.n && rc == 0; i++) {
@@ -597,7 +597,7 @@ static int remove_contents(int dfd, const char *display, int depth,
     if (unlinkat(dfd, name, 0) == 0 || errno == ENOENT)
       continue;
     if (errno != EISDIR) {
-      rc = sp_error_set(err, errno, "Cannot delete %s/%s", display, name);
+      rc = sp_error_set(err, errno, "cannot delete %s/%s", display, name);
       break;
     }
     cleanup_free char *child = xasprintf("%s/%s", display, name);
@@ -615,7 +615,7 @@ static int remove_tree_at(int pfd, const char *name, const char *display,
 {
   if (depth > FSOPS_WALK_MAX_DEPTH)
     return fs_error(err, 0, "FILESYSTEM_ERROR", 500,
-                    "Cannot delete %s: more than %d directory levels",
+                    "cannot delete %s: more than %d directory levels",
                     display, FSOPS_WALK_MAX_DEPTH);
   /* Retried because entries may be created while we delete. */
   for (int attempt = 0; attempt < 4; attempt++) {
@@ -631,16 +631,16 @@ static int remove_tree_at(int pfd, const char *name, const char *display,
         if (errno == EISDIR)
           continue;
       }
-      return sp_error_set(err, errno, "Cannot delete %s", display);
+      return sp_error_set(err, errno, "cannot delete %s", display);
     }
     if (remove_contents(fd, display, depth, err) < 0)
       return -1;
     if (unlinkat(pfd, name, AT_REMOVEDIR) == 0 || errno == ENOENT)
       return 0;
     if (errno != ENOTEMPTY && errno != EEXIST)
-      return sp_error_set(err, errno, "Cannot delete %s", display);
+      return sp_error_set(err, errno, "cannot delete %s", display);
   }
-  return sp_error_set(err, ENOTEMPTY, "Cannot delete %s", display);
+  return sp_error_set(err, ENOTEMPTY, "cannot delete %s", display);
 }
 
 /* Remove name in dfd, whatever it is; for cleaning up after ourselves. */
@@ -670,13 +670,13 @@ static int delete_path(const char *path, bool recursive,
   if (dfd < 0) {
     if (errno == ENOENT || errno == ENOTDIR)
       return not_found(err, errno, "File", path);
-    return sp_error_set(err, errno, "Cannot delete %s", path);
+    return sp_error_set(err, errno, "cannot delete %s", path);
   }
   struct stat st;
   if (fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0) {
     if (errno == ENOENT || errno == ENOTDIR)
       return not_found(err, errno, "File", path);
-    return sp_error_set(err, errno, "Cannot delete %s", path);
+    return sp_error_set(err, errno, "cannot delete %s", path);
   }
   if (!S_ISDIR(st.st_mode)) {
     if (unlinkat(dfd, base, 0) == 0)
@@ -684,7 +684,7 @@ static int delete_path(const char *path, bool recursive,
     if (errno == ENOENT)
       return not_found(err, errno, "File", path);
     if (errno != EISDIR)
-      return sp_error_set(err, errno, "Cannot delete %s", path);
+      return sp_error_set(err, errno, "cannot delete %s", path);
     /* replaced by a directory meanwhile: fall through */
   }
   if (!recursive)
@@ -723,25 +723,25 @@ static int copy_regular(int sfd, const char *sname, int dfd, const char *dname,
   cleanup_close int in = openat(
       sfd, sname, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
   if (in < 0)
-    return sp_error_set(err, errno, "Cannot copy %s", display);
+    return sp_error_set(err, errno, "cannot copy %s", display);
   struct stat st;
   if (fstat(in, &st) < 0)
-    return sp_error_set(err, errno, "Cannot copy %s", display);
+    return sp_error_set(err, errno, "cannot copy %s", display);
   if (!S_ISREG(st.st_mode))
     return fs_error(err, EINVAL, "NOT_REGULAR_FILE", 400,
-                    "Cannot copy %s: it changed while being copied", display);
+                    "cannot copy %s: it changed while being copied", display);
   cleanup_close int out = openat(
       dfd, dname, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (out < 0)
-    return sp_error_set(err, errno, "Cannot copy %s", display);
+    return sp_error_set(err, errno, "cannot copy %s", display);
   struct timespec times[2] = {st.st_atim, st.st_mtim};
   if (copy_file_data(in, out) < 0 || fchmod(out, st.st_mode & 0777) < 0 ||
       futimens(out, times) < 0)
-    return sp_error_set(err, errno, "Cannot copy %s", display);
+    return sp_error_set(err, errno, "cannot copy %s", display);
   int fd = out;
   out = -1;
   if (close(fd) < 0 && errno != EINTR)
-    return sp_error_set(err, errno, "Cannot copy %s", display);
+    return sp_error_set(err, errno, "cannot copy %s", display);
   return 0;
 }
 
@@ -750,26 +750,26 @@ static int copy_dir(int sfd, const char *sname, int dfd, const char *dname,
 {
   if (depth > FSOPS_WALK_MAX_DEPTH)
     return fs_error(err, 0, "FILESYSTEM_ERROR", 500,
-                    "Cannot copy %s: more than %d directory levels", display,
+                    "cannot copy %s: more than %d directory levels", display,
                     FSOPS_WALK_MAX_DEPTH);
   cleanup_close int src =
       openat(sfd, sname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (src < 0)
-    return sp_error_set(err, errno, "Cannot copy %s", display);
+    return sp_error_set(err, errno, "cannot copy %s", display);
   struct stat st;
   if (fstat(src, &st) < 0)
-    return sp_error_set(err, errno, "Cannot copy %s", display);
+    return sp_error_set(err, errno, "cannot copy %s", display);
   if (mkdirat(dfd, dname, 0700) < 0)
-    return sp_error_set(err, errno, "Cannot copy %s", display);
+    return sp_error_set(err, errno, "cannot copy %s", display);
   cleanup_close int dst =
       openat(dfd, dname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (dst < 0)
-    return sp_error_set(err, errno, "Cannot copy %s", display);
+    return sp_error_set(err, errno, "cannot copy %s", display);
   struct names names = {0};
   if (read_names(src, &names) < 0) {
     int e = errno;
     names_release(&names);
-    return sp_error_set(err, e, "Cannot copy %s", display);
+    return sp_error_set(err, e, "cannot copy %s", display);
   }
   int rc = 0;
   for (size_t i = 0; i < names.n && rc == 0; i++) {
@@ -781,7 +781,7 @@ static int copy_dir(int sfd, const char *sname, int dfd, const char *dname,
     return -1;
   struct timespec times[2] = {st.st_atim, st.st_mtim};
   if (fchmod(dst, st.st_mode & 01777) < 0 || futimens(dst, times) < 0)
-    return sp_error_set(err, errno, "Cannot copy %s", display);
+    return sp_error_set(err, errno, "cannot copy %s", display);
   return 0;
 }
 
@@ -795,7 +795,7 @@ static int copy_symlink(int sfd, const char *sname, int dfd, const char *dname,
     target = xrealloc(target, cap);
     ssize_t n = readlinkat(sfd, sname, target, cap);
     if (n < 0)
-      return sp_error_set(err, errno, "Cannot copy %s", display);
+      return sp_error_set(err, errno, "cannot copy %s", display);
     if ((size_t)n < cap) {
       target[n] = '\0';
       break;
@@ -803,7 +803,7 @@ static int copy_symlink(int sfd, const char *sname, int dfd, const char *dname,
     cap *= 2;
   }
   if (symlinkat(target, dfd, dname) < 0)
-    return sp_error_set(err, errno, "Cannot copy %s", display);
+    return sp_error_set(err, errno, "cannot copy %s", display);
   struct timespec times[2] = {st->st_atim, st->st_mtim};
   utimensat(dfd, dname, times, AT_SYMLINK_NOFOLLOW); /* best effort */
   return 0;
@@ -814,7 +814,7 @@ static int copy_entry(int sfd, const char *sname, int dfd, const char *dname,
 {
   struct stat st;
   if (fstatat(sfd, sname, &st, AT_SYMLINK_NOFOLLOW) < 0)
-    return sp_error_set(err, errno, "Cannot copy %s", display);
+    return sp_error_set(err, errno, "cannot copy %s", display);
   if (S_ISREG(st.st_mode))
     return copy_regular(sfd, sname, dfd, dname, display, err);
   if (S_ISDIR(st.st_mode))
@@ -823,11 +823,11 @@ static int copy_entry(int sfd, const char *sname, int dfd, const char *dname,
     return copy_symlink(sfd, sname, dfd, dname, &st, display, err);
   if (S_ISFIFO(st.st_mode)) {
     if (mkfifoat(dfd, dname, st.st_mode & 0777) < 0)
-      return sp_error_set(err, errno, "Cannot copy %s", display);
+      return sp_error_set(err, errno, "cannot copy %s", display);
     return 0;
   }
   return fs_error(err, EINVAL, "NOT_REGULAR_FILE", 400,
-                  "Cannot move %s to another filesystem: it is a device or "
+                  "cannot move %s to another filesystem: it is a device or "
                   "socket",
                   display);
 }
@@ -844,25 +844,25 @@ static int move_across(const char *from, const char *to, struct sp_error **err)
   split_path(to, &tdir, &tbase, NULL);
   if (fbase[0] == '\0' || is_dot_or_dotdot(fbase) || tbase[0] == '\0' ||
       is_dot_or_dotdot(tbase))
-    return sp_error_set(err, EINVAL, "Cannot move %s to %s", from, to);
+    return sp_error_set(err, EINVAL, "cannot move %s to %s", from, to);
   cleanup_close int sfd = open(fdir, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (sfd < 0)
-    return sp_error_set(err, errno, "Cannot move %s to %s", from, to);
+    return sp_error_set(err, errno, "cannot move %s to %s", from, to);
   cleanup_close int dfd = open(tdir, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (dfd < 0)
-    return sp_error_set(err, errno, "Cannot move %s to %s", from, to);
+    return sp_error_set(err, errno, "cannot move %s to %s", from, to);
 
   char tmp[64];
   snprintf(tmp, sizeof tmp, ".sp-move-%016llx.tmp",
            (unsigned long long)random_u64());
   if (copy_entry(sfd, fbase, dfd, tmp, from, 0, err) < 0) {
     remove_any_at(dfd, tmp);
-    return sp_error_prefix(err, "Cannot move %s to %s", from, to);
+    return sp_error_prefix(err, "cannot move %s to %s", from, to);
   }
   if (renameat(dfd, tmp, dfd, tbase) < 0) {
     int e = errno;
     remove_any_at(dfd, tmp);
-    return sp_error_set(err, e, "Cannot move %s to %s", from, to);
+    return sp_error_set(err, e, "cannot move %s to %s", from, to);
   }
   struct stat st;
   if (fstatat(sfd, fbase, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
@@ -884,12 +884,12 @@ static int rename_path(const char *from, const char *to,
   if (lstat(from, &st) < 0) {
     if (errno == ENOENT || errno == ENOTDIR)
       return not_found(err, errno, "Source file", from);
-    return sp_error_set(err, errno, "Cannot move %s", from);
+    return sp_error_set(err, errno, "cannot move %s", from);
   }
   if (rename(from, to) == 0)
     return 0;
   if (errno != EXDEV)
-    return sp_error_set(err, errno, "Cannot move %s to %s", from, to);
+    return sp_error_set(err, errno, "cannot move %s to %s", from, to);
   return move_across(from, to, err);
 }
 
@@ -911,7 +911,7 @@ static int exists_path(const char *path, bool *exists, bool *is_dir,
   if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP ||
       errno == ENAMETOOLONG)
     return 0;
-  return sp_error_set(err, errno, "Cannot check %s", path);
+  return sp_error_set(err, errno, "cannot check %s", path);
 }
 
 /* ---- list -------------------------------------------------------------- */
@@ -1058,7 +1058,7 @@ static cJSON *list_dir(const char *path, bool recursive, bool include_hidden,
     if (e == ENOENT || e == ENOTDIR)
       not_found(err, e, "Directory", path);
     else
-      sp_error_set(err, e, "Cannot list %s", path);
+      sp_error_set(err, e, "cannot list %s", path);
     return NULL;
   }
 
@@ -1066,7 +1066,7 @@ static cJSON *list_dir(const char *path, bool recursive, bool include_hidden,
                      .include_hidden = include_hidden,
                      .max = max_entries};
   if (list_walk(&l, fd, "", 0) < 0) {
-    sp_error_set(err, errno, "Cannot list %s", path);
+    sp_error_set(err, errno, "cannot list %s", path);
     for (size_t i = 0; i < l.n; i++)
       free(l.v[i].rel);
     free(l.v);

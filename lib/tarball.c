@@ -256,7 +256,7 @@ static int disk_error(struct extract *x, const char *name,
 {
   int e = la.archive_errno(x->disk);
   if (e > 0)
-    return sp_error_set(err, e, "Cannot extract '%s' (%s)", name,
+    return sp_error_set(err, e, "cannot extract '%s' (%s)", name,
                         archive_msg(x->disk));
   return unsafe(err, name, "%s", archive_msg(x->disk));
 }
@@ -269,7 +269,7 @@ static int check_no_symlink_on_way(struct extract *x, const char *name,
   size_t bad = 0;
   int r = through_symlink(x->rootfd, rel, &bad);
   if (r < 0)
-    return sp_error_set(err, errno, "Cannot extract '%s'", name);
+    return sp_error_set(err, errno, "cannot extract '%s'", name);
   if (r > 0)
     return unsafe(err, name, "%s goes through the symlink '%.*s'", what,
                   (int)bad, rel);
@@ -435,7 +435,7 @@ static int extract_all(struct extract *x, struct sp_error **err)
       break;
     if (r < ARCHIVE_WARN)
       return sp_error_code(err, "INVALID_ARCHIVE", 400,
-                           "Invalid archive after %llu entries: %s",
+                           "invalid archive after %llu entries: %s",
                            (unsigned long long)x->stats.entries,
                            archive_msg(x->in));
     x->stats.entries++;
@@ -443,7 +443,7 @@ static int extract_all(struct extract *x, struct sp_error **err)
     cleanup_free char *name = xstrdup(p != NULL ? p : "");
     if (p == NULL || name[0] == '\0')
       return sp_error_code(err, "INVALID_ARCHIVE", 400,
-                           "Invalid archive: entry %llu has no name",
+                           "invalid archive: entry %llu has no name",
                            (unsigned long long)x->stats.entries);
     if (x->stats.entries > x->lim.max_entries)
       return too_large(err,
@@ -507,18 +507,18 @@ static int extract_into(int fd, const char *dest_dir,
    * entry's path, including in dest_dir itself: use the resolved path. */
   cleanup_free char *root = realpath(dest_dir, NULL);
   if (root == NULL)
-    return sp_error_set(err, errno, "Cannot extract into %s", dest_dir);
+    return sp_error_set(err, errno, "cannot extract into %s", dest_dir);
   if (strcmp(root, "/") == 0)
     root[0] = '\0'; /* so that "%s/%s" does not start with "//" */
   cleanup_close int rootfd =
       open(root[0] ? root : "/", O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (rootfd < 0)
-    return sp_error_set(err, errno, "Cannot extract into %s", dest_dir);
+    return sp_error_set(err, errno, "cannot extract into %s", dest_dir);
 
   cleanup_archive_read struct archive *in = la.archive_read_new();
   cleanup_archive_write struct archive *disk = la.archive_write_disk_new();
   if (in == NULL || disk == NULL)
-    return sp_error_set(err, ENOMEM, "Cannot extract into %s", dest_dir);
+    return sp_error_set(err, ENOMEM, "cannot extract into %s", dest_dir);
   /* gzip through zlib (never an external program), the tar formats only. */
   if (la.archive_read_support_filter_gzip(in) != ARCHIVE_OK ||
       la.archive_read_support_format_tar(in) != ARCHIVE_OK)
@@ -533,7 +533,7 @@ static int extract_into(int fd, const char *dest_dir,
                                               ARCHIVE_EXTRACT_SECURE_SYMLINKS |
                                               ARCHIVE_EXTRACT_SECURE_NODOTDOT);
   if (la.archive_read_open_fd(in, fd, TAR_READ_BLOCK) != ARCHIVE_OK)
-    return sp_error_code(err, "INVALID_ARCHIVE", 400, "Invalid archive: %s",
+    return sp_error_code(err, "INVALID_ARCHIVE", 400, "invalid archive: %s",
                          archive_msg(in));
 
   x.in = in;
@@ -628,10 +628,10 @@ static int write_error(struct create *c, const char *rel,
 {
   int e = la.archive_errno(c->out);
   if (e > 0)
-    return sp_error_set(err, e, "Cannot write the archive at '%s' (%s)", rel,
+    return sp_error_set(err, e, "cannot write the archive at '%s' (%s)", rel,
                         archive_msg(c->out));
   return sp_error_code(err, "INTERNAL_ERROR", 500,
-                       "Cannot write the archive at '%s': %s", rel,
+                       "cannot write the archive at '%s': %s", rel,
                        archive_msg(c->out));
 }
 
@@ -648,7 +648,7 @@ static int add_file_data(struct create *c, int fd, int64_t size,
     if (n < 0) {
       if (errno == EINTR)
         continue;
-      return sp_error_set(err, errno, "Cannot read %s/%s", c->src, rel);
+      return sp_error_set(err, errno, "cannot read %s/%s", c->src, rel);
     }
     if (n == 0)
       break;
@@ -670,7 +670,7 @@ static int add_entry(struct create *c, int dfd, const char *name,
   if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
     if (errno == ENOENT)
       return 0; /* removed meanwhile */
-    return sp_error_set(err, errno, "Cannot archive %s/%s", c->src, rel);
+    return sp_error_set(err, errno, "cannot archive %s/%s", c->src, rel);
   }
   if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode))
     return 0; /* FIFOs, sockets, devices */
@@ -684,10 +684,10 @@ static int add_entry(struct create *c, int dfd, const char *name,
     if (fd < 0) {
       if (errno == ENOENT)
         return 0;
-      return sp_error_set(err, errno, "Cannot archive %s/%s", c->src, rel);
+      return sp_error_set(err, errno, "cannot archive %s/%s", c->src, rel);
     }
     if (fstat(fd, &st) < 0)
-      return sp_error_set(err, errno, "Cannot archive %s/%s", c->src, rel);
+      return sp_error_set(err, errno, "cannot archive %s/%s", c->src, rel);
     if (!S_ISREG(st.st_mode))
       return 0; /* swapped for something else */
   } else if (S_ISLNK(st.st_mode)) {
@@ -696,7 +696,7 @@ static int add_entry(struct create *c, int dfd, const char *name,
       target = xrealloc(target, cap);
       ssize_t n = readlinkat(dfd, name, target, cap);
       if (n < 0)
-        return sp_error_set(err, errno, "Cannot archive %s/%s", c->src, rel);
+        return sp_error_set(err, errno, "cannot archive %s/%s", c->src, rel);
       if ((size_t)n < cap) {
         target[n] = '\0';
         break;
@@ -729,13 +729,13 @@ static int add_entry(struct create *c, int dfd, const char *name,
   if (S_ISDIR(st.st_mode)) {
     if (depth + 1 >= TAR_CREATE_MAX_DEPTH)
       return sp_error_code(err, "FILESYSTEM_ERROR", 500,
-                           "Cannot archive %s/%s: more than %d directory "
+                           "cannot archive %s/%s: more than %d directory "
                            "levels",
                            c->src, rel, TAR_CREATE_MAX_DEPTH);
     cleanup_close int sub =
         openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (sub < 0)
-      return sp_error_set(err, errno, "Cannot archive %s/%s", c->src, rel);
+      return sp_error_set(err, errno, "cannot archive %s/%s", c->src, rel);
     return add_tree(c, sub, rel, depth + 1, err);
   }
   return 0;
@@ -748,7 +748,7 @@ static int add_tree(struct create *c, int dfd, const char *prefix, int depth,
   if (sorted_names(dfd, &names) < 0) {
     int e = errno;
     names_release(&names);
-    return sp_error_set(err, e, "Cannot archive %s%s%s", c->src,
+    return sp_error_set(err, e, "cannot archive %s%s%s", c->src,
                         prefix[0] ? "/" : "", prefix);
   }
   int rc = 0;
@@ -779,21 +779,21 @@ static int create_from(const char *src_dir, int out_fd, struct tar_stats *st,
     if (e == ENOENT || e == ENOTDIR)
       return sp_error_code(err, "FILE_NOT_FOUND", 404,
                            "Directory not found: %s", src_dir);
-    return sp_error_set(err, e, "Cannot archive %s", src_dir);
+    return sp_error_set(err, e, "cannot archive %s", src_dir);
   }
 
   cleanup_archive_write struct archive *out = la.archive_write_new();
   if (out == NULL)
-    return sp_error_set(err, ENOMEM, "Cannot archive %s", src_dir);
+    return sp_error_set(err, ENOMEM, "cannot archive %s", src_dir);
   if (la.archive_write_set_format_pax_restricted(out) != ARCHIVE_OK ||
       la.archive_write_open_fd(out, out_fd) != ARCHIVE_OK)
     return sp_error_code(err, "INTERNAL_ERROR", 500,
-                         "Cannot start the archive of %s: %s", src_dir,
+                         "cannot start the archive of %s: %s", src_dir,
                          archive_msg(out));
   struct archive_entry_linkresolver *links =
       la.archive_entry_linkresolver_new();
   if (links == NULL)
-    return sp_error_set(err, ENOMEM, "Cannot archive %s", src_dir);
+    return sp_error_set(err, ENOMEM, "cannot archive %s", src_dir);
   la.archive_entry_linkresolver_set_strategy(links, la.archive_format(out));
 
   struct create c = {.out = out, .links = links, .src = src_dir};

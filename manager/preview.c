@@ -185,14 +185,16 @@ void api_ports_unexpose(struct http_req *r)
   const char *id = r->params[0];
   long long port;
   char tok[64];
-  if (!str_to_ll(r->params[1], 1, 65535, &port) ||
-      state_port_token(m->state, id, (int)port, tok, sizeof tok, NULL) != 1) {
-    struct sp_error *err = NULL;
+  cleanup_error struct sp_error *err = NULL;
+  int have = 0;
+  if (str_to_ll(r->params[1], 1, 65535, &port))
+    have = state_port_token(m->state, id, (int)port, tok, sizeof tok, &err);
+  if (have == 0)
     sp_error_code(&err, "PORT_NOT_EXPOSED", 404, "port %s of %s is not exposed", r->params[1], id);
+  if (have != 1) {
     http_reply_error(r, &err);
     return;
   }
-  cleanup_error struct sp_error *err = NULL;
   if (state_port_delete(m->state, id, (int)port, &err) < 0) {
     http_reply_error(r, &err);
     return;
@@ -390,7 +392,14 @@ bool preview_takeover(void *app, int fd, const char *head, size_t len,
     goto done;
   }
   char expected[64];
-  int have = state_port_token(m->state, sandbox, port, expected, sizeof expected, NULL);
+  int have = state_port_token(m->state, sandbox, port, expected, sizeof expected, &err);
+  if (have < 0) {
+    /* a store that cannot answer is not a wrong token */
+    status = 500;
+    sp_warn("preview lookup failed", LS("sandbox", sandbox), LS("error", err->msg));
+    send_error(fd, 500, "Internal Server Error", err->code, err->msg);
+    goto done;
+  }
   /* compare even when nothing is exposed, so timing tells nothing */
   bool ok = str_equal_ct(have == 1 ? expected : "-", token) && have == 1;
   if (!ok) {
@@ -408,7 +417,6 @@ bool preview_takeover(void *app, int fd, const char *head, size_t len,
     else
       send_simple(fd, 503, "Service Unavailable", "text/html; charset=utf-8", down_page,
                   "Retry-After: 2\r\n");
-    sp_error_free(err);
     goto done;
   }
   struct instance *in = &ref.pool->inst[ref.slot];
@@ -426,7 +434,6 @@ bool preview_takeover(void *app, int fd, const char *head, size_t len,
     status = 502;
     send_simple(fd, 502, "Bad Gateway", "text/html; charset=utf-8", down_page, "Retry-After: 2\r\n");
     httpc_response_release(&resp);
-    sp_error_free(err);
     goto done;
   }
   httpc_response_release(&resp);
@@ -458,6 +465,7 @@ done:
     (void)!recv(fd, sink, SP_MIN(len, sizeof sink), MSG_DONTWAIT);
     shutdown(fd, SHUT_WR);
   }
+  sp_error_free(err);
   free(target);
   free(sbh);
   httpc_close(c);

@@ -249,9 +249,12 @@ int state_port_token(struct state *st, const char *sandbox, int port, char *tok,
   sqlite3_bind_text(s, 1, sandbox, -1, SQLITE_TRANSIENT);
   sqlite3_bind_int(s, 2, port);
   int found = 0;
-  if (sqlite3_step(s) == SQLITE_ROW) {
+  int rc = sqlite3_step(s);
+  if (rc == SQLITE_ROW) {
     snprintf(tok, n, "%s", (const char *)sqlite3_column_text(s, 0));
     found = 1;
+  } else if (rc != SQLITE_DONE) {
+    found = db_error(st, err, "token lookup");
   }
   sqlite3_finalize(s);
   pthread_mutex_unlock(&st->mu);

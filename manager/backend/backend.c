@@ -110,9 +110,25 @@ static void add(char ***v, size_t *n, const char *s)
   (*v)[*n] = NULL;
 }
 
-/* Resource limits: a cgroup (v1 or v2) when this machine lets us make one,
- * else none beyond the monitor's per-sandbox process limits.  Returns the
- * cgroup's procs file to join, or NULL. */
+/* Write one limit file of a cgroup (cgroupfs takes a plain write, not a
+ * rename).  A limit that does not take is said, not hidden. */
+static bool write_limit(const char *dir, const char *name, long long value)
+{
+  cleanup_free char *file = xasprintf("%s/%s", dir, name);
+  char v[32];
+  int len = snprintf(v, sizeof v, "%lld", value);
+  int fd = open(file, O_WRONLY | O_CLOEXEC);
+  bool ok = fd >= 0 && write(fd, v, (size_t)len) == len;
+  if (!ok)
+    sp_warn("cannot set a cgroup limit", LS("file", file), LS("error", strerror(errno)));
+  if (fd >= 0)
+    close(fd);
+  return ok;
+}
+
+/* Resource limits: a cgroup (v1 or v2) when this machine lets us make one
+ * and its memory limit takes, else none beyond the monitor's per-sandbox
+ * process limits.  Returns the cgroup's procs files to join, or NULL. */
 static char *make_cgroup(const struct backend_spec *s)
 {
   cleanup_free char *name = xasprintf("sandpit-%016llx/%s-%d",
@@ -121,51 +137,30 @@ static char *make_cgroup(const struct backend_spec *s)
   long long mem = (long long)s->cfg->itype.memory_mib << 20;
   long long cpu_quota = (long long)(s->cfg->itype.vcpu * 100000);
   struct stat st;
-  if (stat("/sys/fs/cgroup/cgroup.controllers", &st) == 0) {
-    cleanup_free char *dir = xasprintf("/sys/fs/cgroup/%s", name);
-    struct sp_error *err = NULL;
-    if (sp_mkdir_p(dir, 0755, &err) < 0) {
-      sp_error_free(err);
-      return NULL;
-    }
-    char v[64];
-    cleanup_free char *f1 = xasprintf("%s/memory.max", dir);
-    snprintf(v, sizeof v, "%lld", mem);
-    sp_write_file_atomic(f1, v, strlen(v), 0644, NULL);
-    return xasprintf("%s/cgroup.procs", dir);
-  }
-  /* v1: one hierarchy per controller; join all that work */
-  static const char *const ctrls[] = {"memory", "pids", "cpu"};
+  bool v2 = stat("/sys/fs/cgroup/cgroup.controllers", &st) == 0;
+  /* v2: one tree; v1: one hierarchy per controller, join all that work */
+  static const struct {
+    const char *ctrl, *file; /* ctrl is v1's hierarchy */
+  } limits[] = {{"memory", "memory.limit_in_bytes"}, {"pids", "pids.max"}, {"cpu", "cpu.cfs_quota_us"}};
   struct sbuf procs = SBUF_INIT;
-  for (size_t i = 0; i < SP_ARRAY_SIZE(ctrls); i++) {
-    cleanup_free char *dir = xasprintf("/sys/fs/cgroup/%s/%s", ctrls[i], name);
+  bool mem_ok = false;
+  for (size_t i = 0; i < (v2 ? 1 : SP_ARRAY_SIZE(limits)); i++) {
+    cleanup_free char *dir = v2 ? xasprintf("/sys/fs/cgroup/%s", name)
+                                : xasprintf("/sys/fs/cgroup/%s/%s", limits[i].ctrl, name);
     struct sp_error *err = NULL;
     if (sp_mkdir_p(dir, 0755, &err) < 0) {
       sp_error_free(err);
       continue;
     }
-    char v[64];
-    cleanup_free char *file = NULL;
-    if (i == 0) {
-      file = xasprintf("%s/memory.limit_in_bytes", dir);
-      snprintf(v, sizeof v, "%lld", mem);
-    } else if (i == 1) {
-      file = xasprintf("%s/pids.max", dir);
-      snprintf(v, sizeof v, "%d", 4096);
-    } else {
-      file = xasprintf("%s/cpu.cfs_quota_us", dir);
-      snprintf(v, sizeof v, "%lld", cpu_quota);
-    }
-    int fd = open(file, O_WRONLY | O_CLOEXEC);
-    if (fd >= 0) {
-      if (write(fd, v, strlen(v)) < 0) {
-        /* the limit stays at the parent's */
-      }
-      close(fd);
-    }
+    if (v2)
+      mem_ok = write_limit(dir, "memory.max", mem);
+    else if (i == 0)
+      mem_ok = write_limit(dir, limits[i].file, mem);
+    else
+      write_limit(dir, limits[i].file, i == 1 ? 4096 : cpu_quota);
     sbuf_addf(&procs, "%s%s/cgroup.procs", procs.len ? "\n" : "", dir);
   }
-  if (procs.len == 0) {
+  if (procs.len == 0 || !mem_ok) {
     sbuf_release(&procs);
     return NULL;
   }
