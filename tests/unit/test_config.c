@@ -135,18 +135,13 @@ START_TEST(environment_wins)
 }
 END_TEST
 
-static Suite *suite(void)
+static Suite *config_suite(void)
 {
   Suite *s = suite_create("config");
-  TCase *tc = tcase_create("core");
-  tcase_add_test(tc, defaults);
-  tcase_add_test(tc, pools_and_types);
-  tcase_add_test(tc, errors_name_line_and_key);
-  tcase_add_test(tc, durations);
-  tcase_add_test(tc, shutdown_grace);
-  tcase_add_test(tc, environment_wins);
-  suite_add_tcase(s, tc);
+  check_add_tcase(s, "core", 10, NULL, NULL,
+                  CHECK_TESTS(defaults, pools_and_types, errors_name_line_and_key, durations,
+                              shutdown_grace, environment_wins));
   return s;
 }
 
-CHECK_MAIN(suite)
+CHECK_MAIN(config_suite)

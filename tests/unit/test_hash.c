@@ -35,14 +35,12 @@ START_TEST(slots)
 }
 END_TEST
 
-static Suite *suite(void)
+static Suite *hash_suite(void)
 {
   Suite *s = suite_create("hash");
-  TCase *tc = tcase_create("core");
-  tcase_add_test(tc, vectors);
-  tcase_add_test(tc, slots);
-  suite_add_tcase(s, tc);
+  check_add_tcase(s, "core", 10, NULL, NULL,
+                  CHECK_TESTS(vectors, slots));
   return s;
 }
 
-CHECK_MAIN(suite)
+CHECK_MAIN(hash_suite)

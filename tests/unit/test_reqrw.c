@@ -118,16 +118,13 @@ START_TEST(smuggling_refused)
 }
 END_TEST
 
-static Suite *suite(void)
+static Suite *reqrw_suite(void)
 {
   Suite *s = suite_create("reqrw");
-  TCase *tc = tcase_create("core");
-  tcase_add_test(tc, heads_rewritten_in_any_cut);
-  tcase_add_test(tc, bodies_and_next_requests);
-  tcase_add_test(tc, upgrade_goes_raw);
-  tcase_add_test(tc, smuggling_refused);
-  suite_add_tcase(s, tc);
+  check_add_tcase(s, "core", 10, NULL, NULL,
+                  CHECK_TESTS(heads_rewritten_in_any_cut, bodies_and_next_requests,
+                              upgrade_goes_raw, smuggling_refused));
   return s;
 }
 
-CHECK_MAIN(suite)
+CHECK_MAIN(reqrw_suite)

@@ -103,16 +103,13 @@ START_TEST(no_descriptor_leaks)
 }
 END_TEST
 
-static Suite *suite(void)
+static Suite *spawn_suite(void)
 {
   Suite *s = suite_create("spawn");
-  TCase *tc = tcase_create("core");
-  tcase_add_test(tc, runs_in_its_own_group_with_pipes);
-  tcase_add_test(tc, stdin_pipe_and_env);
-  tcase_add_test(tc, bad_cwd_is_an_error_not_a_dead_child);
-  tcase_add_test(tc, no_descriptor_leaks);
-  suite_add_tcase(s, tc);
+  check_add_tcase(s, "core", 10, NULL, NULL,
+                  CHECK_TESTS(runs_in_its_own_group_with_pipes, stdin_pipe_and_env,
+                              bad_cwd_is_an_error_not_a_dead_child, no_descriptor_leaks));
   return s;
 }
 
-CHECK_MAIN(suite)
+CHECK_MAIN(spawn_suite)

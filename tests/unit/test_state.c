@@ -119,14 +119,12 @@ START_TEST(sandboxes_and_ports)
 }
 END_TEST
 
-static Suite *suite(void)
+static Suite *state_suite(void)
 {
   Suite *s = suite_create("state");
-  TCase *tc = tcase_create("core");
-  tcase_add_test(tc, instances_round_trip);
-  tcase_add_test(tc, sandboxes_and_ports);
-  suite_add_tcase(s, tc);
+  check_add_tcase(s, "core", 10, NULL, NULL,
+                  CHECK_TESTS(instances_round_trip, sandboxes_and_ports));
   return s;
 }
 
-CHECK_MAIN(suite)
+CHECK_MAIN(state_suite)

@@ -198,22 +198,14 @@ START_TEST(random_tokens)
 }
 END_TEST
 
-static Suite *suite(void)
+static Suite *str_suite(void)
 {
   Suite *s = suite_create("str");
-  TCase *tc = tcase_create("core");
-  tcase_add_test(tc, sbuf_grows_and_formats);
-  tcase_add_test(tc, json_escaping);
-  tcase_add_test(tc, strict_integers);
-  tcase_add_test(tc, utf8_validation);
-  tcase_add_test(tc, utf8_repair);
-  tcase_add_test(tc, constant_time_compare);
-  tcase_add_test(tc, error_contract);
-  tcase_add_test(tc, atomic_write_and_read);
-  tcase_add_test(tc, base64);
-  tcase_add_test(tc, random_tokens);
-  suite_add_tcase(s, tc);
+  check_add_tcase(s, "core", 10, NULL, NULL,
+                  CHECK_TESTS(sbuf_grows_and_formats, json_escaping, strict_integers,
+                              utf8_validation, utf8_repair, constant_time_compare, error_contract,
+                              atomic_write_and_read, base64, random_tokens));
   return s;
 }
 
-CHECK_MAIN(suite)
+CHECK_MAIN(str_suite)
