@@ -29,6 +29,7 @@ import signal
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -40,6 +41,9 @@ OUTDIR = os.path.join(HERE, "out")
 OUT = print
 BLOCK = None
 BENCH_BIN = os.path.join(OUTDIR, "bench")
+
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+from harness import free_port, term_then_kill  # noqa: E402
 
 TOKEN = "bench-token-0123456789"
 DOCKER_IMAGE = "sandpit/sandbox:latest"
@@ -82,14 +86,6 @@ def pct(values, p):
         return float("nan")
     k = int(p / 100.0 * len(v) + 0.999999)
     return v[min(max(k, 1), len(v)) - 1]
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def sandbox_uid_census():
@@ -422,20 +418,7 @@ class Sandpitd:
                 self.proc.wait()
 
     def stop_instances(self, docker=False):
-        pids = self.instance_pids()
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except OSError:
-                pass
-        deadline = time.time() + 5
-        while time.time() < deadline and any(os.path.exists("/proc/%d" % p) for p in pids):
-            time.sleep(0.02)
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
+        term_then_kill(self.instance_pids())
         if docker:
             ids = self.docker_containers()
             if ids:

@@ -272,6 +272,24 @@ def free_port():
     return port
 
 
+def term_then_kill(pids, grace_s=5):
+    """SIGTERM each pid (so sanitizer reports get written), wait up to
+    grace_s for them to go, then SIGKILL what is left."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except OSError:
+            pass
+    deadline = time.time() + grace_s
+    while time.time() < deadline and any(os.path.exists("/proc/%d" % p) for p in pids):
+        time.sleep(0.02)
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
 class Manager:
     """A sandpitd on a free port with a temporary data directory."""
 
@@ -370,20 +388,7 @@ class Manager:
         self.stop()
         # instances outlive sandpitd by design: stop them here (TERM first,
         # so their sanitizer reports, if any, are written)
-        pids = self.instance_pids()
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except OSError:
-                pass
-        deadline = time.time() + 5
-        while time.time() < deadline and any(os.path.exists("/proc/%d" % p) for p in pids):
-            time.sleep(0.05)
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
+        term_then_kill(self.instance_pids())
         self.logf.close()
         scan_log(os.path.join(self.tmp, "sandpitd.log"), "sandpitd")
         root = os.path.join(self.data, "instances")

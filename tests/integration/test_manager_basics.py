@@ -8,7 +8,7 @@ import time
 import urllib.request
 import urllib.error
 
-from harness import BIN, ROOT, Suite
+from harness import BIN, ROOT, Suite, free_port
 
 SANDPITD = os.path.join(BIN, "sandpitd")
 
@@ -102,14 +102,6 @@ def test_inline_instance_type(t):
     t.eq("inline type accepted", p.returncode, 0)
     it = json.loads(p.stdout)["containers"][0]["instance_type"]
     t.eq("inline type values", (it["vcpu"], it["memory_mib"], it["disk_mb"]), (2, 2048, 4000))
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def test_health_and_auth(t):

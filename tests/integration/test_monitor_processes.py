@@ -6,7 +6,7 @@ import subprocess
 import threading
 import time
 
-from harness import BIN, Monitor, Suite
+from harness import BIN, Monitor, Suite, free_port
 
 
 def proc(m, pid_or_id, sandbox=None):
@@ -129,14 +129,6 @@ def test_restart_backoff(t):
         t.eq("it runs again", r.json["process"]["restarts"], 4)
     finally:
         m.cleanup()
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def test_port_probe(t):

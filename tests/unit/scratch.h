@@ -5,14 +5,19 @@
 #define SP_SCRATCH_H
 
 #include <check.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "error.h"
+#include "util.h"
 
 static char scratch[PATH_MAX] __attribute__((unused));
 
@@ -58,6 +63,31 @@ static inline void rm_rf(const char *path)
 {
   if (path && (strncmp(path, "/tmp/", 5) == 0 || strncmp(path, "/dev/shm/", 9) == 0))
     nftw(path, scratch_rm_one, 32, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Write a file of the test's (0644, replacing it). */
+static inline void put(const char *path, const void *data, size_t len)
+{
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(sp_write_all(fd, data, len), 0);
+  close(fd);
+}
+
+/* The whole file, NUL-terminated; *len if not NULL. */
+static inline char *slurp(const char *path, size_t *len)
+{
+  struct sp_error *err = NULL;
+  char *s = sp_read_file(path, 0, len, &err);
+  ck_assert_ptr_null(err);
+  return s;
+}
+
+/* Whether path names anything, a dangling link included. */
+static inline bool exists_l(const char *path)
+{
+  struct stat st;
+  return lstat(path, &st) == 0;
 }
 
 #endif

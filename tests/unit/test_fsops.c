@@ -37,30 +37,7 @@ static void teardown(void)
   rm_rf(scratch);
 }
 
-static void put(const char *path, const void *data, size_t len)
-{
-  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  ck_assert_int_ge(fd, 0);
-  ck_assert_int_eq(sp_write_all(fd, data, len), 0);
-  close(fd);
-}
-
 static void puts_(const char *path, const char *s) { put(path, s, strlen(s)); }
-
-/* The whole file, NUL-terminated; *len if not NULL. */
-static char *slurp(const char *path, size_t *len)
-{
-  struct sp_error *err = NULL;
-  char *s = sp_read_file(path, 0, len, &err);
-  ck_assert_ptr_null(err);
-  return s;
-}
-
-static bool exists_l(const char *path)
-{
-  struct stat st;
-  return lstat(path, &st) == 0;
-}
 
 static void assert_code(struct sp_error *err, const char *code, int status)
 {
