@@ -161,7 +161,7 @@ struct supervisor {
   pthread_mutex_t q_mu; /* guards the fields below */
   pthread_cond_t q_cv;
   struct call *queue, **queue_tail;
-  bool stopping, stop_now, closed;
+  bool stopping, closed;
   struct supervisor_counts snap;
 };
 
@@ -1124,12 +1124,6 @@ int supervisor_run(struct supervisor *s)
       sp_warn("processes outlived the stop sequence; not waiting for them");
       break;
     }
-    pthread_mutex_lock(&s->q_mu);
-    bool asked = s->stopping && !s->stop_started, now_too = s->stop_now;
-    s->stop_now = false;
-    pthread_mutex_unlock(&s->q_mu);
-    if (asked || now_too)
-      begin_stop(s, now_too, now);
     int n = epoll_wait(s->epfd, evs, (int)SP_ARRAY_SIZE(evs), next_timeout(s, now));
     now = sp_monotonic_ms();
     for (int i = 0; i < n; i++)
@@ -1168,15 +1162,6 @@ int supervisor_run(struct supervisor *s)
   logwriter_free(s->w);
   s->w = NULL;
   return 0;
-}
-
-void supervisor_shutdown(struct supervisor *s, bool now)
-{
-  pthread_mutex_lock(&s->q_mu);
-  s->stopping = true;
-  s->stop_now |= now;
-  pthread_mutex_unlock(&s->q_mu);
-  wake(s);
 }
 
 bool supervisor_closed(struct supervisor *s)

@@ -16,7 +16,7 @@
  * "killed" (stopped on request), "error" (could not be spawned).  "ready"
  * says the port answers HTTP.
  *
- * Stopping: SIGTERM or SIGINT (or supervisor_shutdown) starts it: every
+ * Stopping: SIGTERM or SIGINT starts it: every
  * process and command gets SIGTERM on its group, SIGKILL after the stop
  * timeout (a second signal: at once); commands end cut short; the stores
  * are flushed; supervisor_run returns.  Requests made after that fail with
@@ -78,9 +78,6 @@ struct supervisor *supervisor_new(const struct supervisor_opts *o, struct sp_err
 /* Run the loop (in the thread that called supervisor_new) until the stop
  * sequence is over; returns 0. */
 int supervisor_run(struct supervisor *s);
-/* Start the stop sequence, as SIGTERM does (`now`: as a second SIGTERM:
- * SIGKILL at once); safe from any thread. */
-void supervisor_shutdown(struct supervisor *s, bool now);
 /* True from the start of the stop sequence on. */
 bool supervisor_stopping(struct supervisor *s);
 /* True once the stop sequence is over: nothing runs, every line is

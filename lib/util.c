@@ -37,14 +37,6 @@ char *sp_iso8601(int64_t epoch_ms, char *buf, size_t len)
   return buf;
 }
 
-int sp_set_cloexec(int fd)
-{
-  int flags = fcntl(fd, F_GETFD);
-  if (flags < 0)
-    return -1;
-  return fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
-}
-
 int sp_set_nonblock(int fd, bool on)
 {
   int flags = fcntl(fd, F_GETFL);

@@ -30,7 +30,6 @@ int64_t sp_now_ms(void);
 /* ISO 8601 UTC with milliseconds, "2026-01-02T03:04:05.678Z"; buf >= 32. */
 char *sp_iso8601(int64_t epoch_ms, char *buf, size_t len);
 
-int sp_set_cloexec(int fd);
 int sp_set_nonblock(int fd, bool on);
 /* Write all of buf, retrying on EINTR and short writes.  -1 with errno. */
 int sp_write_all(int fd, const void *buf, size_t len);
