@@ -92,7 +92,7 @@ def test_timeout_kills_group(t):
         t.eq("timeout is a 408", r.status, 408)
         t.eq("  COMMAND_TIMEOUT", r.json["code"], "COMMAND_TIMEOUT")
         t.check("  says so", "timeout" in r.json["message"].lower(), r.json["message"])
-        t.check("  in about the timeout", took < 5, took)
+        t.check("  in about the timeout, not the command's 1000 s", took < 30, took)
         time.sleep(0.2)
         t.check("the whole group is gone", not group_alive("sleep 100[01]"))
         evs = m.sse("POST", "/api/execute/stream", {"command": "echo a; sleep 30", "timeoutMs": 500})
@@ -114,12 +114,15 @@ def test_stream(t):
         err = "".join(e["data"] for e in evs if e["type"] == "stderr")
         t.eq("stdout chunks", out, "one\n")
         t.eq("stderr chunks", err, "two\n")
-        # events arrive as they happen, not at the end
-        t0 = time.time()
-        first = m.sse("POST", "/api/execute/stream", {"command": "echo early; sleep 2; echo late"},
+        # events arrive as they happen, not at the end: the command cannot
+        # end until the test has seen its first output
+        gate = os.path.join(m.workspace, "default", "gate")
+        first = m.sse("POST", "/api/execute/stream",
+                      {"command": "echo early; while [ ! -e gate ]; do sleep 0.05; done; echo late"},
                       until=lambda e: e["type"] == "stdout")
-        t.check("first output arrives before the command ends", time.time() - t0 < 1.5,
-                time.time() - t0)
+        open(gate, "w").close()
+        t.eq("first output arrives before the command ends",
+             [e.get("data") for e in first if e["type"] == "stdout"], ["early\n"])
         r = m.req("POST", "/api/execute/stream", raw=b"{bad", headers={"Content-Type": "application/json"})
         t.eq("bad body is a JSON 400, not a stream", r.status, 400)
     finally:
