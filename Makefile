@@ -112,7 +112,7 @@ $(BINDIR)/monitor-cli: $(CLI_OBJS) $(LIBA)
 
 $(BUILD)/tests/%: tests/unit/%.c $(MONITOR_A) $(MANAGER_A) $(LIBA)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) $(MONITOR_INC) $(MANAGER_INC) $(CHECK_CFLAGS) -o $@ $< $(MONITOR_A) \
+	$(CC) $(CFLAGS_ALL) $(MONITOR_INC) $(MANAGER_INC) $(CHECK_CFLAGS) -MMD -MP -MF $@.d -MT $@ -o $@ $< $(MONITOR_A) \
 	  $(MANAGER_A) $(LIBA) $(CHECK_LIBS) $(CURL_LIBS) \
 	  $(ARCHIVE_LIBS) $(LDLIBS_ALL)
 
@@ -185,4 +185,6 @@ docker-test-images: all
 
 .PHONY: docker-test-images
 
--include $(LIB_OBJS:.o=.d) $(MANAGER_OBJS:.o=.d) $(MONITOR_OBJS:.o=.d) $(CLI_OBJS:.o=.d)
+# what each object and test was built from: a changed header rebuilds them
+-include $(LIB_OBJS:.o=.d) $(MANAGER_OBJS:.o=.d) $(MANAGER_MODS:.o=.d) $(MONITOR_OBJS:.o=.d) \
+  $(MONITOR_MODS:.o=.d) $(CLI_OBJS:.o=.d) $(UNIT_BINS:=.d)

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -18,15 +19,28 @@
  * sockets closed), within the second the contract allows past the grace. */
 #define CUT_WAIT_MS 700
 
+struct drain {
+  int phase;              /* enum drain_phase (atomic) */
+  pthread_mutex_t mu;
+  struct carried *list;   /* the carried connections (under mu) */
+  int n;
+};
+
 void drain_init(struct manager *m)
 {
-  m->phase = DRAIN_SERVING;
-  pthread_mutex_init(&m->carried_mu, NULL);
+  m->drain = xcalloc(1, sizeof *m->drain);
+  m->drain->phase = DRAIN_SERVING;
+  pthread_mutex_init(&m->drain->mu, NULL);
 }
 
-void drain_release(struct manager *m) { pthread_mutex_destroy(&m->carried_mu); }
+void drain_release(struct manager *m)
+{
+  pthread_mutex_destroy(&m->drain->mu);
+  free(m->drain);
+  m->drain = NULL;
+}
 
-static int phase(struct manager *m) { return __atomic_load_n(&m->phase, __ATOMIC_ACQUIRE); }
+static int phase(struct manager *m) { return __atomic_load_n(&m->drain->phase, __ATOMIC_ACQUIRE); }
 
 bool drain_stopping(struct manager *m) { return phase(m) != DRAIN_SERVING; }
 
@@ -41,55 +55,55 @@ int drain_error(struct sp_error **err)
 
 bool drain_carry(struct manager *m, struct carried *c, int fd)
 {
-  pthread_mutex_lock(&m->carried_mu);
+  pthread_mutex_lock(&m->drain->mu);
   bool ok = phase(m) != DRAIN_CUTTING;
   if (ok) {
     c->fd[0] = fd;
     c->fd[1] = -1;
     c->prev = NULL;
-    c->next = m->carried;
-    if (m->carried)
-      m->carried->prev = c;
-    m->carried = c;
+    c->next = m->drain->list;
+    if (m->drain->list)
+      m->drain->list->prev = c;
+    m->drain->list = c;
     c->listed = true;
-    m->ncarried++;
+    m->drain->n++;
   }
-  pthread_mutex_unlock(&m->carried_mu);
+  pthread_mutex_unlock(&m->drain->mu);
   return ok;
 }
 
 void drain_carry_fd(struct manager *m, struct carried *c, int fd)
 {
-  pthread_mutex_lock(&m->carried_mu);
+  pthread_mutex_lock(&m->drain->mu);
   if (c->listed) {
     c->fd[1] = fd;
     if (phase(m) == DRAIN_CUTTING)
       shutdown(fd, SHUT_RDWR);
   }
-  pthread_mutex_unlock(&m->carried_mu);
+  pthread_mutex_unlock(&m->drain->mu);
 }
 
 void drain_uncarry(struct manager *m, struct carried *c)
 {
-  pthread_mutex_lock(&m->carried_mu);
+  pthread_mutex_lock(&m->drain->mu);
   if (c->listed) {
     if (c->prev)
       c->prev->next = c->next;
     else
-      m->carried = c->next;
+      m->drain->list = c->next;
     if (c->next)
       c->next->prev = c->prev;
     c->listed = false;
-    m->ncarried--;
+    m->drain->n--;
   }
-  pthread_mutex_unlock(&m->carried_mu);
+  pthread_mutex_unlock(&m->drain->mu);
 }
 
 static int ncarried(struct manager *m)
 {
-  pthread_mutex_lock(&m->carried_mu);
-  int n = m->ncarried;
-  pthread_mutex_unlock(&m->carried_mu);
+  pthread_mutex_lock(&m->drain->mu);
+  int n = m->drain->n;
+  pthread_mutex_unlock(&m->drain->mu);
   return n;
 }
 
@@ -125,14 +139,14 @@ static bool wait_for(struct manager *m, int sigfd, int64_t deadline, bool (*done
 /* Shut down every carried socket: the threads blocked on them wake up. */
 static int cut(struct manager *m)
 {
-  pthread_mutex_lock(&m->carried_mu);
-  __atomic_store_n(&m->phase, DRAIN_CUTTING, __ATOMIC_RELEASE);
+  pthread_mutex_lock(&m->drain->mu);
+  __atomic_store_n(&m->drain->phase, DRAIN_CUTTING, __ATOMIC_RELEASE);
   int n = 0;
-  for (struct carried *c = m->carried; c; c = c->next, n++)
+  for (struct carried *c = m->drain->list; c; c = c->next, n++)
     for (int i = 0; i < 2; i++)
       if (c->fd[i] >= 0)
         shutdown(c->fd[i], SHUT_RDWR);
-  pthread_mutex_unlock(&m->carried_mu);
+  pthread_mutex_unlock(&m->drain->mu);
   pools_wake(m);
   return n;
 }
@@ -141,7 +155,7 @@ bool drain_run(struct manager *m, int sigfd)
 {
   int64_t t0 = sp_monotonic_ms();
   int64_t grace_ms = m->cfg->shutdown_grace_s * 1000;
-  __atomic_store_n(&m->phase, DRAIN_DRAINING, __ATOMIC_RELEASE);
+  __atomic_store_n(&m->drain->phase, DRAIN_DRAINING, __ATOMIC_RELEASE);
   http_server_quiesce(m->http);
   housekeeper_stop(m);
   sp_info("draining", LB("requests", !requests_done(m)), LI("connections", ncarried(m)),

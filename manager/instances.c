@@ -10,6 +10,7 @@
 #include "backend.h"
 #include "error.h"
 #include "httpc.h"
+#include "json.h"
 #include "log.h"
 #include "manager.h"
 #include "state.h"
@@ -17,6 +18,35 @@
 
 #define HEALTH_INTERVAL_MS 5000
 #define READY_TIMEOUT_MS 60000
+
+struct instance {
+  struct pool *pool;
+  int slot;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  enum inst_state state;
+  char *backend_id;
+  char *dir;
+  char *socket;
+  int64_t started_ms;   /* epoch */
+  int64_t starts, restarts;
+  int64_t last_active;  /* monotonic ms */
+  char *last_error;
+  bool ever_started;
+  uint64_t run;         /* counts the times it came up: work decided about one
+                           run is not applied to the next */
+};
+
+struct pool {
+  struct sp_pool *cfg;
+  struct backend *backend;
+  const char *backend_name;
+  char *image;          /* docker: the image to run */
+  bool prepared;
+  pthread_mutex_t prep_mu;
+  struct instance *inst; /* max_instances of them */
+  int n;
+};
 
 static const char *const state_names[] = {"stopped", "starting", "running", "stopping", "failed"};
 
@@ -28,6 +58,66 @@ struct pool *pool_by_name(struct manager *m, const char *name)
     if (strcmp(m->pools[i].cfg->class_name, name) == 0)
       return &m->pools[i];
   return NULL;
+}
+
+int pools_count(const struct manager *m) { return m->npools; }
+
+struct pool *pool_at(struct manager *m, int i) { return &m->pools[i]; }
+
+const struct sp_pool *pool_config(const struct pool *p) { return p->cfg; }
+
+int pool_size(const struct pool *p) { return p->n; }
+
+struct instance *pool_instance(struct pool *p, int slot) { return &p->inst[slot]; }
+
+const char *instance_socket(const struct instance *in) { return in->socket; }
+
+bool instance_running(struct instance *in)
+{
+  pthread_mutex_lock(&in->mu);
+  bool running = in->state == INST_RUNNING;
+  pthread_mutex_unlock(&in->mu);
+  return running;
+}
+
+cJSON *instance_json(struct manager *m, struct instance *in)
+{
+  cJSON *j = cJSON_CreateObject();
+  char ts[40];
+  pthread_mutex_lock(&in->mu);
+  cJSON_AddStringToObject(j, "class", in->pool->cfg->class_name);
+  json_add_int(j, "slot", in->slot);
+  cJSON_AddStringToObject(j, "backend", in->pool->backend_name);
+  json_add_string_or_null(j, "backendId", in->state == INST_RUNNING ? in->backend_id : NULL);
+  cJSON_AddStringToObject(j, "state", instance_state_name(in->state));
+  if (in->state == INST_RUNNING) {
+    cJSON_AddStringToObject(j, "startedAt", sp_iso8601(in->started_ms, ts, sizeof ts));
+    json_add_int(j, "uptimeMs", sp_now_ms() - in->started_ms);
+  } else {
+    cJSON_AddNullToObject(j, "startedAt");
+    json_add_int(j, "uptimeMs", 0);
+  }
+  json_add_int(j, "starts", in->starts);
+  json_add_int(j, "restarts", in->restarts);
+  if (in->last_error && in->state == INST_FAILED)
+    cJSON_AddStringToObject(j, "error", in->last_error);
+  pthread_mutex_unlock(&in->mu);
+  json_add_int(j, "sandboxes", (int64_t)sandboxes_count(m, in->pool, in->slot));
+  return j;
+}
+
+void pools_tally(struct manager *m, int by_state[INST_FAILED + 1], int64_t *starts,
+                 int64_t *restarts)
+{
+  for (int i = 0; i < m->npools; i++)
+    for (int k = 0; k < m->pools[i].n; k++) {
+      struct instance *in = &m->pools[i].inst[k];
+      pthread_mutex_lock(&in->mu);
+      by_state[in->state]++;
+      *starts += in->starts;
+      *restarts += in->restarts;
+      pthread_mutex_unlock(&in->mu);
+    }
 }
 
 static void persist(struct manager *m, struct instance *in)

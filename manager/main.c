@@ -202,7 +202,7 @@ out:
   if (!clean)
     return rc;
   drain_release(&m);
-  if (m.sbx_cap)
+  if (m.sbx)
     sandboxes_free(&m);
   if (m.pools)
     pools_free(&m);

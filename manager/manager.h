@@ -16,45 +16,15 @@ struct cJSON;
 
 enum inst_state { INST_STOPPED, INST_STARTING, INST_RUNNING, INST_STOPPING, INST_FAILED };
 
-struct instance {
-  struct pool *pool;
-  int slot;
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  enum inst_state state;
-  char *backend_id;
-  char *dir;
-  char *socket;
-  int64_t started_ms;   /* epoch */
-  int64_t starts, restarts;
-  int64_t last_active;  /* monotonic ms */
-  char *last_error;
-  bool ever_started;
-  uint64_t run;         /* counts the times it came up: work decided about one
-                           run is not applied to the next */
-};
-
-struct pool {
-  struct sp_pool *cfg;
-  struct backend *backend;
-  const char *backend_name;
-  char *image;          /* docker: the image to run */
-  bool prepared;
-  pthread_mutex_t prep_mu;
-  struct instance *inst; /* max_instances of them */
-  int n;
-};
-
-/* A sandbox sandpitd knows (kept in memory, persisted in the state db). */
-struct sbx {
-  char *id;
-  struct pool *pool;
-  int slot;
-  int64_t created_ms, last_active_ms, persisted_active_ms;
-};
-
+/* Each module's state is its own: a pool (one [[containers]] entry) and its
+ * max_instances slots, each an instance, are instances.c's; the sandbox
+ * table is sandboxes.c's; and so on.  Other files call their functions. */
+struct pool;
+struct instance;
+struct sandboxes;
+struct housekeeper;
+struct drain;
 struct metrics;
-struct sbx_node;
 
 /* A connection sandpitd carries for a client (a forward's upstream socket,
  * a preview's two sockets), listed while it lives so that a shutdown can
@@ -65,6 +35,8 @@ struct carried {
   struct carried *prev, *next;
 };
 
+/* What every part of sandpitd is given: the configuration, the shared
+ * services, and a handle on each module's state. */
 struct manager {
   struct sp_config *cfg;
   char *api_token;
@@ -72,27 +44,15 @@ struct manager {
   char *bin_dir;
   struct http_server *http;
   struct state *state;
-  struct pool *pools;
-  int npools;
   struct backend *local, *docker;
   int64_t started_ms;
 
-  pthread_mutex_t sbx_mu;   /* the sandbox table: chained hash buckets */
-  struct sbx_node **sbx;
-  size_t sbx_cap, sbx_n;
-
-  pthread_t housekeeper;
-  int stopping;             /* the housekeeper is to stop (atomic) */
-  bool hk_done;             /* it has (under hk_mu) */
-  pthread_mutex_t hk_mu;
-  pthread_cond_t hk_cv;
-
-  int phase;                /* enum drain_phase (atomic) */
-  pthread_mutex_t carried_mu;
-  struct carried *carried;
-  int ncarried;
-
-  struct metrics *metrics;
+  struct pool *pools;       /* instances.c's: pools_count(), pool_at() */
+  int npools;
+  struct sandboxes *sbx;    /* sandboxes.c's */
+  struct housekeeper *hk;   /* housekeeper.c's */
+  struct drain *drain;      /* drain.c's: the shutdown's phase, what is carried */
+  struct metrics *metrics;  /* metrics.c's */
 };
 
 int manager_load_token(struct manager *m, struct sp_error **err);
@@ -105,6 +65,21 @@ void pools_free(struct manager *m);
 /* Adopt running instances a previous sandpitd started; start min_warm. */
 void pools_adopt(struct manager *m);
 struct pool *pool_by_name(struct manager *m, const char *name);
+int pools_count(const struct manager *m);
+struct pool *pool_at(struct manager *m, int i);
+const struct sp_pool *pool_config(const struct pool *p);
+/* Its number of slots (max_instances). */
+int pool_size(const struct pool *p);
+struct instance *pool_instance(struct pool *p, int slot);
+/* The monitor's socket path (fixed for the life of sandpitd). */
+const char *instance_socket(const struct instance *in);
+bool instance_running(struct instance *in);
+/* {class, slot, backend, backendId, state, startedAt, uptimeMs, starts,
+ * restarts, error?, sandboxes}, as GET /v1/instances lists it. */
+struct cJSON *instance_json(struct manager *m, struct instance *in);
+/* Instances by state, and the starts and restarts of all of them. */
+void pools_tally(struct manager *m, int by_state[INST_FAILED + 1], int64_t *starts,
+                 int64_t *restarts);
 /* Make sure the instance runs; waits up to wait_ms for a start in progress.
  * INSTANCE_STARTING (503, with Retry-After) when it is not up in time. */
 int instance_ensure(struct manager *m, struct instance *in, int wait_ms, struct sp_error **err);
@@ -138,6 +113,7 @@ struct sbx_ref {
   int64_t created_ms, last_active_ms;
 };
 int sandboxes_load(struct manager *m, struct sp_error **err);
+size_t sandboxes_total(struct manager *m);
 /* Find a sandbox; create it (in `pool`, or the first pool) when `create`.
  * SANDBOX_NOT_FOUND (404), INVALID_SANDBOX_ID (400), CAPACITY_EXCEEDED (429)
  * for one_to_one pools that are full. */

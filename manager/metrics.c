@@ -125,16 +125,7 @@ char *metrics_render(struct manager *m)
 
   int by_state[INST_FAILED + 1] = {0};
   int64_t starts = 0, restarts = 0;
-  for (int i = 0; i < m->npools; i++) {
-    for (int k = 0; k < m->pools[i].n; k++) {
-      struct instance *in = &m->pools[i].inst[k];
-      pthread_mutex_lock(&in->mu);
-      by_state[in->state]++;
-      starts += in->starts;
-      restarts += in->restarts;
-      pthread_mutex_unlock(&in->mu);
-    }
-  }
+  pools_tally(m, by_state, &starts, &restarts);
   sbuf_addstr(&sb, "# HELP sandpit_instances Instances by state.\n# TYPE sandpit_instances gauge\n");
   for (int s = 0; s <= INST_FAILED; s++)
     sbuf_addf(&sb, "sandpit_instances{state=\"%s\"} %d\n", instance_state_name((enum inst_state)s),
@@ -144,12 +135,9 @@ char *metrics_render(struct manager *m)
                  "# HELP sandpit_instance_restarts_total Instance restarts after a death or on request.\n"
                  "# TYPE sandpit_instance_restarts_total counter\nsandpit_instance_restarts_total %lld\n",
             (long long)starts, (long long)restarts);
-  pthread_mutex_lock(&m->sbx_mu);
-  size_t n = m->sbx_n;
-  pthread_mutex_unlock(&m->sbx_mu);
   sbuf_addf(&sb, "# HELP sandpit_sandboxes Sandboxes known.\n# TYPE sandpit_sandboxes gauge\n"
                  "sandpit_sandboxes %zu\n",
-            n);
+            sandboxes_total(m));
   sbuf_addf(&sb, "# HELP sandpit_uptime_seconds Seconds since sandpitd started.\n"
                  "# TYPE sandpit_uptime_seconds gauge\nsandpit_uptime_seconds %lld\n",
             (long long)((sp_now_ms() - m->started_ms) / 1000));

@@ -410,7 +410,7 @@ bool preview_takeover(void *app, int fd, const char *head, size_t len,
   }
   struct sbx_ref ref;
   if (sandbox_lookup(m, sandbox, NULL, false, &ref, &err) < 0 ||
-      instance_ensure(m, &ref.pool->inst[ref.slot], START_WAIT_MS, &err) < 0) {
+      instance_ensure(m, pool_instance(ref.pool, ref.slot), START_WAIT_MS, &err) < 0) {
     status = 503;
     if (drain_cutting(m))
       send_stopping(fd);
@@ -419,10 +419,10 @@ bool preview_takeover(void *app, int fd, const char *head, size_t len,
                   "Retry-After: 2\r\n");
     goto done;
   }
-  struct instance *in = &ref.pool->inst[ref.slot];
+  struct instance *in = pool_instance(ref.pool, ref.slot);
   instance_touch(in);
   sandbox_touch(m, sandbox);
-  c = httpc_connect(in->socket, 10000, &err);
+  c = httpc_connect(instance_socket(in), 10000, &err);
   if (c)
     drain_carry_fd(m, &link, httpc_fd(c));
   target = xasprintf("/api/tunnel?port=%d", port);

@@ -98,20 +98,19 @@ static int fwd_open(struct http_req *r, struct fwd *f, struct sp_error **err)
 {
   struct manager *m = r->app;
   const char *id = r->params[0];
-  struct pool *pool = NULL;
-  const char *cls = http_query(r, "class");
-  if (cls && (pool = pool_by_name(m, cls)) == NULL)
-    return sp_error_code(err, "POOL_NOT_FOUND", 404, "no [[containers]] pool named '%s'", cls);
+  struct pool *pool;
+  if (request_pool(r, &pool, err) < 0)
+    return -1;
   struct sbx_ref ref;
   if (sandbox_lookup(m, id, pool, true, &ref, err) < 0)
     return -1;
-  f->in = &ref.pool->inst[ref.slot];
+  f->in = pool_instance(ref.pool, ref.slot);
   f->sandbox = xstrdup(id);
   sandbox_touch(m, id);
   for (int attempt = 0;; attempt++) {
     if (instance_ensure(m, f->in, START_WAIT_MS, err) < 0)
       return -1;
-    f->c = httpc_connect(f->in->socket, UPSTREAM_CONNECT_MS, err);
+    f->c = httpc_connect(instance_socket(f->in), UPSTREAM_CONNECT_MS, err);
     if (f->c)
       break;
     if (attempt == 1 || drain_cutting(m))
@@ -282,32 +281,6 @@ static void h_sandboxes_list(struct http_req *r)
   http_reply_json(r, 200, j);
 }
 
-static cJSON *instance_json(struct manager *m, struct instance *in)
-{
-  cJSON *j = cJSON_CreateObject();
-  char ts[40];
-  pthread_mutex_lock(&in->mu);
-  cJSON_AddStringToObject(j, "class", in->pool->cfg->class_name);
-  json_add_int(j, "slot", in->slot);
-  cJSON_AddStringToObject(j, "backend", in->pool->backend_name);
-  json_add_string_or_null(j, "backendId", in->state == INST_RUNNING ? in->backend_id : NULL);
-  cJSON_AddStringToObject(j, "state", instance_state_name(in->state));
-  if (in->state == INST_RUNNING) {
-    cJSON_AddStringToObject(j, "startedAt", sp_iso8601(in->started_ms, ts, sizeof ts));
-    json_add_int(j, "uptimeMs", sp_now_ms() - in->started_ms);
-  } else {
-    cJSON_AddNullToObject(j, "startedAt");
-    json_add_int(j, "uptimeMs", 0);
-  }
-  json_add_int(j, "starts", in->starts);
-  json_add_int(j, "restarts", in->restarts);
-  if (in->last_error && in->state == INST_FAILED)
-    cJSON_AddStringToObject(j, "error", in->last_error);
-  pthread_mutex_unlock(&in->mu);
-  json_add_int(j, "sandboxes", (int64_t)sandboxes_count(m, in->pool, in->slot));
-  return j;
-}
-
 static int port_json(void *ud, const struct port_row *p)
 {
   cJSON *arr = ud;
@@ -322,9 +295,9 @@ static cJSON *sandbox_json(struct manager *m, const char *id, const struct sbx_r
 {
   cJSON *j = cJSON_CreateObject();
   char ts[40];
-  struct instance *in = &ref->pool->inst[ref->slot];
+  struct instance *in = pool_instance(ref->pool, ref->slot);
   cJSON_AddStringToObject(j, "id", id);
-  cJSON_AddStringToObject(j, "class", ref->pool->cfg->class_name);
+  cJSON_AddStringToObject(j, "class", pool_config(ref->pool)->class_name);
   json_add_int(j, "slot", ref->slot);
   cJSON_AddStringToObject(j, "createdAt", sp_iso8601(ref->created_ms, ts, sizeof ts));
   cJSON_AddStringToObject(j, "lastActiveAt", sp_iso8601(ref->last_active_ms, ts, sizeof ts));
@@ -386,17 +359,14 @@ static void h_sandbox_get(struct http_req *r)
   }
   cleanup_json cJSON *j = sandbox_json(m, id, &ref);
   /* its processes, when its instance runs */
-  struct instance *in = &ref.pool->inst[ref.slot];
+  struct instance *in = pool_instance(ref.pool, ref.slot);
   cJSON *procs = NULL;
-  pthread_mutex_lock(&in->mu);
-  bool running = in->state == INST_RUNNING;
-  pthread_mutex_unlock(&in->mu);
-  if (running) {
+  if (instance_running(in)) {
     cleanup_free char *hd = xasprintf("X-Sandpit-Sandbox: %s", id);
     const char *hdrs[] = {hd};
     struct sbuf out = SBUF_INIT;
     struct sp_error *e2 = NULL;
-    if (httpc_request(in->socket, "GET", "/api/process/list", hdrs, 1, NULL, 0, 5000, 8 << 20,
+    if (httpc_request(instance_socket(in), "GET", "/api/process/list", hdrs, 1, NULL, 0, 5000, 8 << 20,
                       &out, &e2) == 200) {
       cJSON *lj = cJSON_Parse(sbuf_str(&out));
       procs = cJSON_DetachItemFromObject(lj, "processes");
@@ -419,7 +389,7 @@ static void h_sandbox_delete(struct http_req *r)
     http_reply_error(r, &err);
     return;
   }
-  struct instance *in = &ref.pool->inst[ref.slot];
+  struct instance *in = pool_instance(ref.pool, ref.slot);
   /* The monitor kills its processes and removes its workspace; an instance
    * that is not running is started for it, so nothing is left behind. */
   if (instance_ensure(m, in, START_WAIT_MS, &err) < 0) {
@@ -429,7 +399,7 @@ static void h_sandbox_delete(struct http_req *r)
   cleanup_free char *hd = xasprintf("X-Sandpit-Sandbox: %s", id);
   const char *hdrs[] = {hd};
   struct sbuf out = SBUF_INIT;
-  int st = httpc_request(in->socket, "DELETE", "/api/sandbox", hdrs, 1, NULL, 0, 30000, 1 << 20,
+  int st = httpc_request(instance_socket(in), "DELETE", "/api/sandbox", hdrs, 1, NULL, 0, 30000, 1 << 20,
                          &out, &err);
   sbuf_release(&out);
   if (st != 200) {
@@ -443,7 +413,7 @@ static void h_sandbox_delete(struct http_req *r)
     http_reply_error(r, &err);
     return;
   }
-  if (ref.pool->cfg->allocation == SP_ALLOC_ONE_TO_ONE) {
+  if (pool_config(ref.pool)->allocation == SP_ALLOC_ONE_TO_ONE) {
     /* its own instance goes with it */
     instance_stop(m, in);
   }
@@ -465,11 +435,12 @@ static void h_instances(struct http_req *r)
   }
   cleanup_json cJSON *j = cJSON_CreateObject();
   cJSON *arr = cJSON_AddArrayToObject(j, "instances");
-  for (int i = 0; i < m->npools; i++) {
-    if (only && only != &m->pools[i])
+  for (int i = 0; i < pools_count(m); i++) {
+    struct pool *p = pool_at(m, i);
+    if (only && only != p)
       continue;
-    for (int k = 0; k < m->pools[i].n; k++)
-      cJSON_AddItemToArray(arr, instance_json(m, &m->pools[i].inst[k]));
+    for (int k = 0; k < pool_size(p); k++)
+      cJSON_AddItemToArray(arr, instance_json(m, pool_instance(p, k)));
   }
   http_reply_json(r, 200, j);
 }
@@ -484,18 +455,19 @@ static void h_instance_restart(struct http_req *r)
     return;
   }
   if (p == NULL)
-    p = &m->pools[0];
+    p = pool_at(m, 0);
   long long slot;
-  if (!str_to_ll(r->params[0], 0, p->n - 1, &slot)) {
+  if (!str_to_ll(r->params[0], 0, pool_size(p) - 1, &slot)) {
     http_reply_errorf(r, 404, "INSTANCE_NOT_FOUND", "pool %s has slots 0 to %d",
-                      p->cfg->class_name, p->n - 1);
+                      pool_config(p)->class_name, pool_size(p) - 1);
     return;
   }
-  if (instance_restart(m, &p->inst[slot], &err) < 0) {
+  struct instance *in = pool_instance(p, (int)slot);
+  if (instance_restart(m, in, &err) < 0) {
     http_reply_error(r, &err);
     return;
   }
-  cleanup_json cJSON *j = instance_json(m, &p->inst[slot]);
+  cleanup_json cJSON *j = instance_json(m, in);
   http_reply_json(r, 200, j);
 }
 
