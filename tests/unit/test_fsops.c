@@ -357,10 +357,7 @@ START_TEST(write_new_and_overwrite)
   chmod(P("n.txt"), 0600);
   static const char bin[] = {'x', 0, 'y', '\xff', 0};
   ck_assert_int_eq(fsops_write(P("n.txt"), bin, sizeof bin, false, &err), 0);
-  s = slurp(P("n.txt"), &len);
-  ck_assert_uint_eq(len, sizeof bin);
-  ck_assert_mem_eq(s, bin, sizeof bin);
-  free(s);
+  assert_file_bytes(P("n.txt"), bin, sizeof bin);
   ck_assert_int_eq(stat(P("n.txt"), &st), 0);
   ck_assert_int_eq(st.st_mode & 07777, 0600);
 
@@ -393,9 +390,7 @@ START_TEST(write_parents_and_refusals)
   ck_assert(!exists_l(P("a")));
 
   ck_assert_int_eq(fsops_write(P("a/b/c.txt"), "deep", 4, true, &err), 0);
-  char *s = slurp(P("a/b/c.txt"), NULL);
-  ck_assert_str_eq(s, "deep");
-  free(s);
+  assert_file_text(P("a/b/c.txt"), "deep");
   struct stat st;
   ck_assert_int_eq(stat(P("a/b"), &st), 0);
   ck_assert(S_ISDIR(st.st_mode));
@@ -424,16 +419,12 @@ START_TEST(write_replaces_symlink_not_target)
   chmod(P("target.txt"), 0640);
   ck_assert_int_eq(symlink(P("target.txt"), P("link")), 0);
   ck_assert_int_eq(fsops_write(P("link"), "new", 3, false, &err), 0);
-  char *s = slurp(P("target.txt"), NULL);
-  ck_assert_str_eq(s, "original");
-  free(s);
+  assert_file_text(P("target.txt"), "original");
   struct stat st;
   ck_assert_int_eq(lstat(P("link"), &st), 0);
   ck_assert(S_ISREG(st.st_mode));
   ck_assert_int_eq(st.st_mode & 07777, 0640); /* the mode it pointed to */
-  s = slurp(P("link"), NULL);
-  ck_assert_str_eq(s, "new");
-  free(s);
+  assert_file_text(P("link"), "new");
 
   /* A dangling symlink is replaced too. */
   ck_assert_int_eq(symlink(P("nowhere"), P("dangling")), 0);
@@ -566,9 +557,7 @@ START_TEST(delete_recursive_keeps_outside)
   ck_assert_int_eq(fsops_delete(P("tree"), true, &err), 0);
   ck_assert_ptr_null(err);
   ck_assert(!exists_l(P("tree")));
-  char *s = slurp(P("outside/sentinel"), NULL);
-  ck_assert_str_eq(s, "keep");
-  free(s);
+  assert_file_text(P("outside/sentinel"), "keep");
   ck_assert_uint_eq(count_entries(P("outside")), 1);
 }
 END_TEST
@@ -648,9 +637,7 @@ START_TEST(delete_recursive_symlink_swapped_in)
    * directory it displaced ("parked") was found when the parent was
    * re-read. */
   ck_assert_uint_eq(count_entries(P("outside")), 1);
-  char *s = slurp(P("outside/sentinel"), NULL);
-  ck_assert_str_eq(s, "keep");
-  free(s);
+  assert_file_text(P("outside/sentinel"), "keep");
   ck_assert_ptr_null(err);
   ck_assert_int_eq(rc, 0);
   ck_assert(!exists_l(P("tree")));
@@ -700,9 +687,7 @@ START_TEST(rename_same_filesystem)
   puts_(P("a"), "content");
   ck_assert_int_eq(fsops_rename(P("a"), P("b"), &err), 0);
   ck_assert(!exists_l(P("a")));
-  char *s = slurp(P("b"), NULL);
-  ck_assert_str_eq(s, "content");
-  free(s);
+  assert_file_text(P("b"), "content");
 
   mkdir(P("d"), 0755);
   puts_(P("d/x"), "x");
@@ -774,14 +759,8 @@ START_TEST(rename_across_filesystems)
   ck_assert_int_eq(st.st_mode & 07777, 0751);
   ck_assert_int_eq(st.st_mtim.tv_sec, 1600000000);
   ck_assert_int_eq(st.st_mtim.tv_nsec, 500000000);
-  char *s = slurp(P("moved/run.sh"), NULL);
-  ck_assert_str_eq(s, "#!/bin/sh\n");
-  free(s);
-  size_t len;
-  s = slurp(P("moved/sub/data.bin"), &len);
-  ck_assert_uint_eq(len, 3);
-  ck_assert_mem_eq(s, "\0\1\2", 3);
-  free(s);
+  assert_file_text(P("moved/run.sh"), "#!/bin/sh\n");
+  assert_file_bytes(P("moved/sub/data.bin"), "\0\1\2", 3);
   ck_assert_int_eq(lstat(P("moved/sub/link"), &st), 0);
   ck_assert(S_ISLNK(st.st_mode));
   char buf[32] = {0};
@@ -796,9 +775,7 @@ START_TEST(rename_across_filesystems)
   puts_(path, "new");
   puts_(P("existing"), "old");
   ck_assert_int_eq(fsops_rename(path, P("existing"), &err), 0);
-  s = slurp(P("existing"), NULL);
-  ck_assert_str_eq(s, "new");
-  free(s);
+  assert_file_text(P("existing"), "new");
   ck_assert(!exists_l(path));
 
   /* A device cannot be copied: the source stays, no debris. */
@@ -1100,34 +1077,12 @@ START_TEST(permission_denied_everywhere)
 }
 END_TEST
 
-static Suite *fsops_suite(void)
-{
-  Suite *s = suite_create("fsops");
-  TCase *tc = tcase_create("core");
-  tcase_add_checked_fixture(tc, setup, teardown);
-  tcase_set_timeout(tc, 60);
-  tcase_add_test(tc, check_path_rules);
-  tcase_add_test(tc, mime_by_extension_and_sniff);
-  tcase_add_test(tc, read_text_and_binary);
-  tcase_add_test(tc, read_refusals);
-  tcase_add_test(tc, read_fifo_does_not_hang);
-  tcase_add_test(tc, open_read_streams);
-  tcase_add_test(tc, write_new_and_overwrite);
-  tcase_add_test(tc, write_parents_and_refusals);
-  tcase_add_test(tc, write_replaces_symlink_not_target);
-  tcase_add_test(tc, mkdir_plain_and_recursive);
-  tcase_add_test(tc, delete_files_links_and_dirs);
-  tcase_add_test(tc, delete_recursive_keeps_outside);
-  tcase_add_test(tc, delete_recursive_symlink_swapped_in);
-  tcase_add_test(tc, delete_recursive_symlink_swap_race);
-  tcase_add_test(tc, rename_same_filesystem);
-  tcase_add_test(tc, rename_across_filesystems);
-  tcase_add_test(tc, exists_semantics);
-  tcase_add_test(tc, list_fields_and_filters);
-  tcase_add_test(tc, list_cap_depth_and_errors);
-  tcase_add_test(tc, permission_denied_everywhere);
-  suite_add_tcase(s, tc);
-  return s;
-}
-
-CHECK_MAIN(fsops_suite)
+CHECK_MAIN_ONE_TCASE("fsops", "core", 60, setup, teardown, check_path_rules,
+                     mime_by_extension_and_sniff, read_text_and_binary, read_refusals,
+                     read_fifo_does_not_hang, open_read_streams, write_new_and_overwrite,
+                     write_parents_and_refusals, write_replaces_symlink_not_target,
+                     mkdir_plain_and_recursive, delete_files_links_and_dirs,
+                     delete_recursive_keeps_outside, delete_recursive_symlink_swapped_in,
+                     delete_recursive_symlink_swap_race, rename_same_filesystem,
+                     rename_across_filesystems, exists_semantics, list_fields_and_filters,
+                     list_cap_depth_and_errors, permission_denied_everywhere)
