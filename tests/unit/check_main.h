@@ -79,4 +79,16 @@ static inline TCase *check_add_tcase(Suite *s, const char *name, double timeout_
     return check_finish(failed);                                              \
   }
 
+/* A main() for a suite `name` of one test case `tcase` of the tests
+ * named after the fixture (NULL, NULL: none). */
+#define CHECK_MAIN_ONE_TCASE(name, tcase, timeout_s, setup, teardown, ...)    \
+  static Suite *check_one_tcase_suite(void)                                   \
+  {                                                                           \
+    Suite *s = suite_create(name);                                            \
+    check_add_tcase(s, tcase, timeout_s, setup, teardown,                     \
+                    CHECK_TESTS(__VA_ARGS__));                                \
+    return s;                                                                 \
+  }                                                                           \
+  CHECK_MAIN(check_one_tcase_suite)
+
 #endif

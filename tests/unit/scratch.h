@@ -83,6 +83,24 @@ static inline char *slurp(const char *path, size_t *len)
   return s;
 }
 
+/* The file holds exactly the text want. */
+static inline void assert_file_text(const char *path, const char *want)
+{
+  char *got = slurp(path, NULL);
+  ck_assert_str_eq(got, want);
+  free(got);
+}
+
+/* The file holds exactly want[0..len). */
+static inline void assert_file_bytes(const char *path, const void *want, size_t len)
+{
+  size_t n;
+  char *got = slurp(path, &n);
+  ck_assert_uint_eq(n, len);
+  ck_assert_mem_eq(got, want, len);
+  free(got);
+}
+
 /* Whether path names anything, a dangling link included. */
 static inline bool exists_l(const char *path)
 {

@@ -135,13 +135,5 @@ START_TEST(environment_wins)
 }
 END_TEST
 
-static Suite *config_suite(void)
-{
-  Suite *s = suite_create("config");
-  check_add_tcase(s, "core", 10, NULL, NULL,
-                  CHECK_TESTS(defaults, pools_and_types, errors_name_line_and_key, durations,
-                              shutdown_grace, environment_wins));
-  return s;
-}
-
-CHECK_MAIN(config_suite)
+CHECK_MAIN_ONE_TCASE("config", "core", 10, NULL, NULL, defaults, pools_and_types,
+                     errors_name_line_and_key, durations, shutdown_grace, environment_wins)

@@ -203,15 +203,7 @@ START_TEST(contract_through_calls)
 }
 END_TEST
 
-static Suite *error_suite(void)
-{
-  Suite *s = suite_create("error");
-  check_add_tcase(s, "contract", 10, NULL, NULL,
-                  CHECK_TESTS(set_without_errno_is_internal, set_maps_errno, code_is_explicit,
-                              first_error_wins, null_error_argument,
-                              prefix_adds_context_on_the_way_up, context_fields,
-                              print_once_at_the_boundary, contract_through_calls));
-  return s;
-}
-
-CHECK_MAIN(error_suite)
+CHECK_MAIN_ONE_TCASE("error", "contract", 10, NULL, NULL, set_without_errno_is_internal,
+                     set_maps_errno, code_is_explicit, first_error_wins, null_error_argument,
+                     prefix_adds_context_on_the_way_up, context_fields, print_once_at_the_boundary,
+                     contract_through_calls)

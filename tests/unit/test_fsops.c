@@ -46,11 +46,40 @@ static void assert_code(struct sp_error *err, const char *code, int status)
   ck_assert_int_eq(err->http_status, status);
 }
 
+/* rc is -1 and err has this code and status, its message holding each of the
+ * strings up to NULL; err is then freed and reset. */
+static void __attribute__((sentinel)) expect_fail(int rc, struct sp_error **err,
+                                                  const char *code, int status, ...)
+{
+  ck_assert_int_eq(rc, -1);
+  assert_code(*err, code, status);
+  va_list ap;
+  va_start(ap, status);
+  for (const char *s; (s = va_arg(ap, const char *)) != NULL;)
+    ck_assert_msg(strstr((*err)->msg, s) != NULL, "\"%s\" lacks \"%s\"", (*err)->msg, s);
+  va_end(ap);
+  sp_error_free(*err);
+  *err = NULL;
+}
+
 /* The error's context.<key> string, or NULL. */
 static const char *ctx_str(struct sp_error *err, const char *key)
 {
   cJSON *v = cJSON_GetObjectItemCaseSensitive(err->context, key);
   return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* err says "<what> not found: <path>" and names the path in its context;
+ * it is then freed and reset. */
+static void expect_not_found(struct sp_error **err, const char *what, const char *path)
+{
+  assert_code(*err, "FILE_NOT_FOUND", 404);
+  char want[PATH_MAX + 32];
+  snprintf(want, sizeof want, "%s not found: %s", what, path);
+  ck_assert_str_eq((*err)->msg, want);
+  ck_assert_str_eq(ctx_str(*err, "path"), path);
+  sp_error_free(*err);
+  *err = NULL;
 }
 
 static double ctx_num(struct sp_error *err, const char *key)
@@ -108,74 +137,65 @@ START_TEST(check_path_rules)
 {
   struct sp_error *err = NULL;
   ck_assert_int_eq(fsops_check_path("/x", 2, &err), 0);
-  ck_assert_int_eq(fsops_check_path("", 0, &err), -1);
-  assert_code(err, "VALIDATION_FAILED", 400);
-  sp_error_free(err);
-  err = NULL;
+  expect_fail(fsops_check_path("", 0, &err), &err, "VALIDATION_FAILED", 400, NULL);
 
-  ck_assert_int_eq(fsops_check_path("a/b", 3, &err), -1);
-  assert_code(err, "VALIDATION_FAILED", 400);
-  ck_assert_ptr_nonnull(strstr(err->msg, "a/b"));
-  sp_error_free(err);
-  err = NULL;
+  expect_fail(fsops_check_path("a/b", 3, &err), &err, "VALIDATION_FAILED", 400, "a/b", NULL);
 
-  ck_assert_int_eq(fsops_check_path("/a\0b", 4, &err), -1);
-  assert_code(err, "VALIDATION_FAILED", 400);
-  ck_assert_ptr_nonnull(strstr(err->msg, "NUL"));
-  sp_error_free(err);
-  err = NULL;
+  expect_fail(fsops_check_path("/a\0b", 4, &err), &err, "VALIDATION_FAILED", 400, "NUL", NULL);
 
   char *long_path = xmalloc(FSOPS_PATH_MAX + 2);
   memset(long_path, 'a', FSOPS_PATH_MAX + 1);
   long_path[0] = '/';
   long_path[FSOPS_PATH_MAX + 1] = '\0';
   ck_assert_int_eq(fsops_check_path(long_path, FSOPS_PATH_MAX, &err), 0);
-  ck_assert_int_eq(fsops_check_path(long_path, FSOPS_PATH_MAX + 1, &err), -1);
-  assert_code(err, "VALIDATION_FAILED", 400);
-  sp_error_free(err);
+  expect_fail(fsops_check_path(long_path, FSOPS_PATH_MAX + 1, &err), &err, "VALIDATION_FAILED", 400,
+              NULL);
   free(long_path);
 }
 END_TEST
 
 /* ---- MIME -------------------------------------------------------------- */
 
+static void expect_mime(const char *path, const char *head, size_t len, const char *mime,
+                        bool text)
+{
+  bool got;
+  ck_assert_str_eq(fsops_mime_type(path, head, len, &got), mime);
+  ck_assert_msg(got == text, "%s: text %d", path, got);
+}
+
 START_TEST(mime_by_extension_and_sniff)
 {
-  bool text;
-  ck_assert_str_eq(fsops_mime_type("/w/a.json", "", 0, &text),
-                   "application/json");
-  ck_assert(text);
-  ck_assert_str_eq(fsops_mime_type("/w/App.TSX", "", 0, &text), "text/tsx");
-  ck_assert(text);
-  ck_assert_str_eq(fsops_mime_type("/w/x.svg", "", 0, &text), "image/svg+xml");
-  ck_assert(text);
-  ck_assert_str_eq(fsops_mime_type("/w/run.sh", "", 0, &text),
-                   "application/x-sh");
-  ck_assert(text);
-  ck_assert_str_eq(fsops_mime_type("/w/logo.PNG", "text", 4, &text),
-                   "image/png");
-  ck_assert(!text);
-  ck_assert_str_eq(fsops_mime_type("/w/f.woff2", "", 0, &text), "font/woff2");
-  ck_assert(!text);
-  ck_assert_str_eq(fsops_mime_type("/w/m.wasm", "", 0, &text),
-                   "application/wasm");
-  ck_assert(!text);
+  /* By extension, whatever the content. */
+  static const char *const text_ext[][2] = {
+      {"/w/a.json", "application/json"},
+      {"/w/App.TSX", "text/tsx"},
+      {"/w/x.svg", "image/svg+xml"},
+      {"/w/run.sh", "application/x-sh"},
+  };
+  for (size_t i = 0; i < SP_ARRAY_SIZE(text_ext); i++)
+    expect_mime(text_ext[i][0], "", 0, text_ext[i][1], true);
+  expect_mime("/w/logo.PNG", "text", 4, "image/png", false);
+  expect_mime("/w/f.woff2", "", 0, "font/woff2", false);
+  expect_mime("/w/m.wasm", "", 0, "application/wasm", false);
 
   /* No or unknown extension: sniff.  A dotfile has no extension. */
-  ck_assert_str_eq(fsops_mime_type("/w/Makefile", "all:\n", 5, &text),
-                   "text/plain");
-  ck_assert(text);
-  ck_assert_str_eq(fsops_mime_type("/w/.bashrc", "h\xc3\xa9", 3, &text),
-                   "text/plain");
-  ck_assert(text);
-  ck_assert_str_eq(fsops_mime_type("/w/blob", "a\0b", 3, &text),
-                   "application/octet-stream");
-  ck_assert(!text);
-  ck_assert_str_eq(fsops_mime_type("/w/latin1.xyz", "caf\xe9!", 5, &text),
-                   "application/octet-stream");
-  ck_assert(!text);
-  ck_assert_str_eq(fsops_mime_type("/w/empty", "", 0, &text), "text/plain");
-  ck_assert(text);
+  static const struct {
+    const char *path, *head;
+    size_t len;
+    const char *mime;
+    bool text;
+  } sniffed[] = {
+      {"/w/Makefile", "all:\n", 5, "text/plain", true},
+      {"/w/.bashrc", "h\xc3\xa9", 3, "text/plain", true},
+      {"/w/blob", "a\0b", 3, "application/octet-stream", false},
+      {"/w/latin1.xyz", "caf\xe9!", 5, "application/octet-stream", false},
+      {"/w/empty", "", 0, "text/plain", true},
+  };
+  for (size_t i = 0; i < SP_ARRAY_SIZE(sniffed); i++)
+    expect_mime(sniffed[i].path, sniffed[i].head, sniffed[i].len, sniffed[i].mime,
+                sniffed[i].text);
+  bool text;
 
   /* Only the first 8 KiB count, and a sequence cut at that boundary is not
    * held against the file. */
@@ -257,18 +277,9 @@ START_TEST(read_refusals)
   struct sp_error *err = NULL;
   struct fs_file f;
   ck_assert_int_eq(fsops_read(P("missing"), 100, &f, &err), -1);
-  assert_code(err, "FILE_NOT_FOUND", 404);
-  char want[PATH_MAX + 32];
-  snprintf(want, sizeof want, "File not found: %s", P("missing"));
-  ck_assert_str_eq(err->msg, want);
-  ck_assert_str_eq(ctx_str(err, "path"), P("missing"));
-  sp_error_free(err);
-  err = NULL;
+  expect_not_found(&err, "File", P("missing"));
 
-  ck_assert_int_eq(fsops_read(scratch, 100, &f, &err), -1);
-  assert_code(err, "IS_DIRECTORY", 400);
-  sp_error_free(err);
-  err = NULL;
+  expect_fail(fsops_read(scratch, 100, &f, &err), &err, "IS_DIRECTORY", 400, NULL);
 
   puts_(P("ten"), "0123456789");
   ck_assert_int_eq(fsops_read(P("ten"), 5, &f, &err), -1);
@@ -282,10 +293,8 @@ START_TEST(read_refusals)
   sp_error_free(err);
   err = NULL;
 
-  ck_assert_int_eq(fsops_read("/dev/null", 5, &f, &err), -1);
-  assert_code(err, "NOT_REGULAR_FILE", 400);
-  ck_assert_ptr_nonnull(strstr(err->msg, "character device"));
-  sp_error_free(err);
+  expect_fail(fsops_read("/dev/null", 5, &f, &err), &err, "NOT_REGULAR_FILE", 400,
+              "character device", NULL);
 }
 END_TEST
 
@@ -295,12 +304,8 @@ START_TEST(read_fifo_does_not_hang)
   ck_assert_int_eq(mkfifo(P("fifo"), 0644), 0);
   alarm(5); /* a hang kills the test instead of the suite */
   struct fs_file f;
-  ck_assert_int_eq(fsops_read(P("fifo"), 100, &f, &err), -1);
-  assert_code(err, "NOT_REGULAR_FILE", 400);
-  ck_assert_ptr_nonnull(strstr(err->msg, "FIFO"));
-  ck_assert_ptr_nonnull(strstr(err->msg, P("fifo")));
-  sp_error_free(err);
-  err = NULL;
+  expect_fail(fsops_read(P("fifo"), 100, &f, &err), &err, "NOT_REGULAR_FILE", 400, "FIFO",
+              P("fifo"), NULL);
 
   int fd = -1;
   struct stat st;
@@ -328,10 +333,7 @@ START_TEST(open_read_streams)
   ck_assert_mem_eq(buf, "streamed", 8);
   close(fd);
 
-  ck_assert_int_eq(fsops_open_read(scratch, &fd, &st, &err), -1);
-  assert_code(err, "IS_DIRECTORY", 400);
-  sp_error_free(err);
-  err = NULL;
+  expect_fail(fsops_open_read(scratch, &fd, &st, &err), &err, "IS_DIRECTORY", 400, NULL);
   ck_assert_int_eq(fsops_open_read(P("nope"), &fd, &st, &err), -1);
   assert_code(err, "FILE_NOT_FOUND", 404);
   sp_error_free(err);
@@ -357,10 +359,7 @@ START_TEST(write_new_and_overwrite)
   chmod(P("n.txt"), 0600);
   static const char bin[] = {'x', 0, 'y', '\xff', 0};
   ck_assert_int_eq(fsops_write(P("n.txt"), bin, sizeof bin, false, &err), 0);
-  s = slurp(P("n.txt"), &len);
-  ck_assert_uint_eq(len, sizeof bin);
-  ck_assert_mem_eq(s, bin, sizeof bin);
-  free(s);
+  assert_file_bytes(P("n.txt"), bin, sizeof bin);
   ck_assert_int_eq(stat(P("n.txt"), &st), 0);
   ck_assert_int_eq(st.st_mode & 07777, 0600);
 
@@ -386,34 +385,25 @@ END_TEST
 START_TEST(write_parents_and_refusals)
 {
   struct sp_error *err = NULL;
-  ck_assert_int_eq(fsops_write(P("a/b/c.txt"), "deep", 4, false, &err), -1);
-  assert_code(err, "FILE_NOT_FOUND", 404);
-  sp_error_free(err);
-  err = NULL;
+  expect_fail(fsops_write(P("a/b/c.txt"), "deep", 4, false, &err), &err, "FILE_NOT_FOUND", 404,
+              NULL);
   ck_assert(!exists_l(P("a")));
 
   ck_assert_int_eq(fsops_write(P("a/b/c.txt"), "deep", 4, true, &err), 0);
-  char *s = slurp(P("a/b/c.txt"), NULL);
-  ck_assert_str_eq(s, "deep");
-  free(s);
+  assert_file_text(P("a/b/c.txt"), "deep");
   struct stat st;
   ck_assert_int_eq(stat(P("a/b"), &st), 0);
   ck_assert(S_ISDIR(st.st_mode));
   ck_assert_int_eq(st.st_mode & 07777, 0755);
 
-  ck_assert_int_eq(fsops_write(P("a/b"), "x", 1, false, &err), -1);
-  assert_code(err, "IS_DIRECTORY", 400);
-  sp_error_free(err);
-  err = NULL;
+  expect_fail(fsops_write(P("a/b"), "x", 1, false, &err), &err, "IS_DIRECTORY", 400, NULL);
   ck_assert_int_eq(fsops_write(P("new/"), "x", 1, true, &err), -1);
   assert_code(err, "IS_DIRECTORY", 400);
   sp_error_free(err);
   err = NULL;
 
   /* A file where a parent directory should be. */
-  ck_assert_int_eq(fsops_write(P("a/b/c.txt/d"), "x", 1, true, &err), -1);
-  assert_code(err, "NOT_DIRECTORY", 400);
-  sp_error_free(err);
+  expect_fail(fsops_write(P("a/b/c.txt/d"), "x", 1, true, &err), &err, "NOT_DIRECTORY", 400, NULL);
 }
 END_TEST
 
@@ -424,16 +414,12 @@ START_TEST(write_replaces_symlink_not_target)
   chmod(P("target.txt"), 0640);
   ck_assert_int_eq(symlink(P("target.txt"), P("link")), 0);
   ck_assert_int_eq(fsops_write(P("link"), "new", 3, false, &err), 0);
-  char *s = slurp(P("target.txt"), NULL);
-  ck_assert_str_eq(s, "original");
-  free(s);
+  assert_file_text(P("target.txt"), "original");
   struct stat st;
   ck_assert_int_eq(lstat(P("link"), &st), 0);
   ck_assert(S_ISREG(st.st_mode));
   ck_assert_int_eq(st.st_mode & 07777, 0640); /* the mode it pointed to */
-  s = slurp(P("link"), NULL);
-  ck_assert_str_eq(s, "new");
-  free(s);
+  assert_file_text(P("link"), "new");
 
   /* A dangling symlink is replaced too. */
   ck_assert_int_eq(symlink(P("nowhere"), P("dangling")), 0);
@@ -445,9 +431,7 @@ START_TEST(write_replaces_symlink_not_target)
   /* A symlink to a directory is a directory. */
   mkdir(P("d"), 0755);
   ck_assert_int_eq(symlink(P("d"), P("dlink")), 0);
-  ck_assert_int_eq(fsops_write(P("dlink"), "x", 1, false, &err), -1);
-  assert_code(err, "IS_DIRECTORY", 400);
-  sp_error_free(err);
+  expect_fail(fsops_write(P("dlink"), "x", 1, false, &err), &err, "IS_DIRECTORY", 400, NULL);
 }
 END_TEST
 
@@ -462,16 +446,9 @@ START_TEST(mkdir_plain_and_recursive)
   ck_assert(S_ISDIR(st.st_mode));
   ck_assert_int_eq(st.st_mode & 07777, 0755);
 
-  ck_assert_int_eq(fsops_mkdir(P("d"), false, &err), -1);
-  assert_code(err, "FILE_EXISTS", 409);
-  ck_assert_ptr_nonnull(strstr(err->msg, P("d")));
-  sp_error_free(err);
-  err = NULL;
+  expect_fail(fsops_mkdir(P("d"), false, &err), &err, "FILE_EXISTS", 409, P("d"), NULL);
 
-  ck_assert_int_eq(fsops_mkdir(P("x/y/z"), false, &err), -1);
-  assert_code(err, "FILE_NOT_FOUND", 404);
-  sp_error_free(err);
-  err = NULL;
+  expect_fail(fsops_mkdir(P("x/y/z"), false, &err), &err, "FILE_NOT_FOUND", 404, NULL);
 
   ck_assert_int_eq(fsops_mkdir(P("x//y/z/"), true, &err), 0);
   ck_assert_int_eq(stat(P("x/y/z"), &st), 0);
@@ -479,11 +456,7 @@ START_TEST(mkdir_plain_and_recursive)
   ck_assert_int_eq(fsops_mkdir(P("x/y"), true, &err), 0);
 
   puts_(P("f"), "file");
-  ck_assert_int_eq(fsops_mkdir(P("f"), true, &err), -1);
-  assert_code(err, "FILE_EXISTS", 409);
-  ck_assert_ptr_nonnull(strstr(err->msg, P("f")));
-  sp_error_free(err);
-  err = NULL;
+  expect_fail(fsops_mkdir(P("f"), true, &err), &err, "FILE_EXISTS", 409, P("f"), NULL);
   ck_assert_int_eq(fsops_mkdir(P("f/sub"), true, &err), -1);
   assert_code(err, "NOT_DIRECTORY", 400);
   sp_error_free(err);
@@ -525,16 +498,9 @@ START_TEST(delete_files_links_and_dirs)
   ck_assert(exists_l(P("dir/inner")));
 
   ck_assert_int_eq(fsops_delete(P("gone"), false, &err), -1);
-  assert_code(err, "FILE_NOT_FOUND", 404);
-  snprintf(want, sizeof want, "File not found: %s", P("gone"));
-  ck_assert_str_eq(err->msg, want);
-  sp_error_free(err);
-  err = NULL;
+  expect_not_found(&err, "File", P("gone"));
 
-  ck_assert_int_eq(fsops_delete("/", true, &err), -1);
-  assert_code(err, "VALIDATION_FAILED", 400);
-  sp_error_free(err);
-  err = NULL;
+  expect_fail(fsops_delete("/", true, &err), &err, "VALIDATION_FAILED", 400, NULL);
   ck_assert_int_eq(fsops_delete(P("dir/.."), true, &err), -1);
   assert_code(err, "VALIDATION_FAILED", 400);
   sp_error_free(err);
@@ -566,9 +532,7 @@ START_TEST(delete_recursive_keeps_outside)
   ck_assert_int_eq(fsops_delete(P("tree"), true, &err), 0);
   ck_assert_ptr_null(err);
   ck_assert(!exists_l(P("tree")));
-  char *s = slurp(P("outside/sentinel"), NULL);
-  ck_assert_str_eq(s, "keep");
-  free(s);
+  assert_file_text(P("outside/sentinel"), "keep");
   ck_assert_uint_eq(count_entries(P("outside")), 1);
 }
 END_TEST
@@ -648,9 +612,7 @@ START_TEST(delete_recursive_symlink_swapped_in)
    * directory it displaced ("parked") was found when the parent was
    * re-read. */
   ck_assert_uint_eq(count_entries(P("outside")), 1);
-  char *s = slurp(P("outside/sentinel"), NULL);
-  ck_assert_str_eq(s, "keep");
-  free(s);
+  assert_file_text(P("outside/sentinel"), "keep");
   ck_assert_ptr_null(err);
   ck_assert_int_eq(rc, 0);
   ck_assert(!exists_l(P("tree")));
@@ -700,9 +662,7 @@ START_TEST(rename_same_filesystem)
   puts_(P("a"), "content");
   ck_assert_int_eq(fsops_rename(P("a"), P("b"), &err), 0);
   ck_assert(!exists_l(P("a")));
-  char *s = slurp(P("b"), NULL);
-  ck_assert_str_eq(s, "content");
-  free(s);
+  assert_file_text(P("b"), "content");
 
   mkdir(P("d"), 0755);
   puts_(P("d/x"), "x");
@@ -717,17 +677,9 @@ START_TEST(rename_same_filesystem)
   ck_assert_str_eq(buf, "b");
 
   ck_assert_int_eq(fsops_rename(P("nope"), P("x"), &err), -1);
-  assert_code(err, "FILE_NOT_FOUND", 404);
-  char want[PATH_MAX + 32];
-  snprintf(want, sizeof want, "Source file not found: %s", P("nope"));
-  ck_assert_str_eq(err->msg, want);
-  ck_assert_str_eq(ctx_str(err, "path"), P("nope"));
-  sp_error_free(err);
-  err = NULL;
+  expect_not_found(&err, "Source file", P("nope"));
 
-  ck_assert_int_eq(fsops_rename(P("b"), P("e"), &err), -1);
-  assert_code(err, "IS_DIRECTORY", 400);
-  sp_error_free(err);
+  expect_fail(fsops_rename(P("b"), P("e"), &err), &err, "IS_DIRECTORY", 400, NULL);
 }
 END_TEST
 
@@ -774,14 +726,8 @@ START_TEST(rename_across_filesystems)
   ck_assert_int_eq(st.st_mode & 07777, 0751);
   ck_assert_int_eq(st.st_mtim.tv_sec, 1600000000);
   ck_assert_int_eq(st.st_mtim.tv_nsec, 500000000);
-  char *s = slurp(P("moved/run.sh"), NULL);
-  ck_assert_str_eq(s, "#!/bin/sh\n");
-  free(s);
-  size_t len;
-  s = slurp(P("moved/sub/data.bin"), &len);
-  ck_assert_uint_eq(len, 3);
-  ck_assert_mem_eq(s, "\0\1\2", 3);
-  free(s);
+  assert_file_text(P("moved/run.sh"), "#!/bin/sh\n");
+  assert_file_bytes(P("moved/sub/data.bin"), "\0\1\2", 3);
   ck_assert_int_eq(lstat(P("moved/sub/link"), &st), 0);
   ck_assert(S_ISLNK(st.st_mode));
   char buf[32] = {0};
@@ -796,9 +742,7 @@ START_TEST(rename_across_filesystems)
   puts_(path, "new");
   puts_(P("existing"), "old");
   ck_assert_int_eq(fsops_rename(path, P("existing"), &err), 0);
-  s = slurp(P("existing"), NULL);
-  ck_assert_str_eq(s, "new");
-  free(s);
+  assert_file_text(P("existing"), "new");
   ck_assert(!exists_l(path));
 
   /* A device cannot be copied: the source stays, no debris. */
@@ -808,9 +752,7 @@ START_TEST(rename_across_filesystems)
     snprintf(path, sizeof path, "%s/dev/null", src);
     ck_assert_int_eq(mknod(path, S_IFCHR | 0666, makedev(1, 3)), 0);
     snprintf(path, sizeof path, "%s/dev", src);
-    ck_assert_int_eq(fsops_rename(path, P("devmoved"), &err), -1);
-    assert_code(err, "NOT_REGULAR_FILE", 400);
-    sp_error_free(err);
+    expect_fail(fsops_rename(path, P("devmoved"), &err), &err, "NOT_REGULAR_FILE", 400, NULL);
     ck_assert(exists_l(path));
     ck_assert(!exists_l(P("devmoved")));
     ck_assert_uint_eq(count_entries(scratch), 2);
@@ -882,6 +824,16 @@ static const char *names_of(cJSON *arr)
   return buf;
 }
 
+/* fsops_list that succeeds. */
+static cJSON *list_ok(const char *path, bool recursive, bool hidden, size_t max, bool *trunc)
+{
+  struct sp_error *err = NULL;
+  cJSON *arr = fsops_list(path, recursive, hidden, max, trunc, &err);
+  ck_assert_msg(arr != NULL, "list %s: %s", path, err ? err->msg : "?");
+  ck_assert_ptr_null(err);
+  return arr;
+}
+
 static cJSON *find_rel(cJSON *arr, const char *rel)
 {
   cJSON *e;
@@ -898,8 +850,7 @@ START_TEST(list_fields_and_filters)
   make_list_tree();
   struct sp_error *err = NULL;
   bool trunc = true;
-  cJSON *arr = fsops_list(P("root"), false, false, 0, &trunc, &err);
-  ck_assert_ptr_nonnull(arr);
+  cJSON *arr = list_ok(P("root"), false, false, 0, &trunc);
   ck_assert(!trunc);
   ck_assert_str_eq(names_of(arr), "a-c,a.txt,dlink,link,sub");
 
@@ -930,8 +881,7 @@ START_TEST(list_fields_and_filters)
 
   /* Recursive: hidden entries and hidden directories' contents left out,
    * symlinked directories not followed, sorted by relativePath. */
-  arr = fsops_list(P("root/"), true, false, 0, &trunc, &err);
-  ck_assert_ptr_nonnull(arr);
+  arr = list_ok(P("root/"), true, false, 0, &trunc);
   ck_assert_str_eq(names_of(arr), "a-c,a.txt,dlink,link,sub,sub/b.js");
   cJSON *b = find_rel(arr, "sub/b.js");
   ck_assert_str_eq(cJSON_GetObjectItem(b, "name")->valuestring, "b.js");
@@ -941,20 +891,18 @@ START_TEST(list_fields_and_filters)
   ck_assert_int_eq(cJSON_GetObjectItem(b, "size")->valueint, 6);
   cJSON_Delete(arr);
 
-  arr = fsops_list(P("root"), true, true, 0, NULL, &err);
-  ck_assert_ptr_nonnull(arr);
+  arr = list_ok(P("root"), true, true, 0, NULL);
   ck_assert_str_eq(names_of(arr), ".hdir,.hdir/x,.hidden,a-c,a.txt,dlink,"
                                   "link,sub,sub/.h2,sub/b.js");
   cJSON_Delete(arr);
 
-  arr = fsops_list(P("root"), false, true, 0, NULL, &err);
+  arr = list_ok(P("root"), false, true, 0, NULL);
   ck_assert_str_eq(names_of(arr), ".hdir,.hidden,a-c,a.txt,dlink,link,sub");
   cJSON_Delete(arr);
 
   /* A symlink to a directory can be listed. */
   symlink(P("root"), P("rootlink"));
-  arr = fsops_list(P("rootlink"), false, false, 0, NULL, &err);
-  ck_assert_ptr_nonnull(arr);
+  arr = list_ok(P("rootlink"), false, false, 0, NULL);
   ck_assert_int_eq(cJSON_GetArraySize(arr), 5);
   ck_assert_str_eq(
       cJSON_GetObjectItem(find_rel(arr, "a.txt"), "absolutePath")->valuestring,
@@ -962,8 +910,7 @@ START_TEST(list_fields_and_filters)
   cJSON_Delete(arr);
 
   /* The listing of "/" does not produce "//". */
-  arr = fsops_list("/", false, false, 0, NULL, &err);
-  ck_assert_ptr_nonnull(arr);
+  arr = list_ok("/", false, false, 0, NULL);
   cJSON *tmpe = find_rel(arr, "tmp");
   ck_assert_ptr_nonnull(tmpe);
   ck_assert_str_eq(cJSON_GetObjectItem(tmpe, "absolutePath")->valuestring,
@@ -978,12 +925,11 @@ START_TEST(list_cap_depth_and_errors)
   make_list_tree();
   struct sp_error *err = NULL;
   bool trunc = false;
-  cJSON *arr = fsops_list(P("root"), true, false, 3, &trunc, &err);
-  ck_assert_ptr_nonnull(arr);
+  cJSON *arr = list_ok(P("root"), true, false, 3, &trunc);
   ck_assert(trunc);
   ck_assert_str_eq(names_of(arr), "a-c,a.txt,dlink");
   cJSON_Delete(arr);
-  arr = fsops_list(P("root"), true, false, 6, &trunc, &err);
+  arr = list_ok(P("root"), true, false, 6, &trunc);
   ck_assert(!trunc);
   ck_assert_int_eq(cJSON_GetArraySize(arr), 6);
   cJSON_Delete(arr);
@@ -996,21 +942,14 @@ START_TEST(list_cap_depth_and_errors)
     strcat(path, "/d");
     ck_assert_int_eq(mkdir(path, 0755), 0);
   }
-  arr = fsops_list(P("deep"), true, false, 0, &trunc, &err);
-  ck_assert_ptr_nonnull(arr);
+  arr = list_ok(P("deep"), true, false, 0, &trunc);
   ck_assert(trunc);
   ck_assert_int_eq(cJSON_GetArraySize(arr), FSOPS_LIST_MAX_DEPTH);
   cJSON_Delete(arr);
 
   arr = fsops_list(P("missing"), false, false, 0, NULL, &err);
   ck_assert_ptr_null(arr);
-  assert_code(err, "FILE_NOT_FOUND", 404);
-  char want[PATH_MAX + 32];
-  snprintf(want, sizeof want, "Directory not found: %s", P("missing"));
-  ck_assert_str_eq(err->msg, want);
-  ck_assert_str_eq(ctx_str(err, "path"), P("missing"));
-  sp_error_free(err);
-  err = NULL;
+  expect_not_found(&err, "Directory", P("missing"));
 
   arr = fsops_list(P("root/a.txt"), false, false, 0, NULL, &err);
   ck_assert_ptr_null(arr);
@@ -1036,42 +975,21 @@ START_TEST(permission_denied_everywhere)
   become_nobody();
 
   struct fs_file f;
-  ck_assert_int_eq(fsops_read(inside, 100, &f, &err), -1);
-  assert_code(err, "PERMISSION_DENIED", 403);
-  ck_assert_ptr_nonnull(strstr(err->msg, inside));
-  sp_error_free(err);
-  err = NULL;
+  expect_fail(fsops_read(inside, 100, &f, &err), &err, "PERMISSION_DENIED", 403, inside, NULL);
 
-  ck_assert_int_eq(fsops_write(inside, "x", 1, false, &err), -1);
-  assert_code(err, "PERMISSION_DENIED", 403);
-  sp_error_free(err);
-  err = NULL;
+  expect_fail(fsops_write(inside, "x", 1, false, &err), &err, "PERMISSION_DENIED", 403, NULL);
 
-  ck_assert_int_eq(fsops_write(P("locked/new/x"), "x", 1, true, &err), -1);
-  assert_code(err, "PERMISSION_DENIED", 403);
-  sp_error_free(err);
-  err = NULL;
+  expect_fail(fsops_write(P("locked/new/x"), "x", 1, true, &err), &err, "PERMISSION_DENIED", 403,
+              NULL);
 
-  ck_assert_int_eq(fsops_mkdir(P("locked/d"), false, &err), -1);
-  assert_code(err, "PERMISSION_DENIED", 403);
-  sp_error_free(err);
-  err = NULL;
+  expect_fail(fsops_mkdir(P("locked/d"), false, &err), &err, "PERMISSION_DENIED", 403, NULL);
 
-  ck_assert_int_eq(fsops_delete(inside, false, &err), -1);
-  assert_code(err, "PERMISSION_DENIED", 403);
-  sp_error_free(err);
-  err = NULL;
+  expect_fail(fsops_delete(inside, false, &err), &err, "PERMISSION_DENIED", 403, NULL);
 
-  ck_assert_int_eq(fsops_rename(inside, P("stolen"), &err), -1);
-  assert_code(err, "PERMISSION_DENIED", 403);
-  sp_error_free(err);
-  err = NULL;
+  expect_fail(fsops_rename(inside, P("stolen"), &err), &err, "PERMISSION_DENIED", 403, NULL);
 
   bool ex;
-  ck_assert_int_eq(fsops_exists(inside, &ex, NULL, &err), -1);
-  assert_code(err, "PERMISSION_DENIED", 403);
-  sp_error_free(err);
-  err = NULL;
+  expect_fail(fsops_exists(inside, &ex, NULL, &err), &err, "PERMISSION_DENIED", 403, NULL);
 
   ck_assert_ptr_null(fsops_list(locked, false, false, 0, NULL, &err));
   assert_code(err, "PERMISSION_DENIED", 403);
@@ -1086,10 +1004,8 @@ START_TEST(permission_denied_everywhere)
   puts_(P("tree/ro/f"), "x");
   chmod(P("tree/ro"), 0555);
   become_nobody();
-  ck_assert_int_eq(fsops_delete(P("tree"), true, &err), -1);
-  assert_code(err, "PERMISSION_DENIED", 403);
-  ck_assert_ptr_nonnull(strstr(err->msg, P("tree/ro/f")));
-  sp_error_free(err);
+  expect_fail(fsops_delete(P("tree"), true, &err), &err, "PERMISSION_DENIED", 403, P("tree/ro/f"),
+              NULL);
 
   become_self();
   ck_assert(exists_l(P("tree/ro/f")));
@@ -1100,34 +1016,12 @@ START_TEST(permission_denied_everywhere)
 }
 END_TEST
 
-static Suite *fsops_suite(void)
-{
-  Suite *s = suite_create("fsops");
-  TCase *tc = tcase_create("core");
-  tcase_add_checked_fixture(tc, setup, teardown);
-  tcase_set_timeout(tc, 60);
-  tcase_add_test(tc, check_path_rules);
-  tcase_add_test(tc, mime_by_extension_and_sniff);
-  tcase_add_test(tc, read_text_and_binary);
-  tcase_add_test(tc, read_refusals);
-  tcase_add_test(tc, read_fifo_does_not_hang);
-  tcase_add_test(tc, open_read_streams);
-  tcase_add_test(tc, write_new_and_overwrite);
-  tcase_add_test(tc, write_parents_and_refusals);
-  tcase_add_test(tc, write_replaces_symlink_not_target);
-  tcase_add_test(tc, mkdir_plain_and_recursive);
-  tcase_add_test(tc, delete_files_links_and_dirs);
-  tcase_add_test(tc, delete_recursive_keeps_outside);
-  tcase_add_test(tc, delete_recursive_symlink_swapped_in);
-  tcase_add_test(tc, delete_recursive_symlink_swap_race);
-  tcase_add_test(tc, rename_same_filesystem);
-  tcase_add_test(tc, rename_across_filesystems);
-  tcase_add_test(tc, exists_semantics);
-  tcase_add_test(tc, list_fields_and_filters);
-  tcase_add_test(tc, list_cap_depth_and_errors);
-  tcase_add_test(tc, permission_denied_everywhere);
-  suite_add_tcase(s, tc);
-  return s;
-}
-
-CHECK_MAIN(fsops_suite)
+CHECK_MAIN_ONE_TCASE("fsops", "core", 60, setup, teardown, check_path_rules,
+                     mime_by_extension_and_sniff, read_text_and_binary, read_refusals,
+                     read_fifo_does_not_hang, open_read_streams, write_new_and_overwrite,
+                     write_parents_and_refusals, write_replaces_symlink_not_target,
+                     mkdir_plain_and_recursive, delete_files_links_and_dirs,
+                     delete_recursive_keeps_outside, delete_recursive_symlink_swapped_in,
+                     delete_recursive_symlink_swap_race, rename_same_filesystem,
+                     rename_across_filesystems, exists_semantics, list_fields_and_filters,
+                     list_cap_depth_and_errors, permission_denied_everywhere)

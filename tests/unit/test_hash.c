@@ -35,12 +35,4 @@ START_TEST(slots)
 }
 END_TEST
 
-static Suite *hash_suite(void)
-{
-  Suite *s = suite_create("hash");
-  check_add_tcase(s, "core", 10, NULL, NULL,
-                  CHECK_TESTS(vectors, slots));
-  return s;
-}
-
-CHECK_MAIN(hash_suite)
+CHECK_MAIN_ONE_TCASE("hash", "core", 10, NULL, NULL, vectors, slots)

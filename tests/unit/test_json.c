@@ -226,14 +226,6 @@ START_TEST(error_body_without_error)
 }
 END_TEST
 
-static Suite *json_suite(void)
-{
-  Suite *s = suite_create("json");
-  check_add_tcase(s, "bodies", 10, NULL, NULL,
-                  CHECK_TESTS(parse_objects, parse_refusals, parse_deep_nesting, get_string,
-                              get_int, get_bool, print_and_add, error_body,
-                              error_body_without_error));
-  return s;
-}
-
-CHECK_MAIN(json_suite)
+CHECK_MAIN_ONE_TCASE("json", "bodies", 10, NULL, NULL, parse_objects, parse_refusals,
+                     parse_deep_nesting, get_string, get_int, get_bool, print_and_add, error_body,
+                     error_body_without_error)

@@ -119,10 +119,39 @@ static struct got query(struct logstore *ls, const char *pid, int64_t since, int
   return g;
 }
 
+/* The store holds n lines of pid (NULL: of every process). */
+static void expect_lines(struct logstore *ls, const char *pid, size_t n)
+{
+  struct got g = query(ls, pid, 0, 0, 0);
+  ck_assert_uint_eq(g.n, n);
+  got_free(&g);
+}
+
 static void status(struct logstore *ls, struct logstore_status *st)
 {
   struct sp_error *err = NULL;
   ck_assert_int_eq(logstore_status(ls, st, &err), 0);
+}
+
+/* The store holds n lines of pid (NULL: of every process), sequence
+ * numbers first to last. */
+static void expect_span(struct logstore *ls, const char *pid, size_t n, int64_t first,
+                        int64_t last)
+{
+  struct got g = query(ls, pid, 0, 0, 0);
+  ck_assert_uint_eq(g.n, n);
+  ck_assert_int_eq(g.v[0].seq, first);
+  ck_assert_int_eq(g.v[n - 1].seq, last);
+  got_free(&g);
+}
+
+/* The status counts `lines` lines kept and `rotated` rotated out. */
+static void expect_kept(struct logstore *ls, int64_t lines, int64_t rotated)
+{
+  struct logstore_status st;
+  status(ls, &st);
+  ck_assert_int_eq(st.lines, lines);
+  ck_assert_int_eq(st.rotated_lines, rotated);
 }
 
 /* The per-process counters the store keeps in `processes` match the lines
@@ -153,6 +182,13 @@ static void check_counters(void)
   sqlite3_close(db);
 }
 
+/* Closes the store once its counters match its lines. */
+static void close_counted(struct logstore *ls)
+{
+  check_counters();
+  logstore_close(ls);
+}
+
 /* ---- lines ---- */
 
 START_TEST(test_roundtrip)
@@ -172,15 +208,13 @@ START_TEST(test_roundtrip)
   /* pending: not visible */
   ck_assert_uint_eq(logstore_pending(ls), 4);
   ck_assert_int_eq(logstore_last_committed_seq(ls), 0);
-  struct got g = query(ls, NULL, 0, 0, 0);
-  ck_assert_uint_eq(g.n, 0);
-  got_free(&g);
+  expect_lines(ls, NULL, 0);
 
   flush_ok(ls);
   ck_assert_uint_eq(logstore_pending(ls), 0);
   ck_assert_int_eq(logstore_last_committed_seq(ls), 4);
 
-  g = query(ls, NULL, 0, 0, 0);
+  struct got g = query(ls, NULL, 0, 0, 0);
   ck_assert_uint_eq(g.n, 4);
   ck_assert_int_eq(g.v[0].seq, 1);
   ck_assert_str_eq(g.v[0].pid, "web");
@@ -201,44 +235,29 @@ START_TEST(test_roundtrip)
   got_free(&g);
 
   /* per-process filter, since, tail, limit */
-  g = query(ls, "web", 0, 0, 0);
-  ck_assert_uint_eq(g.n, 3);
-  ck_assert_int_eq(g.v[0].seq, 1);
-  ck_assert_int_eq(g.v[1].seq, 3);
-  ck_assert_int_eq(g.v[2].seq, 4);
-  got_free(&g);
-  g = query(ls, "api", 0, 0, 0);
-  ck_assert_uint_eq(g.n, 1);
-  ck_assert_int_eq(g.v[0].seq, 2);
-  got_free(&g);
-  g = query(ls, "nobody", 0, 0, 0);
-  ck_assert_uint_eq(g.n, 0);
-  got_free(&g);
-  g = query(ls, NULL, 2, 0, 0);
-  ck_assert_uint_eq(g.n, 2);
-  ck_assert_int_eq(g.v[0].seq, 3);
-  got_free(&g);
-  g = query(ls, NULL, 0, 2, 0);
-  ck_assert_uint_eq(g.n, 2);
-  ck_assert_int_eq(g.v[0].seq, 3);
-  ck_assert_int_eq(g.v[1].seq, 4);
-  got_free(&g);
-  g = query(ls, NULL, 0, 0, 3);
-  ck_assert_uint_eq(g.n, 3);
-  ck_assert_int_eq(g.v[2].seq, 3);
-  got_free(&g);
-  g = query(ls, NULL, 0, 3, 2); /* last three (2, 3, 4), the first two of them */
-  ck_assert_uint_eq(g.n, 2);
-  ck_assert_int_eq(g.v[0].seq, 2);
-  ck_assert_int_eq(g.v[1].seq, 3);
-  got_free(&g);
-  g = query(ls, "web", 1, 1, 0);
-  ck_assert_uint_eq(g.n, 1);
-  ck_assert_int_eq(g.v[0].seq, 4);
-  got_free(&g);
-  g = query(ls, "web", 4, 0, 0);
-  ck_assert_uint_eq(g.n, 0);
-  got_free(&g);
+  static const struct {
+    const char *pid;
+    int64_t since, tail, limit;
+    size_t n;
+    int64_t seq[3];
+  } cuts[] = {
+      {"web", 0, 0, 0, 3, {1, 3, 4}},
+      {"api", 0, 0, 0, 1, {2}},
+      {"nobody", 0, 0, 0, 0, {0}},
+      {NULL, 2, 0, 0, 2, {3, 4}},
+      {NULL, 0, 2, 0, 2, {3, 4}},
+      {NULL, 0, 0, 3, 3, {1, 2, 3}},
+      {NULL, 0, 3, 2, 2, {2, 3}}, /* last three (2, 3, 4), the first two of them */
+      {"web", 1, 1, 0, 1, {4}},
+      {"web", 4, 0, 0, 0, {0}},
+  };
+  for (size_t c = 0; c < SP_ARRAY_SIZE(cuts); c++) {
+    g = query(ls, cuts[c].pid, cuts[c].since, cuts[c].tail, cuts[c].limit);
+    ck_assert_msg(g.n == cuts[c].n, "cut %zu: %zu lines", c, g.n);
+    for (size_t i = 0; i < g.n; i++)
+      ck_assert_int_eq(g.v[i].seq, cuts[c].seq[i]);
+    got_free(&g);
+  }
 
   /* many lines keep their order across batches */
   for (int i = 0; i < 20000; i++) {
@@ -261,20 +280,14 @@ START_TEST(test_roundtrip)
   struct sp_error *err = NULL;
   add(ls, "web", "pending before clear");
   ck_assert_int_eq(logstore_clear(ls, "web", &err), 0);
-  g = query(ls, "web", 0, 0, 0);
-  ck_assert_uint_eq(g.n, 0);
-  got_free(&g);
-  g = query(ls, "api", 0, 0, 0);
-  ck_assert_uint_eq(g.n, 10001);
-  got_free(&g);
+  expect_lines(ls, "web", 0);
+  expect_lines(ls, "api", 10001);
   struct logstore_status st;
   status(ls, &st);
   ck_assert_int_eq(st.lines, 10001);
   ck_assert_int_eq(logstore_clear(ls, "nobody", &err), 0);
   ck_assert_int_eq(logstore_clear(ls, NULL, &err), 0);
-  g = query(ls, NULL, 0, 0, 0);
-  ck_assert_uint_eq(g.n, 0);
-  got_free(&g);
+  expect_lines(ls, NULL, 0);
   status(ls, &st);
   ck_assert_int_eq(st.lines, 0);
   ck_assert_int_eq(st.text_bytes, 0);
@@ -359,9 +372,7 @@ START_TEST(test_durability)
   /* close flushes; after a clear of everything the sequence still goes on */
   logstore_close(ls);
   ls = open_store(NULL);
-  g = query(ls, "c", 0, 0, 0);
-  ck_assert_uint_eq(g.n, 1);
-  got_free(&g);
+  expect_lines(ls, "c", 1);
   struct sp_error *err = NULL;
   ck_assert_int_eq(logstore_clear(ls, NULL, &err), 0);
   logstore_close(ls);
@@ -467,8 +478,7 @@ END_TEST
 
 START_TEST(test_rotation_lines)
 {
-  struct logstore_opts o = {.max_lines_per_process = 100};
-  struct logstore *ls = open_store(&o);
+  struct logstore *ls = open_store(&(struct logstore_opts){.max_lines_per_process = 100});
   int64_t a_seqs[300];
   int na = 0;
   for (int i = 0; i < 280; i++) {
@@ -479,34 +489,21 @@ START_TEST(test_rotation_lines)
   }
   ck_assert_int_eq(na, 245);
   flush_ok(ls);
-  struct got g = query(ls, "a", 0, 0, 0);
-  ck_assert_uint_eq(g.n, 100);
-  ck_assert_int_eq(g.v[0].seq, a_seqs[145]);
-  ck_assert_int_eq(g.v[99].seq, a_seqs[244]);
-  got_free(&g);
-  g = query(ls, "b", 0, 0, 0);
-  ck_assert_uint_eq(g.n, 35);
-  got_free(&g);
-  struct logstore_status st;
-  status(ls, &st);
-  ck_assert_int_eq(st.lines, 135);
-  ck_assert_int_eq(st.rotated_lines, 145);
+  expect_span(ls, "a", 100, a_seqs[145], a_seqs[244]);
+  expect_lines(ls, "b", 35);
+  expect_kept(ls, 135, 145);
 
   for (int i = 0; i < 30; i++)
     add(ls, "a", "ay");
   flush_ok(ls);
-  status(ls, &st);
-  ck_assert_int_eq(st.lines, 135);
-  ck_assert_int_eq(st.rotated_lines, 175);
-  check_counters();
-  logstore_close(ls);
+  expect_kept(ls, 135, 175);
+  close_counted(ls);
 }
 END_TEST
 
 START_TEST(test_rotation_bytes)
 {
-  struct logstore_opts o = {.max_bytes_per_process = 1000};
-  struct logstore *ls = open_store(&o);
+  struct logstore *ls = open_store(&(struct logstore_opts){.max_bytes_per_process = 1000});
   enum { N = 300 };
   int len[N];
   for (int i = 0; i < N; i++) {
@@ -526,49 +523,34 @@ START_TEST(test_rotation_bytes)
   ck_assert_int_eq(g.bytes, sum);
   ck_assert_int_eq(g.v[0].ts, first);
   got_free(&g);
-  g = query(ls, "q", 0, 0, 0);
-  ck_assert_uint_eq(g.n, N);
-  got_free(&g);
+  expect_lines(ls, "q", N);
   struct logstore_status st;
   status(ls, &st);
   ck_assert_int_eq(st.rotated_lines, first);
   ck_assert_int_eq(st.text_bytes, sum + N);
-  check_counters();
-  logstore_close(ls);
+  close_counted(ls);
 }
 END_TEST
 
 START_TEST(test_rotation_total)
 {
-  struct logstore_opts o = {.max_total_bytes = 500};
-  struct logstore *ls = open_store(&o);
+  struct logstore *ls = open_store(&(struct logstore_opts){.max_total_bytes = 500});
   const char *procs[] = {"x", "y", "z"};
   for (int i = 0; i < 300; i++)
     add(ls, procs[i % 3], "0123456789");
   flush_ok(ls);
-  struct got g = query(ls, NULL, 0, 0, 0);
-  ck_assert_uint_eq(g.n, 50);
-  ck_assert_int_eq(g.v[0].seq, 251);
-  ck_assert_int_eq(g.v[49].seq, 300);
-  got_free(&g);
+  expect_span(ls, NULL, 50, 251, 300);
   struct logstore_status st;
   status(ls, &st);
   ck_assert_int_eq(st.text_bytes, 500);
-  ck_assert_int_eq(st.lines, 50);
-  ck_assert_int_eq(st.rotated_lines, 250);
+  expect_kept(ls, 50, 250);
   /* the per-process counters followed: y has 17 lines left */
-  g = query(ls, "y", 0, 0, 0);
-  ck_assert_uint_eq(g.n, 17);
-  got_free(&g);
+  expect_lines(ls, "y", 17);
   /* one more line of x pushes out the oldest line overall */
   add(ls, "x", "abcdefghij");
   flush_ok(ls);
-  g = query(ls, NULL, 0, 0, 0);
-  ck_assert_uint_eq(g.n, 50);
-  ck_assert_int_eq(g.v[0].seq, 252);
-  got_free(&g);
-  check_counters();
-  logstore_close(ls);
+  expect_span(ls, NULL, 50, 252, 301);
+  close_counted(ls);
 }
 END_TEST
 
@@ -580,16 +562,9 @@ START_TEST(test_rotation_at_reopen)
   logstore_close(ls);
   struct logstore_opts o = {.max_lines_per_process = 40};
   ls = open_store(&o);
-  struct got g = query(ls, "a", 0, 0, 0);
-  ck_assert_uint_eq(g.n, 40);
-  ck_assert_int_eq(g.v[39].seq, 300);
-  got_free(&g);
-  struct logstore_status st;
-  status(ls, &st);
-  ck_assert_int_eq(st.lines, 80);
-  ck_assert_int_eq(st.rotated_lines, 220);
-  check_counters();
-  logstore_close(ls);
+  expect_span(ls, "a", 40, 222, 300);
+  expect_kept(ls, 80, 220);
+  close_counted(ls);
 }
 END_TEST
 
@@ -639,8 +614,7 @@ START_TEST(test_write_failure_keeps_and_caps)
   status(ls, &st);
   ck_assert_int_eq(st.pending, 0);
   ck_assert_int_eq(st.lines, pending + 1);
-  check_counters();
-  logstore_close(ls);
+  close_counted(ls);
 }
 END_TEST
 
@@ -728,6 +702,27 @@ static void record(struct logstore *ls, uint64_t hash, const char *session, cons
   ck_assert_msg(errorstore_record(ls, &e, ts, &err) == 0, "record: %s", err ? err->msg : "?");
 }
 
+/* All stored errors, asserting there are n and that the status counts n. */
+static struct got_errs *errors_stored(struct logstore *ls, size_t n)
+{
+  struct got_errs *g = errs_query(ls, 0, NULL);
+  ck_assert_uint_eq(g->n, n);
+  struct logstore_status st;
+  status(ls, &st);
+  ck_assert_int_eq(st.errors, (int64_t)n);
+  return g;
+}
+
+/* All stored errors are those of hashes want[0..n), newest first. */
+static void expect_hashes(struct logstore *ls, const uint64_t *want, size_t n)
+{
+  struct got_errs *g = errs_query(ls, 0, NULL);
+  ck_assert_uint_eq(g->n, n);
+  for (size_t i = 0; i < n; i++)
+    ck_assert_msg(g->v[i].hash == want[i], "error %zu: hash %llu, want %llu", i,
+                  (unsigned long long)g->v[i].hash, (unsigned long long)want[i]);
+}
+
 START_TEST(test_errors_dedup)
 {
   struct logstore *ls = open_store(NULL);
@@ -765,12 +760,7 @@ START_TEST(test_errors_dedup)
   /* durable across a reopen */
   logstore_close(ls);
   ls = open_store(NULL);
-  g = errs_query(ls, 0, NULL);
-  ck_assert_uint_eq(g->n, 3);
-  struct logstore_status st;
-  status(ls, &st);
-  ck_assert_int_eq(st.errors, 3);
-  errs_free(g);
+  errs_free(errors_stored(ls, 3));
   logstore_close(ls);
 }
 END_TEST
@@ -782,39 +772,24 @@ START_TEST(test_errors_retention)
   int64_t now = sp_now_ms();
   for (int i = 1; i <= 5; i++)
     record(ls, (uint64_t)i, "s", "type", "r", now - 1000 + i);
-  struct got_errs *g = errs_query(ls, 0, NULL);
-  ck_assert_uint_eq(g->n, 3);
-  ck_assert(g->v[0].hash == 5);
-  ck_assert(g->v[1].hash == 4);
-  ck_assert(g->v[2].hash == 3);
+  expect_hashes(ls, (const uint64_t[]){5, 4, 3}, 3);
   /* seeing an old one again keeps it, the least recently seen goes */
   record(ls, 3, "s", "type", "r", now);
   record(ls, 9, "s", "type", "r", now);
-  g = errs_query(ls, 0, NULL);
-  ck_assert_uint_eq(g->n, 3);
-  ck_assert(g->v[0].hash == 9);
-  ck_assert(g->v[1].hash == 3);
-  ck_assert(g->v[2].hash == 5);
+  expect_hashes(ls, (const uint64_t[]){9, 3, 5}, 3);
 
   /* by age: older than the limit is dropped at once */
   struct sp_error *err = NULL;
   ck_assert_int_eq(errorstore_clear(ls, NULL, &err), 0);
   record(ls, 100, "s", "type", "r", now - 120000);
   record(ls, 101, "s", "type", "r", now - 30000);
-  g = errs_query(ls, 0, NULL);
-  ck_assert_uint_eq(g->n, 1);
-  ck_assert(g->v[0].hash == 101);
+  expect_hashes(ls, (const uint64_t[]){101}, 1);
   logstore_close(ls);
 
   /* and at open */
   o.error_max_age_ms = 10000;
   ls = open_store(&o);
-  g = errs_query(ls, 0, NULL);
-  ck_assert_uint_eq(g->n, 0);
-  struct logstore_status st;
-  status(ls, &st);
-  ck_assert_int_eq(st.errors, 0);
-  errs_free(g);
+  errs_free(errors_stored(ls, 0));
   logstore_close(ls);
 }
 END_TEST
@@ -844,12 +819,8 @@ START_TEST(test_errors_stats_and_clear)
                          "\"bySeverity\":{\"error\":3},\"byTool\":{\"vite\":3}}");
 
   ck_assert_int_eq(errorstore_clear(ls, "s1", &err), 0);
-  struct got_errs *g = errs_query(ls, 0, NULL);
-  ck_assert_uint_eq(g->n, 2);
+  struct got_errs *g = errors_stored(ls, 2);
   ck_assert_str_eq(g->v[0].session, "s2");
-  struct logstore_status st;
-  status(ls, &st);
-  ck_assert_int_eq(st.errors, 2);
   cleanup_json cJSON *none = errorstore_stats(ls, "s1", &err);
   cleanup_free char *none_s = json_print(none);
   ck_assert_str_eq(none_s, "{\"total\":0,\"unique\":0,\"byCategory\":{},\"bySeverity\":{},"
@@ -1090,42 +1061,23 @@ START_TEST(test_speed)
 }
 END_TEST
 
-static TCase *add_tcase(Suite *s, const char *name)
-{
-  TCase *tc = tcase_create(name);
-  tcase_set_timeout(tc, 120); /* generous: also runs under ASan/UBSan */
-  tcase_add_checked_fixture(tc, setup, teardown);
-  suite_add_tcase(s, tc);
-  return tc;
-}
+/* Each test case with a generous timeout: they also run under ASan/UBSan. */
+#define LOGSTORE_TCASE(name, ...)                                              \
+  check_add_tcase(s, name, 120, setup, teardown, CHECK_TESTS(__VA_ARGS__))
 
 static Suite *logstore_suite(void)
 {
   Suite *s = suite_create("logstore");
-  TCase *tc = add_tcase(s, "lines");
-  tcase_add_test(tc, test_roundtrip);
-  tcase_add_test(tc, test_truncate_and_invalid);
-  tcase_add_test(tc, test_durability);
-  tcase_add_test(tc, test_open_refuses);
-  tc = add_tcase(s, "crash");
-  tcase_add_test(tc, test_crash);
-  tc = add_tcase(s, "rotation");
-  tcase_add_test(tc, test_rotation_lines);
-  tcase_add_test(tc, test_rotation_bytes);
-  tcase_add_test(tc, test_rotation_total);
-  tcase_add_test(tc, test_rotation_at_reopen);
-  tc = add_tcase(s, "failures");
-  tcase_add_test(tc, test_write_failure_keeps_and_caps);
-  tc = add_tcase(s, "errors");
-  tcase_add_test(tc, test_errors_dedup);
-  tcase_add_test(tc, test_errors_retention);
-  tcase_add_test(tc, test_errors_stats_and_clear);
-  tc = add_tcase(s, "threads");
-  tcase_add_test(tc, test_threads);
-  tcase_add_test(tc, test_wait);
-  tcase_add_test(tc, test_status_during_flush);
-  tc = add_tcase(s, "speed");
-  tcase_add_test(tc, test_speed);
+  LOGSTORE_TCASE("lines", test_roundtrip, test_truncate_and_invalid, test_durability,
+                 test_open_refuses);
+  LOGSTORE_TCASE("crash", test_crash);
+  LOGSTORE_TCASE("rotation", test_rotation_lines, test_rotation_bytes, test_rotation_total,
+                 test_rotation_at_reopen);
+  LOGSTORE_TCASE("failures", test_write_failure_keeps_and_caps);
+  LOGSTORE_TCASE("errors", test_errors_dedup, test_errors_retention,
+                 test_errors_stats_and_clear);
+  LOGSTORE_TCASE("threads", test_threads, test_wait, test_status_during_flush);
+  LOGSTORE_TCASE("speed", test_speed);
   return s;
 }
 

@@ -118,13 +118,5 @@ START_TEST(smuggling_refused)
 }
 END_TEST
 
-static Suite *reqrw_suite(void)
-{
-  Suite *s = suite_create("reqrw");
-  check_add_tcase(s, "core", 10, NULL, NULL,
-                  CHECK_TESTS(heads_rewritten_in_any_cut, bodies_and_next_requests,
-                              upgrade_goes_raw, smuggling_refused));
-  return s;
-}
-
-CHECK_MAIN(reqrw_suite)
+CHECK_MAIN_ONE_TCASE("reqrw", "core", 10, NULL, NULL, heads_rewritten_in_any_cut,
+                     bodies_and_next_requests, upgrade_goes_raw, smuggling_refused)

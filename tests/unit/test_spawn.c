@@ -103,13 +103,5 @@ START_TEST(no_descriptor_leaks)
 }
 END_TEST
 
-static Suite *spawn_suite(void)
-{
-  Suite *s = suite_create("spawn");
-  check_add_tcase(s, "core", 10, NULL, NULL,
-                  CHECK_TESTS(runs_in_its_own_group_with_pipes, stdin_pipe_and_env,
-                              bad_cwd_is_an_error_not_a_dead_child, no_descriptor_leaks));
-  return s;
-}
-
-CHECK_MAIN(spawn_suite)
+CHECK_MAIN_ONE_TCASE("spawn", "core", 10, NULL, NULL, runs_in_its_own_group_with_pipes,
+                     stdin_pipe_and_env, bad_cwd_is_an_error_not_a_dead_child, no_descriptor_leaks)

@@ -119,12 +119,4 @@ START_TEST(sandboxes_and_ports)
 }
 END_TEST
 
-static Suite *state_suite(void)
-{
-  Suite *s = suite_create("state");
-  check_add_tcase(s, "core", 10, NULL, NULL,
-                  CHECK_TESTS(instances_round_trip, sandboxes_and_ports));
-  return s;
-}
-
-CHECK_MAIN(state_suite)
+CHECK_MAIN_ONE_TCASE("state", "core", 10, NULL, NULL, instances_round_trip, sandboxes_and_ports)

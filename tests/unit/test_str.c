@@ -198,14 +198,6 @@ START_TEST(random_tokens)
 }
 END_TEST
 
-static Suite *str_suite(void)
-{
-  Suite *s = suite_create("str");
-  check_add_tcase(s, "core", 10, NULL, NULL,
-                  CHECK_TESTS(sbuf_grows_and_formats, json_escaping, strict_integers,
-                              utf8_validation, utf8_repair, constant_time_compare, error_contract,
-                              atomic_write_and_read, base64, random_tokens));
-  return s;
-}
-
-CHECK_MAIN(str_suite)
+CHECK_MAIN_ONE_TCASE("str", "core", 10, NULL, NULL, sbuf_grows_and_formats, json_escaping,
+                     strict_integers, utf8_validation, utf8_repair, constant_time_compare,
+                     error_contract, atomic_write_and_read, base64, random_tokens)

@@ -26,6 +26,15 @@ static unsigned feed(struct procfsm *f, enum procfsm_event ev, int arg, int64_t 
   return procfsm_step(f, &cfg, ev, arg, NULL, now);
 }
 
+/* A process spawned at `now`: a command or not, restarted or not, at most
+ * max_restarts times. */
+static void spawned(struct procfsm *f, bool command, bool auto_restart, int max_restarts,
+                    int64_t now)
+{
+  procfsm_init(f, &cfg, command, auto_restart, max_restarts);
+  feed(f, PE_SPAWNED, 0, now);
+}
+
 /* A supervised process (auto-restart, at most 10 restarts) brought into
  * `st` the way the loop would bring it there. */
 static void machine_in(struct procfsm *f, enum procfsm_state st)
@@ -137,9 +146,8 @@ END_TEST
 START_TEST(backoff_doubles_to_its_cap)
 {
   struct procfsm f;
-  procfsm_init(&f, &cfg, false, true, 100);
   int64_t now = T0;
-  feed(&f, PE_SPAWNED, 0, now);
+  spawned(&f, false, true, 100, now);
   /* four short runs: below the death tally's five */
   const int64_t waits[] = {1000, 2000, 4000, 8000};
   for (size_t i = 0; i < 4; i++) {
@@ -161,8 +169,7 @@ END_TEST
 START_TEST(healthy_run_resets_backoff)
 {
   struct procfsm f;
-  procfsm_init(&f, &cfg, false, true, 100);
-  feed(&f, PE_SPAWNED, 0, T0);
+  spawned(&f, false, true, 100, T0);
   feed(&f, PE_EXIT, CRASH, T0 + 10);
   feed(&f, PE_RESTART_DUE, 0, f.restart_at);
   feed(&f, PE_SPAWNED, 0, T0 + 1010);
@@ -179,9 +186,8 @@ END_TEST
 START_TEST(death_tally_gives_up)
 {
   struct procfsm f;
-  procfsm_init(&f, &cfg, false, true, 100);
   int64_t now = T0;
-  feed(&f, PE_SPAWNED, 0, now);
+  spawned(&f, false, true, 100, now);
   for (int i = 1; i < cfg.max_deaths; i++) {
     ck_assert_uint_eq(feed(&f, PE_EXIT, CRASH, now + 1), FX_TERM);
     ck_assert_int_eq(f.st, PS_STARTING);
@@ -203,9 +209,8 @@ END_TEST
 START_TEST(max_restarts_gives_up)
 {
   struct procfsm f;
-  procfsm_init(&f, &cfg, false, true, 2);
   int64_t now = T0;
-  feed(&f, PE_SPAWNED, 0, now);
+  spawned(&f, false, true, 2, now);
   for (int i = 0; i < 2; i++) {
     now += 100000;
     feed(&f, PE_EXIT, CRASH, now);
@@ -221,13 +226,11 @@ END_TEST
 START_TEST(clean_exit_and_no_restart)
 {
   struct procfsm f;
-  procfsm_init(&f, &cfg, false, true, 10);
-  feed(&f, PE_SPAWNED, 0, T0);
+  spawned(&f, false, true, 10, T0);
   feed(&f, PE_EXIT, CLEAN, T0 + 5);
   ck_assert_int_eq(f.st, PS_COMPLETED);
   ck_assert_int_eq(f.restart_at, 0);
-  procfsm_init(&f, &cfg, false, false, 10);
-  feed(&f, PE_SPAWNED, 0, T0);
+  spawned(&f, false, false, 10, T0);
   feed(&f, PE_EXIT, W_EXITCODE(7, 0), T0 + 5);
   ck_assert_int_eq(f.st, PS_FAILED);
   ck_assert_int_eq(f.exit_code, 7);
@@ -284,8 +287,7 @@ START_TEST(fatal_line_restarts_with_backoff)
   ck_assert_str_eq(f.exit_reason, "port-in-use");
   ck_assert_int_eq(f.restart_at, T0 + 10 + cfg.backoff_min_ms);
   /* not for a process without auto-restart */
-  procfsm_init(&f, &cfg, false, false, 10);
-  feed(&f, PE_SPAWNED, 0, T0);
+  spawned(&f, false, false, 10, T0);
   ck_assert_uint_eq(procfsm_step(&f, &cfg, PE_FATAL_LINE, 0, "x", T0 + 5), 0);
   ck_assert_int_eq(f.st, PS_RUNNING);
 }
@@ -326,8 +328,7 @@ START_TEST(command_timeout)
   ck_assert_int_eq(f.st, PS_KILLED);
   ck_assert_str_eq(f.exit_reason, "timeout");
   /* a command's exit leaves its group alone (`server &` is allowed) */
-  procfsm_init(&f, &cfg, true, false, 0);
-  feed(&f, PE_SPAWNED, 0, T0);
+  spawned(&f, true, false, 0, T0);
   ck_assert_uint_eq(feed(&f, PE_EXIT, CRASH, T0 + 1), 0);
   ck_assert_int_eq(f.st, PS_FAILED);
 }

@@ -60,9 +60,7 @@ static void assert_outside_untouched(void)
     count++;
   closedir(d);
   ck_assert_int_eq(count, 3);
-  char *s = slurp(P("outside/sentinel"), NULL);
-  ck_assert_str_eq(s, "keep");
-  free(s);
+  assert_file_text(P("outside/sentinel"), "keep");
   ck_assert(!exists_l("/etc/sp-tar-pwned"));
   ck_assert(!exists_l("/tmp/sp-tar-pwned"));
 }
@@ -507,14 +505,8 @@ START_TEST(extracts_gzip_and_normalizes)
   ck_assert_uint_eq(st.entries, 10);
   ck_assert_uint_eq(st.bytes, 15 + 4 + 10 + 4);
 
-  char *s = slurp(P("dest/src/index.js"), NULL);
-  ck_assert_str_eq(s, "console.log(1)\n");
-  free(s);
-  size_t len;
-  s = slurp(P("dest/src/bin.dat"), &len);
-  ck_assert_uint_eq(len, 4);
-  ck_assert_mem_eq(s, "\0\1\2\3", 4);
-  free(s);
+  assert_file_text(P("dest/src/index.js"), "console.log(1)\n");
+  assert_file_bytes(P("dest/src/bin.dat"), "\0\1\2\3", 4);
   struct stat sb, sb2;
   ck_assert_int_eq(stat(P("dest/run.sh"), &sb), 0);
   ck_assert_int_eq(sb.st_mode & 07777, 0755);
@@ -526,9 +518,7 @@ START_TEST(extracts_gzip_and_normalizes)
   char buf[64] = {0};
   ck_assert_int_gt(readlink(P("dest/node_modules/.bin/tool"), buf, 63), 0);
   ck_assert_str_eq(buf, "../tool/bin/tool.js");
-  s = slurp(P("dest/node_modules/.bin/tool"), NULL);
-  ck_assert_str_eq(s, "tool");
-  free(s);
+  assert_file_text(P("dest/node_modules/.bin/tool"), "tool");
   ck_assert_int_eq(stat(P("dest/src/index.js"), &sb), 0);
   ck_assert_int_eq(stat(P("dest/src/index2.js"), &sb2), 0);
   ck_assert_int_eq(sb.st_ino, sb2.st_ino);
@@ -547,9 +537,7 @@ START_TEST(extract_overwrites_and_creates_dest)
   tw_close(a);
   struct sp_error *err = NULL;
   ck_assert_int_eq(extract(P("in.tar"), NULL, NULL, &err), 0);
-  char *s = slurp(P("dest/f"), NULL);
-  ck_assert_str_eq(s, "new");
-  free(s);
+  assert_file_text(P("dest/f"), "new");
   struct stat st;
   ck_assert_int_eq(lstat(P("dest/link"), &st), 0);
   ck_assert(S_ISREG(st.st_mode));
@@ -790,30 +778,9 @@ START_TEST(extract_permission_denied)
 }
 END_TEST
 
-static Suite *tarball_suite(void)
-{
-  Suite *s = suite_create("tarball");
-  TCase *tc = tcase_create("core");
-  tcase_add_checked_fixture(tc, setup, teardown);
-  tcase_set_timeout(tc, 120);
-  tcase_add_test(tc, refuses_absolute_path);
-  tcase_add_test(tc, refuses_dotdot);
-  tcase_add_test(tc, refuses_escaping_symlinks);
-  tcase_add_test(tc, refuses_write_through_symlink);
-  tcase_add_test(tc, refuses_escaping_hardlinks);
-  tcase_add_test(tc, refuses_special_files);
-  tcase_add_test(tc, refuses_overlong_path);
-  tcase_add_test(tc, refuses_gzip_bomb_early);
-  tcase_add_test(tc, enforces_count_and_size_limits);
-  tcase_add_test(tc, refuses_invalid_input);
-  tcase_add_test(tc, extracts_gzip_and_normalizes);
-  tcase_add_test(tc, extract_overwrites_and_creates_dest);
-  tcase_add_test(tc, round_trip);
-  tcase_add_test(tc, round_trip_empty_dir);
-  tcase_add_test(tc, create_errors);
-  tcase_add_test(tc, extract_permission_denied);
-  suite_add_tcase(s, tc);
-  return s;
-}
-
-CHECK_MAIN(tarball_suite)
+CHECK_MAIN_ONE_TCASE("tarball", "core", 120, setup, teardown, refuses_absolute_path, refuses_dotdot,
+                     refuses_escaping_symlinks, refuses_write_through_symlink,
+                     refuses_escaping_hardlinks, refuses_special_files, refuses_overlong_path,
+                     refuses_gzip_bomb_early, enforces_count_and_size_limits, refuses_invalid_input,
+                     extracts_gzip_and_normalizes, extract_overwrites_and_creates_dest, round_trip,
+                     round_trip_empty_dir, create_errors, extract_permission_denied)

@@ -507,35 +507,37 @@ static void expect_error(const char *text, size_t len, const char *want)
 
 START_TEST(test_error_messages)
 {
-  const char *dup = "a = 1\nb = 2\n  a = 3\n";
-  expect_error(dup, strlen(dup), "t.toml:3:3: duplicate key \"a\" (first defined at line 1)");
-  const char *esc = "x = 1\ns = \"ab\\xcd\"\n";
-  expect_error(esc, strlen(esc), "t.toml:2:8: invalid escape sequence '\\x'");
-  /* columns count characters, not bytes */
-  const char *mb = "\"é\" = \"ü\\q\"\n";
-  expect_error(mb, strlen(mb), "t.toml:1:9: invalid escape sequence '\\q'");
-  const char *eq = "name \"x\"\n";
-  expect_error(eq, strlen(eq), "t.toml:1:6: expected '=' after key \"name\", found '\"'");
-  const char *tbl = "[a]\nx = 1\n\n[a]\n";
-  expect_error(tbl, strlen(tbl), "t.toml:4:1: table [a] is defined twice (first defined "
-                                 "at line 1)");
-  const char *inl = "a = { b = 1 }\na.c = 2\n";
-  expect_error(inl, strlen(inl), "t.toml:2:1: cannot add to inline table \"a\" (defined at "
-                                 "line 1): inline tables cannot be extended");
-  const char *sur = "s = \"\\uD800\"";
-  expect_error(sur, strlen(sur), "t.toml:1:6: invalid escape sequence '\\uD800': U+D800 is "
-                                 "a surrogate, not a Unicode scalar value");
-  const char *cr = "a = 1\rb = 2\n";
-  expect_error(cr, strlen(cr), "t.toml:1:6: carriage return (U+000D) not followed by a line "
-                               "feed");
-  const char *bad = "a = \"\xff\"\n";
-  expect_error(bad, strlen(bad), "t.toml:1:6: invalid UTF-8 (byte 0xff)");
-  const char *lz = "a = 0123";
-  expect_error(lz, strlen(lz), "t.toml:1:5: leading zeros are not allowed in '0123'");
-  const char *day = "d = 2023-02-29";
-  expect_error(day, strlen(day), "t.toml:1:5: day 29 out of range for 2023-02 (01-28)");
+  static const char *const cases[][2] = {
+      {"a = 1\nb = 2\n  a = 3\n", "t.toml:3:3: duplicate key \"a\" (first defined at line 1)"},
+      {"x = 1\ns = \"ab\\xcd\"\n", "t.toml:2:8: invalid escape sequence '\\x'"},
+      /* columns count characters, not bytes */
+      {"\"é\" = \"ü\\q\"\n", "t.toml:1:9: invalid escape sequence '\\q'"},
+      {"name \"x\"\n", "t.toml:1:6: expected '=' after key \"name\", found '\"'"},
+      {"[a]\nx = 1\n\n[a]\n", "t.toml:4:1: table [a] is defined twice (first defined at line 1)"},
+      {"a = { b = 1 }\na.c = 2\n",
+       "t.toml:2:1: cannot add to inline table \"a\" (defined at "
+       "line 1): inline tables cannot be extended"},
+      {"s = \"\\uD800\"",
+       "t.toml:1:6: invalid escape sequence '\\uD800': U+D800 is "
+       "a surrogate, not a Unicode scalar value"},
+      {"a = 1\rb = 2\n", "t.toml:1:6: carriage return (U+000D) not followed by a line feed"},
+      {"a = \"\xff\"\n", "t.toml:1:6: invalid UTF-8 (byte 0xff)"},
+      {"a = 0123", "t.toml:1:5: leading zeros are not allowed in '0123'"},
+      {"d = 2023-02-29", "t.toml:1:5: day 29 out of range for 2023-02 (01-28)"},
+  };
+  for (size_t i = 0; i < SP_ARRAY_SIZE(cases); i++)
+    expect_error(cases[i][0], strlen(cases[i][0]), cases[i][1]);
 }
 END_TEST
+
+/* v, asserting it was defined at line:col. */
+static const struct toml_value *at(const struct toml_value *v, int line, int col)
+{
+  ck_assert_ptr_nonnull(v);
+  ck_assert_int_eq(v->line, line);
+  ck_assert_int_eq(v->col, col);
+  return v;
+}
 
 START_TEST(test_positions)
 {
@@ -552,37 +554,22 @@ START_TEST(test_positions)
   cleanup_error struct sp_error *err = NULL;
   cleanup_toml struct toml_value *doc = parse_str(text, &err);
   ck_assert_msg(doc != NULL, "%s", err ? err->msg : "");
-  ck_assert_int_eq(doc->line, 1);
-  ck_assert_int_eq(doc->col, 1);
-  const struct toml_value *v = toml_table_get(doc, "title");
-  ck_assert_int_eq(v->line, 1);
-  ck_assert_int_eq(v->col, 9);
-  const struct toml_value *server = toml_table_get(doc, "server");
-  ck_assert_int_eq(server->line, 2);
-  ck_assert_int_eq(server->col, 1);
-  v = toml_table_get(server, "port");
+  at(doc, 1, 1);
+  const struct toml_value *v = at(toml_table_get(doc, "title"), 1, 9);
+  const struct toml_value *server = at(toml_table_get(doc, "server"), 2, 1);
+  v = at(toml_table_get(server, "port"), 3, 8);
   ck_assert_int_eq(v->type, TOML_INTEGER);
   ck_assert_int_eq(v->u.i, 8080);
-  ck_assert_int_eq(v->line, 3);
-  ck_assert_int_eq(v->col, 8);
-  const struct toml_value *tls = toml_table_get(server, "tls");
-  ck_assert_int_eq(tls->line, 4);
-  ck_assert_int_eq(tls->col, 3);
-  v = toml_table_get(tls, "cert");
-  ck_assert_int_eq(v->line, 5);
-  ck_assert_int_eq(v->col, 10);
+  const struct toml_value *tls = at(toml_table_get(server, "tls"), 4, 3);
+  at(toml_table_get(tls, "cert"), 5, 10);
   const struct toml_value *jobs = toml_table_get(doc, "jobs");
   ck_assert_int_eq(jobs->type, TOML_ARRAY);
   ck_assert_int_eq(jobs->line, 6);
   const struct toml_value *job = jobs->u.arr.items[0];
   ck_assert_int_eq(job->line, 6);
-  const struct toml_value *limits = toml_table_get(job, "limits");
+  const struct toml_value *limits = at(toml_table_get(job, "limits"), 8, 1);
   ck_assert_int_eq(limits->type, TOML_TABLE);
-  ck_assert_int_eq(limits->line, 8);
-  ck_assert_int_eq(limits->col, 1);
-  v = toml_table_get(limits, "cpu");
-  ck_assert_int_eq(v->line, 8);
-  ck_assert_int_eq(v->col, 14);
+  at(toml_table_get(limits, "cpu"), 8, 14);
   const struct toml_value *arr = toml_table_get(job, "arr");
   ck_assert_int_eq(arr->col, 7);
   ck_assert_int_eq(arr->u.arr.len, 3);
@@ -592,10 +579,8 @@ START_TEST(test_positions)
   v = toml_table_get(arr->u.arr.items[2], "k");
   ck_assert_int_eq(v->col, 20);
   ck_assert(v->u.b);
-  v = toml_table_get(job, "é");
+  v = at(toml_table_get(job, "é"), 10, 7);
   ck_assert_int_eq(v->type, TOML_DATETIME);
-  ck_assert_int_eq(v->line, 10);
-  ck_assert_int_eq(v->col, 7);
   ck_assert_str_eq(v->u.str.ptr, "1979-05-27T07:32:00Z");
   ck_assert_str_eq(toml_type_name(v->type), "offset date-time");
   ck_assert_ptr_null(toml_table_get(doc, "nope"));
