@@ -55,10 +55,12 @@ static cJSON *process_start(struct monitor *m, const struct sandbox *sb, const c
   struct session *se = session_acquire(m->sandboxes, sb, session, err);
   if (se == NULL)
     return NULL;
-  char **envp = session_env(se, cJSON_IsObject(env) ? env : NULL, err);
-  cleanup_free char *dir = cwd && *cwd ? path_resolve(se->cwd, cwd) : xstrdup(se->cwd);
+  char **envp;
+  cleanup_free char *dir = NULL;
+  int rc = session_context(m->sandboxes, se, cJSON_IsObject(env) ? env : NULL, cwd, &envp, &dir,
+                           err);
   session_release(m->sandboxes, se);
-  if (envp == NULL)
+  if (rc < 0)
     return NULL;
   struct proc_spec spec = {
       .id = id,

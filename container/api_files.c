@@ -56,12 +56,8 @@ static int begin(struct http_req *r, struct fctx *c, struct sp_error **err)
   const char *sid = NULL;
   if (c->body == NULL || json_get_string(c->body, "sessionId", NULL, &sid, err) < 0)
     return -1;
-  struct session *se = session_acquire(m->sandboxes, c->sb, sid, err);
-  if (se == NULL)
-    return -1;
-  c->cwd = xstrdup(se->cwd);
-  session_release(m->sandboxes, se);
-  return 0;
+  c->cwd = session_path(m->sandboxes, c->sb, sid, NULL, err);
+  return c->cwd ? 0 : -1;
 }
 
 /* Path field `key`, resolved against the session's cwd and checked; NULL
@@ -457,11 +453,9 @@ static char *archive_dir(struct http_req *r, const struct sandbox *sb, struct sp
     sp_error_code(err, "VALIDATION_FAILED", 400, "?path= names the directory");
     return NULL;
   }
-  struct session *se = session_acquire(m->sandboxes, sb, http_query(r, "sessionId"), err);
-  if (se == NULL)
+  char *abs = session_path(m->sandboxes, sb, http_query(r, "sessionId"), p, err);
+  if (abs == NULL)
     return NULL;
-  char *abs = path_resolve(se->cwd, p);
-  session_release(m->sandboxes, se);
   if (fsops_check_path(abs, strlen(abs), err) < 0) {
     free(abs);
     return NULL;

@@ -166,23 +166,20 @@ struct exec_run *exec_start(struct monitor *m, const struct sandbox *sb, const c
     sp_error_code(err, "VALIDATION_FAILED", 400, "'stdin' is larger than 16 MiB");
     return NULL;
   }
-  struct session *se = session_acquire(m->sandboxes, sb, session_id, err);
+  struct session *se = session_begin(m->sandboxes, sb, session_id, err);
   if (se == NULL)
     return NULL;
-  /* One command at a time per session, as with the SDK's shells. */
-  pthread_mutex_lock(&se->run);
   struct exec_run *x = xcalloc(1, sizeof *x);
   x->m = m;
   x->se = se;
   x->command = xstrdup(command);
   x->started_us = sp_monotonic_us();
-  x->timeout_ms = timeout ? timeout : se->command_timeout_ms;
+  x->timeout_ms = timeout ? timeout : session_timeout_ms(se);
 
   cleanup_free char *dir = NULL;
-  char **envp = session_env(se, cJSON_IsObject(env) ? env : NULL, err);
-  if (envp == NULL)
+  char **envp;
+  if (session_context(m->sandboxes, se, cJSON_IsObject(env) ? env : NULL, cwd, &envp, &dir, err) < 0)
     goto fail;
-  dir = cwd && *cwd ? path_resolve(se->cwd, cwd) : xstrdup(se->cwd);
   x->scoped_cwd = cwd && *cwd;
   x->scoped_env = cJSON_IsObject(env) ? cJSON_Duplicate(env, true) : NULL;
   /* Three ways, cheapest first: plain words are executed directly; a
@@ -234,8 +231,7 @@ struct exec_run *exec_start(struct monitor *m, const struct sandbox *sb, const c
     goto fail;
   return x;
 fail:
-  pthread_mutex_unlock(&se->run);
-  session_release(m->sandboxes, se);
+  session_end(m->sandboxes, se);
   cJSON_Delete(x->scoped_env);
   free(x->command);
   free(x);
@@ -350,7 +346,7 @@ bool exec_stopped(const struct exec_run *x) { return x->res.stopped; }
 int64_t exec_timeout_ms(const struct exec_run *x) { return x->timeout_ms; }
 bool exec_truncated(const struct exec_run *x) { return x->res.truncated; }
 const char *exec_command(const struct exec_run *x) { return x->command; }
-const char *exec_session(const struct exec_run *x) { return x->se->id; }
+const char *exec_session(const struct exec_run *x) { return session_id(x->se); }
 int64_t exec_duration_ms(const struct exec_run *x)
 {
   return (sp_monotonic_us() - x->started_us) / 1000;
@@ -362,8 +358,7 @@ void exec_free(struct exec_run *x)
     return;
   /* A command still running is killed by the loop. */
   command_release(x->cmd);
-  pthread_mutex_unlock(&x->se->run);
-  session_release(x->m->sandboxes, x->se);
+  session_end(x->m->sandboxes, x->se);
   for (int i = 0; i < 3; i++)
     sbuf_release(&x->carry[i]);
   free(x->command);

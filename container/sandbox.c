@@ -24,6 +24,18 @@
 /* processes (threads included) one sandbox user may have at once */
 #define SANDBOX_NPROC 2048
 
+/* A session's cwd and env change under the registry's mutex; run is held
+ * while one of its commands runs. */
+struct session {
+  char *id;
+  char *cwd;
+  char **env;         /* "K=V", NULL-terminated */
+  int64_t command_timeout_ms;
+  pthread_mutex_t run;
+  int refs;
+  bool deleted;
+};
+
 struct sb_entry {
   struct sandbox sb;
   struct session **sessions;
@@ -438,9 +450,10 @@ void session_release(struct sandboxes *s, struct session *se)
     session_free(se);
 }
 
-char **session_env(struct session *se, const cJSON *overrides, struct sp_error **err)
+/* env with `overrides` (a JSON object of strings, null to unset) applied. */
+static char **env_with(char *const *env, const cJSON *overrides, struct sp_error **err)
 {
-  char **v = strv_dup(se->env);
+  char **v = strv_dup(env);
   const cJSON *e;
   cJSON_ArrayForEach(e, overrides)
   {
@@ -465,6 +478,53 @@ char **session_env(struct session *se, const cJSON *overrides, struct sp_error *
   return v;
 }
 
+struct session *session_begin(struct sandboxes *s, const struct sandbox *sb,
+                              const char *session_id, struct sp_error **err)
+{
+  struct session *se = session_acquire(s, sb, session_id, err);
+  if (se)
+    pthread_mutex_lock(&se->run);
+  return se;
+}
+
+void session_end(struct sandboxes *s, struct session *se)
+{
+  pthread_mutex_unlock(&se->run);
+  session_release(s, se);
+}
+
+const char *session_id(const struct session *se) { return se->id; }
+
+int64_t session_timeout_ms(const struct session *se) { return se->command_timeout_ms; }
+
+static char *resolve_locked(const struct session *se, const char *path)
+{
+  return path && *path ? path_resolve(se->cwd, path) : xstrdup(se->cwd);
+}
+
+int session_context(struct sandboxes *s, struct session *se, const cJSON *overrides,
+                    const char *cwd, char ***envp, char **dir, struct sp_error **err)
+{
+  pthread_mutex_lock(&s->mu);
+  *envp = env_with(se->env, overrides, err);
+  *dir = *envp ? resolve_locked(se, cwd) : NULL;
+  pthread_mutex_unlock(&s->mu);
+  return *envp ? 0 : -1;
+}
+
+char *session_path(struct sandboxes *s, const struct sandbox *sb, const char *session_id,
+                   const char *path, struct sp_error **err)
+{
+  struct session *se = session_acquire(s, sb, session_id, err);
+  if (se == NULL)
+    return NULL;
+  pthread_mutex_lock(&s->mu);
+  char *abs = resolve_locked(se, path);
+  pthread_mutex_unlock(&s->mu);
+  session_release(s, se);
+  return abs;
+}
+
 int session_create(struct sandboxes *s, const struct sandbox *sb, const char *id,
                    const cJSON *env, const char *cwd, int64_t timeout_ms,
                    struct sp_error **err)
@@ -482,9 +542,9 @@ int session_create(struct sandboxes *s, const struct sandbox *sb, const char *id
     sp_error_code(err, "SESSION_ALREADY_EXISTS", 409, "Session '%s' already exists", id);
     goto out;
   }
-  struct session tmp = {.env = default_env(sb)};
-  char **v = session_env(&tmp, env, err);
-  strv_free(tmp.env);
+  char **defaults = default_env(sb);
+  char **v = env_with(defaults, env, err);
+  strv_free(defaults);
   if (v == NULL)
     goto out;
   struct session *se = session_add_locked(e, id, err);

@@ -12,6 +12,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct sp_error;
@@ -24,15 +25,7 @@ struct monitor;
 #define SANDBOX_UID_BASE 200000
 #define SANDBOX_UIDS 65536
 
-struct session {
-  char *id;
-  char *cwd;
-  char **env;         /* "K=V", NULL-terminated */
-  int64_t command_timeout_ms;
-  pthread_mutex_t run; /* held while a command of this session runs */
-  int refs;
-  bool deleted;
-};
+struct session; /* sandbox.c's */
 
 struct sandbox {
   char *id;
@@ -70,6 +63,25 @@ int sandboxes_remove(struct sandboxes *s, const char *id, struct sp_error **err)
 struct session *session_acquire(struct sandboxes *s, const struct sandbox *sb,
                                 const char *session_id, struct sp_error **err);
 void session_release(struct sandboxes *s, struct session *se);
+/* The same, for running one of its commands: session_begin waits while
+ * another command of the session runs (one at a time, as with the SDK's
+ * shells); session_end lets the next one go. */
+struct session *session_begin(struct sandboxes *s, const struct sandbox *sb,
+                              const char *session_id, struct sp_error **err);
+void session_end(struct sandboxes *s, struct session *se);
+const char *session_id(const struct session *se);
+int64_t session_timeout_ms(const struct session *se);
+/* What a command started in the session inherits, as copies: its
+ * environment with `overrides` (a JSON object of strings, null unsets)
+ * applied, in *envp, and `cwd` resolved against its working directory (the
+ * working directory itself when cwd is NULL or empty), in *dir.
+ * VALIDATION_FAILED for bad variable names or values. */
+int session_context(struct sandboxes *s, struct session *se, const struct cJSON *overrides,
+                    const char *cwd, char ***envp, char **dir, struct sp_error **err);
+/* `path` resolved against the working directory of the session named
+ * session_id (found or created), or that directory itself; a copy. */
+char *session_path(struct sandboxes *s, const struct sandbox *sb, const char *session_id,
+                   const char *path, struct sp_error **err);
 /* Create with options; SESSION_ALREADY_EXISTS (409) if it exists. */
 int session_create(struct sandboxes *s, const struct sandbox *sb, const char *id,
                    const struct cJSON *env, const char *cwd, int64_t timeout_ms,
@@ -83,10 +95,6 @@ struct cJSON *session_list(struct sandboxes *s, const struct sandbox *sb);
 void session_update(struct sandboxes *s, struct session *se, const char *cwd,
                     char **env, const struct cJSON *scoped);
 
-/* Environment for a command: the session's, with `overrides` (a JSON object
- * of strings) applied.  INVALID_REQUEST for bad names or values. */
-char **session_env(struct session *se, const struct cJSON *overrides,
-                   struct sp_error **err);
 /* An absolute path: `path` resolved against `base` when relative. */
 char *path_resolve(const char *base, const char *path);
 
