@@ -95,8 +95,7 @@ static void h_process_start(struct http_req *r)
   }
   cJSON_AddBoolToObject(resp, "success", true);
   cJSON_AddStringToObject(resp, "processId", cJSON_GetObjectItem(resp, "id")->valuestring);
-  json_add_timestamp(resp);
-  http_reply_json(r, 200, resp);
+  monitor_reply(r, resp);
 }
 
 static void h_process_list(struct http_req *r)
@@ -110,21 +109,24 @@ static void h_process_list(struct http_req *r)
   }
   cleanup_json cJSON *resp = json_success_new();
   cJSON_AddItemToObject(resp, "processes", supervisor_list(m->sup, sandbox));
-  json_add_timestamp(resp);
-  http_reply_json(r, 200, resp);
+  monitor_reply(r, resp);
 }
 
-/* {"success", "process", "timestamp"}, or the error behind a NULL p. */
-static void reply_process(struct http_req *r, cJSON *p, struct sp_error **err)
+/* {"success", "process", "timestamp"} (with "processId" and "signal" first
+ * when a signal was sent), or the error behind a NULL p. */
+static void reply_process(struct http_req *r, cJSON *p, const char *signal, struct sp_error **err)
 {
   if (p == NULL) {
     http_reply_error(r, err);
     return;
   }
   cleanup_json cJSON *resp = json_success_new();
+  if (signal) {
+    cJSON_AddStringToObject(resp, "processId", r->params[0]);
+    cJSON_AddStringToObject(resp, "signal", signal);
+  }
   cJSON_AddItemToObject(resp, "process", p);
-  json_add_timestamp(resp);
-  http_reply_json(r, 200, resp);
+  monitor_reply(r, resp);
 }
 
 static void h_process_get(struct http_req *r)
@@ -133,7 +135,7 @@ static void h_process_get(struct http_req *r)
   cleanup_error struct sp_error *err = NULL;
   const char *sandbox = monitor_sandbox(r, &err);
   cJSON *p = sandbox ? supervisor_get(m->sup, sandbox, r->params[0], &err) : NULL;
-  reply_process(r, p, &err);
+  reply_process(r, p, NULL, &err);
 }
 
 static const struct {
@@ -169,16 +171,7 @@ static void h_process_kill(struct http_req *r)
   if (sandbox && sig < 0)
     sp_error_code(&err, "INVALID_SIGNAL", 400, "unknown signal '%s'", http_query(r, "signal"));
   cJSON *p = sig > 0 ? supervisor_signal(m->sup, sandbox, r->params[0], sig, &err) : NULL;
-  if (p == NULL) {
-    http_reply_error(r, &err);
-    return;
-  }
-  cleanup_json cJSON *resp = json_success_new();
-  cJSON_AddStringToObject(resp, "processId", r->params[0]);
-  cJSON_AddStringToObject(resp, "signal", strsignal(sig));
-  cJSON_AddItemToObject(resp, "process", p);
-  json_add_timestamp(resp);
-  http_reply_json(r, 200, resp);
+  reply_process(r, p, strsignal(sig), &err);
 }
 
 static void h_process_restart(struct http_req *r)
@@ -187,7 +180,7 @@ static void h_process_restart(struct http_req *r)
   cleanup_error struct sp_error *err = NULL;
   const char *sandbox = monitor_sandbox(r, &err);
   cJSON *p = sandbox ? supervisor_restart(m->sup, sandbox, r->params[0], &err) : NULL;
-  reply_process(r, p, &err);
+  reply_process(r, p, NULL, &err);
 }
 
 static void h_process_kill_all(struct http_req *r)
@@ -207,8 +200,7 @@ static void h_process_kill_all(struct http_req *r)
   cleanup_json cJSON *resp = json_success_new();
   json_add_int(resp, "cleanedCount", n);
   json_add_int(resp, "killedCount", n);
-  json_add_timestamp(resp);
-  http_reply_json(r, 200, resp);
+  monitor_reply(r, resp);
 }
 
 /* ---- logs ---- */
@@ -274,8 +266,7 @@ static void h_process_logs(struct http_req *r)
   cJSON_AddStringToObject(resp, "stdout", out);
   cJSON_AddStringToObject(resp, "stderr", errs);
   cJSON_AddBoolToObject(resp, "truncated", c.cut);
-  json_add_timestamp(resp);
-  http_reply_json(r, 200, resp);
+  monitor_reply(r, resp);
 }
 
 /* A server-sent event stream fed from the log store. */
@@ -699,8 +690,7 @@ static void h_ping(struct http_req *r)
   cJSON_AddStringToObject(resp, "message", "pong");
   cJSON_AddStringToObject(resp, "status", "healthy");
   json_add_int(resp, "uptime", (sp_now_ms() - ((struct monitor *)r->app)->started_ms) / 1000);
-  json_add_timestamp(resp);
-  http_reply_json(r, 200, resp);
+  monitor_reply(r, resp);
 }
 
 static void h_status(struct http_req *r)

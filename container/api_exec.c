@@ -63,13 +63,18 @@ static void reply_cut_short(struct http_req *r, struct exec_run *x, const char *
   http_reply_json(r, status, j);
 }
 
+/* The command the request's body asks for, started. */
+static struct exec_run *request_exec(struct http_req *r, struct sp_error **err)
+{
+  const struct sandbox *sb = monitor_sandbox_get(r, err);
+  cleanup_json cJSON *body = sb ? http_body_json(r, err) : NULL;
+  return body ? exec_start(r->app, sb, body, err) : NULL;
+}
+
 void api_execute(struct http_req *r)
 {
-  struct monitor *m = r->app;
   cleanup_error struct sp_error *err = NULL;
-  const struct sandbox *sb = monitor_sandbox_get(r, &err);
-  cleanup_json cJSON *body = sb ? http_body_json(r, &err) : NULL;
-  struct exec_run *x = body ? exec_start(m, sb, body, &err) : NULL;
+  struct exec_run *x = request_exec(r, &err);
   if (x == NULL) {
     http_reply_error(r, &err);
     return;
@@ -91,8 +96,7 @@ void api_execute(struct http_req *r)
     cJSON_AddStringToObject(j, "sessionId", exec_session(x));
     if (exec_truncated(x))
       cJSON_AddBoolToObject(j, "truncated", true);
-    json_add_timestamp(j);
-    http_reply_json(r, 200, j);
+    monitor_reply(r, j);
   }
   sbuf_release(&bufs[0]);
   sbuf_release(&bufs[1]);
@@ -162,11 +166,8 @@ static void exec_stream_free(void *ud)
 
 void api_execute_stream(struct http_req *r)
 {
-  struct monitor *m = r->app;
   cleanup_error struct sp_error *err = NULL;
-  const struct sandbox *sb = monitor_sandbox_get(r, &err);
-  cleanup_json cJSON *body = sb ? http_body_json(r, &err) : NULL;
-  struct exec_run *x = body ? exec_start(m, sb, body, &err) : NULL;
+  struct exec_run *x = request_exec(r, &err);
   if (x == NULL) {
     http_reply_error(r, &err);
     return;
@@ -209,8 +210,7 @@ void api_session_create(struct http_req *r)
   cJSON_AddStringToObject(j, "id", id);
   cJSON_AddStringToObject(j, "message", "Session created");
   cJSON_AddNullToObject(j, "containerPlacementId");
-  json_add_timestamp(j);
-  http_reply_json(r, 200, j);
+  monitor_reply(r, j);
 }
 
 void api_session_delete(struct http_req *r)
@@ -228,8 +228,7 @@ void api_session_delete(struct http_req *r)
   }
   cleanup_json cJSON *j = json_success_new();
   cJSON_AddStringToObject(j, "sessionId", id);
-  json_add_timestamp(j);
-  http_reply_json(r, 200, j);
+  monitor_reply(r, j);
 }
 
 void api_session_list(struct http_req *r)
@@ -245,8 +244,7 @@ void api_session_list(struct http_req *r)
   cJSON *list = session_list(m->sandboxes, sb);
   cJSON_AddItemToObject(j, "sessions", cJSON_Duplicate(list, true));
   cJSON_AddItemToObject(j, "data", list);
-  json_add_timestamp(j);
-  http_reply_json(r, 200, j);
+  monitor_reply(r, j);
 }
 
 /* ---- utilities ---- */
@@ -256,8 +254,7 @@ void api_version(struct http_req *r)
   cleanup_json cJSON *j = json_success_new();
   cJSON_AddStringToObject(j, "version", SANDPIT_VERSION);
   cJSON_AddStringToObject(j, "server", "sandpit-monitor");
-  json_add_timestamp(j);
-  http_reply_json(r, 200, j);
+  monitor_reply(r, j);
 }
 
 void api_commands(struct http_req *r)
@@ -279,8 +276,7 @@ void api_commands(struct http_req *r)
     }
   }
   json_add_int(j, "count", cJSON_GetArraySize(arr));
-  json_add_timestamp(j);
-  http_reply_json(r, 200, j);
+  monitor_reply(r, j);
 }
 
 /* ---- port watch ---- */
@@ -488,6 +484,5 @@ void api_sandbox_delete(struct http_req *r)
   cleanup_json cJSON *j = json_success_new();
   cJSON_AddStringToObject(j, "sandbox", id);
   json_add_int(j, "processesKilled", procs);
-  json_add_timestamp(j);
-  http_reply_json(r, 200, j);
+  monitor_reply(r, j);
 }

@@ -103,8 +103,7 @@ static void reply_ok_path(struct http_req *r, const char *key, const char *path,
   cJSON_AddStringToObject(j, key, path);
   if (key2)
     cJSON_AddStringToObject(j, key2, path2);
-  json_add_timestamp(j);
-  http_reply_json(r, 200, j);
+  monitor_reply(r, j);
 }
 
 void api_read(struct http_req *r)
@@ -133,8 +132,7 @@ void api_read(struct http_req *r)
   cJSON_AddBoolToObject(j, "isBinary", b64);
   cJSON_AddStringToObject(j, "mimeType", f.mime);
   json_add_int(j, "size", (int64_t)f.len);
-  json_add_timestamp(j);
-  http_reply_json(r, 200, j);
+  monitor_reply(r, j);
   fs_file_release(&f);
 }
 
@@ -326,8 +324,7 @@ static void path_flag_op(struct http_req *r, int (*op)(const char *, bool, struc
     cJSON_AddStringToObject(j, "path", path);
     if (echo_flag)
       cJSON_AddBoolToObject(j, "recursive", rec);
-    json_add_timestamp(j);
-    http_reply_json(r, 200, j);
+    monitor_reply(r, j);
   }
 }
 
@@ -399,8 +396,7 @@ void api_list_files(struct http_req *r)
     cJSON_AddItemToObject(j, "files", files);
     if (truncated)
       cJSON_AddBoolToObject(j, "truncated", true);
-    json_add_timestamp(j);
-    http_reply_json(r, 200, j);
+    monitor_reply(r, j);
   }
 }
 
@@ -424,8 +420,7 @@ void api_exists(struct http_req *r)
     cJSON_AddBoolToObject(j, "exists", exists);
     if (exists)
       cJSON_AddBoolToObject(j, "isDirectory", is_dir);
-    json_add_timestamp(j);
-    http_reply_json(r, 200, j);
+    monitor_reply(r, j);
   }
 }
 
@@ -510,8 +505,7 @@ void api_archive_put(struct http_req *r)
   cJSON_AddStringToObject(j, "path", dir);
   json_add_int(j, "entries", (int64_t)st.entries);
   json_add_int(j, "bytes", (int64_t)st.bytes);
-  json_add_timestamp(j);
-  http_reply_json(r, 200, j);
+  monitor_reply(r, j);
 }
 
 void api_archive_get(struct http_req *r)

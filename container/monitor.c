@@ -85,6 +85,12 @@ void monitor_run_as(struct monitor *m, const struct sandbox *sb, const char *cmd
 
 /* ---- streams ---- */
 
+void monitor_reply(struct http_req *r, cJSON *j)
+{
+  json_add_timestamp(j);
+  http_reply_json(r, 200, j);
+}
+
 void sse_stopping(struct sbuf *out)
 {
   cleanup_json cJSON *d = cJSON_CreateObject();

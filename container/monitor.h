@@ -43,6 +43,11 @@ const struct sandbox *monitor_sandbox_get(struct http_req *r, struct sp_error **
 /* Run a command as the sandbox's user and wait for it (at most 30 s). */
 void monitor_run_as(struct monitor *m, const struct sandbox *sb, const char *cmd);
 
+/* Answer 200 with j, a json_success_new() envelope: its timestamp goes
+ * last, as the SDK's container does. */
+struct cJSON;
+void monitor_reply(struct http_req *r, struct cJSON *j);
+
 /* The last event of a stream cut short by the monitor's stop sequence. */
 struct sbuf;
 void sse_stopping(struct sbuf *out);

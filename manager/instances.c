@@ -106,6 +106,19 @@ cJSON *instance_json(struct manager *m, struct instance *in)
   return j;
 }
 
+cJSON *instances_json(struct manager *m, struct pool *only)
+{
+  cJSON *arr = cJSON_CreateArray();
+  for (int i = 0; i < m->npools; i++) {
+    struct pool *p = &m->pools[i];
+    if (only && only != p)
+      continue;
+    for (int k = 0; k < p->n; k++)
+      cJSON_AddItemToArray(arr, instance_json(m, &p->inst[k]));
+  }
+  return arr;
+}
+
 void pools_tally(struct manager *m, int by_state[INST_FAILED + 1], int64_t *starts,
                  int64_t *restarts)
 {

@@ -77,6 +77,8 @@ bool instance_running(struct instance *in);
 /* {class, slot, backend, backendId, state, startedAt, uptimeMs, starts,
  * restarts, error?, sandboxes}, as GET /v1/instances lists it. */
 struct cJSON *instance_json(struct manager *m, struct instance *in);
+/* The instances of `only`, or of every pool (NULL), as instance_json. */
+struct cJSON *instances_json(struct manager *m, struct pool *only);
 /* Instances by state, and the starts and restarts of all of them. */
 void pools_tally(struct manager *m, int by_state[INST_FAILED + 1], int64_t *starts,
                  int64_t *restarts);

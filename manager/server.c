@@ -265,9 +265,11 @@ static void h_version(struct http_req *r)
   http_reply_json(r, 200, j);
 }
 
-static void h_sandboxes_list(struct http_req *r)
+/* GET /v1/sandboxes and /v1/instances: every one, or those of the pool
+ * named by ?class=. */
+static void reply_list(struct http_req *r, const char *key,
+                       cJSON *(*list)(struct manager *, struct pool *), bool count)
 {
-  struct manager *m = r->app;
   cleanup_error struct sp_error *err = NULL;
   struct pool *p;
   if (request_pool(r, &p, &err) < 0) {
@@ -275,11 +277,14 @@ static void h_sandboxes_list(struct http_req *r)
     return;
   }
   cleanup_json cJSON *j = cJSON_CreateObject();
-  cJSON *arr = sandboxes_json(m, p);
-  json_add_int(j, "count", cJSON_GetArraySize(arr));
-  cJSON_AddItemToObject(j, "sandboxes", arr);
+  cJSON *arr = list(r->app, p);
+  if (count)
+    json_add_int(j, "count", cJSON_GetArraySize(arr));
+  cJSON_AddItemToObject(j, key, arr);
   http_reply_json(r, 200, j);
 }
+
+static void h_sandboxes_list(struct http_req *r) { reply_list(r, "sandboxes", sandboxes_json, true); }
 
 static int port_json(void *ud, const struct port_row *p)
 {
@@ -424,26 +429,7 @@ static void h_sandbox_delete(struct http_req *r)
   http_reply_json(r, 200, j);
 }
 
-static void h_instances(struct http_req *r)
-{
-  struct manager *m = r->app;
-  cleanup_error struct sp_error *err = NULL;
-  struct pool *only;
-  if (request_pool(r, &only, &err) < 0) {
-    http_reply_error(r, &err);
-    return;
-  }
-  cleanup_json cJSON *j = cJSON_CreateObject();
-  cJSON *arr = cJSON_AddArrayToObject(j, "instances");
-  for (int i = 0; i < pools_count(m); i++) {
-    struct pool *p = pool_at(m, i);
-    if (only && only != p)
-      continue;
-    for (int k = 0; k < pool_size(p); k++)
-      cJSON_AddItemToArray(arr, instance_json(m, pool_instance(p, k)));
-  }
-  http_reply_json(r, 200, j);
-}
+static void h_instances(struct http_req *r) { reply_list(r, "instances", instances_json, false); }
 
 static void h_instance_restart(struct http_req *r)
 {
