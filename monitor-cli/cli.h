@@ -93,15 +93,13 @@ CLI_RUN(process_list);
 
 extern const struct cli_option errors_list_options[];
 CLI_RUN(errors_list);
-CLI_RUN(errors_stats);
-CLI_RUN(errors_clear);
+void errors_print_stats(const struct cJSON *reply);
 
 extern const struct cli_option logs_get_options[];
 extern const struct cli_option logs_clear_options[];
 CLI_RUN(logs_get);
 CLI_RUN(logs_clear);
 
-CLI_RUN(monitor_status);
-CLI_RUN(monitor_ping);
+void monitor_print_status(const struct cJSON *reply);
 
 #endif

@@ -45,7 +45,7 @@ int errors_list(const struct cli *c, const struct cli_args *a, struct sp_error *
   return cli_show(c, "GET", sbuf_str(&path), NULL, print_errors, err);
 }
 
-static void print_stats(const cJSON *reply)
+void errors_print_stats(const cJSON *reply)
 {
   const cJSON *s = cJSON_GetObjectItem(reply, "stats");
   cleanup_free char *total = cli_num(s, "total", "0");
@@ -60,14 +60,3 @@ static void print_stats(const cJSON *reply)
   }
 }
 
-int errors_stats(const struct cli *c, const struct cli_args *a, struct sp_error **err)
-{
-  (void)a;
-  return cli_show(c, "GET", "/api/errors/stats", NULL, print_stats, err);
-}
-
-int errors_clear(const struct cli *c, const struct cli_args *a, struct sp_error **err)
-{
-  (void)a;
-  return cli_show(c, "DELETE", "/api/errors", NULL, cli_print_message, err);
-}

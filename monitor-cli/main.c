@@ -33,6 +33,9 @@ struct command {
   const char *help; /* a line for the list of commands */
   const char *more; /* the rest, for the command's --help (or NULL) */
   int (*run)(const struct cli *c, const struct cli_args *a, struct sp_error **err);
+  /* without run: one request, its reply printed through table() */
+  const char *method, *path;
+  void (*table)(const struct cJSON *reply);
 };
 
 static const struct command commands[] = {
@@ -41,22 +44,30 @@ static const struct command commands[] = {
      "One word is a shell command line as it is; several words are quoted\n"
      "so that the shell sees them unchanged.  Put '--' before a COMMAND that\n"
      "begins with '-'.",
-     process_start},
+     process_start, NULL, NULL, NULL},
     {"process stop", "ID", 1, 1, false, process_stop_options,
-     "send a signal (default TERM) to process ID's group", NULL, process_stop},
-    {"process restart", "ID", 1, 1, false, NULL, "restart process ID", NULL, process_restart},
-    {"process status", "ID", 1, 1, false, NULL, "show process ID", NULL, process_status},
-    {"process list", "", 0, 0, false, NULL, "list the processes", NULL, process_list},
+     "send a signal (default TERM) to process ID's group", NULL, process_stop, NULL, NULL,
+     NULL},
+    {"process restart", "ID", 1, 1, false, NULL, "restart process ID", NULL, process_restart,
+     NULL, NULL, NULL},
+    {"process status", "ID", 1, 1, false, NULL, "show process ID", NULL, process_status, NULL,
+     NULL, NULL},
+    {"process list", "", 0, 0, false, NULL, "list the processes", NULL, process_list, NULL, NULL,
+     NULL},
     {"errors list", "", 0, 0, false, errors_list_options,
-     "list the errors found in the processes' output", NULL, errors_list},
+     "list the errors found in the processes' output", NULL, errors_list, NULL, NULL, NULL},
     {"errors stats", "", 0, 0, false, NULL, "count the errors by category, severity and tool",
-     NULL, errors_stats},
-    {"errors clear", "", 0, 0, false, NULL, "forget the errors", NULL, errors_clear},
+     NULL, NULL, "GET", "/api/errors/stats", errors_print_stats},
+    {"errors clear", "", 0, 0, false, NULL, "forget the errors", NULL, NULL, "DELETE",
+     "/api/errors", cli_print_message},
     {"logs get", "", 0, 0, false, logs_get_options, "print the processes' output", NULL,
-     logs_get},
-    {"logs clear", "", 0, 0, false, logs_clear_options, "forget the output", NULL, logs_clear},
-    {"status", "", 0, 0, false, NULL, "show the monitor's own status", NULL, monitor_status},
-    {"ping", "", 0, 0, false, NULL, "check that the monitor answers", NULL, monitor_ping},
+     logs_get, NULL, NULL, NULL},
+    {"logs clear", "", 0, 0, false, logs_clear_options, "forget the output", NULL, logs_clear,
+     NULL, NULL, NULL},
+    {"status", "", 0, 0, false, NULL, "show the monitor's own status", NULL, NULL, "GET",
+     "/api/status", monitor_print_status},
+    {"ping", "", 0, 0, false, NULL, "check that the monitor answers", NULL, NULL, "GET",
+     "/api/ping", cli_print_message},
 };
 
 /* Above the commands' keys (see cli.h). */
@@ -371,8 +382,10 @@ int main(int argc, char **argv)
       print_help(l.noun);
     else if (l.version)
       printf("monitor-cli %s\n", SANDPIT_VERSION);
-    else
+    else if (l.cmd->run)
       l.cmd->run(&l.cli, &l.args, &err);
+    else
+      cli_show(&l.cli, l.cmd->method, l.cmd->path, NULL, l.cmd->table, &err);
   }
   if (err == NULL)
     return EXIT_OK;

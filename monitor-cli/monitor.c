@@ -1,11 +1,11 @@
-/* status and ping: the monitor itself */
+/* status: the monitor itself (the command is a row of main.c's table) */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 
 #include "cli.h"
 #include "util.h"
 
-static void print_status(const cJSON *reply)
+void monitor_print_status(const cJSON *reply)
 {
   const cJSON *p = cJSON_GetObjectItem(reply, "processes");
   const cJSON *d = cJSON_GetObjectItem(reply, "database");
@@ -20,16 +20,4 @@ static void print_status(const cJSON *reply)
          "log lines:  %s\nerrors:     %s\ndatabase:   %s (%s bytes)\n",
          cli_str(reply, "version", "?"), up, total, running, ready, lines, errors,
          cli_str(d, "path", "?"), bytes);
-}
-
-int monitor_status(const struct cli *c, const struct cli_args *a, struct sp_error **err)
-{
-  (void)a;
-  return cli_show(c, "GET", "/api/status", NULL, print_status, err);
-}
-
-int monitor_ping(const struct cli *c, const struct cli_args *a, struct sp_error **err)
-{
-  (void)a;
-  return cli_show(c, "GET", "/api/ping", NULL, cli_print_message, err);
 }
