@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "errstore.h"
 #include "json.h"
 #include "log.h"
 #include "logstore.h"

@@ -12,9 +12,9 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "errstore.h"
 #include "exec.h"
 #include "json.h"
-#include "logstore.h"
 #include "log.h"
 #include "monitor.h"
 #include "sandbox.h"

@@ -1,17 +1,20 @@
-/* SQLite store for log lines and classified errors; see logstore.h.
+/* SQLite store for log lines; see logstore.h.  The database's `errors`
+ * table is the error store's (errstore.c), opened with it.
  *
- * Locking.  db_mu guards the connection, its statements and every counter
- * that mirrors the database (per-process lines/bytes, totals, error count).
- * pend_mu guards the pending batch, the sequence counter and the process
+ * Locking.  db_mu, the connection's lock (sqldb_lock), guards the connection,
+ * its statements and every counter that mirrors the database (per-process
+ * lines/bytes, totals); the error store (errstore.c) takes it too.  pend_mu
+ * guards the pending batch, the sequence counter and the process
  * registry (hash and id tables; a struct proc never moves and its name never
- * changes once registered).  seq_mu guards last_seq for followers.  Lock
+ * changes once registered).  seq_mu guards changes of last_seq (atomic, so
+ * that reading it never waits) and the wait for them.  Lock
  * order: db_mu, then pend_mu, then seq_mu.
  *
  * The store-wide counters that logstore_status reports (total_lines,
- * total_bytes, error_count, write_failures, rotated_lines) are changed only
- * with both db_mu and pend_mu held, so they can be read under either:
- * status reads them under pend_mu alone, and so never waits for a write
- * transaction, which holds db_mu for as long as SQLite takes.  The commit
+ * total_bytes, rotated_lines)
+ * are changed only with both db_mu and pend_mu held, so they can be read
+ * under either: status reads them under pend_mu alone, and so never waits
+ * for a write transaction, which holds db_mu for as long as SQLite takes.  The commit
  * of a batch moves its lines from inflight_n to total_lines in one pend_mu
  * section, so no reader sees them counted twice or not at all.
  *
@@ -26,30 +29,25 @@
  * (txn_end), so a rollback leaves the counters right. */
 #include "logstore.h"
 
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <pthread.h>
-#include <sqlite3.h>
-#include <stdio.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 
 #include "error.h"
-#include "json.h"
+#include "errstore.h"
 #include "log.h"
+#include "sqldb.h"
 #include "util.h"
 
 #define SCHEMA_VERSION 1
-#define WRITE_ATTEMPTS 3
 #define ROTATE_CHUNK 8192
 #define ROTATE_MIN_PER_FLUSH 65536
 #define MAX_PROC_ID_VALUE (1 << 24)
 #define LINE_TRUNCATED 1
-
-static void stmt_cleanup(sqlite3_stmt **s) { sqlite3_finalize(*s); }
-#define cleanup_stmt __attribute__((cleanup(stmt_cleanup)))
 
 struct proc {
   int64_t id;
@@ -82,9 +80,6 @@ struct batch {
 };
 
 enum {
-  ST_BEGIN,
-  ST_COMMIT,
-  ST_ROLLBACK,
   ST_INSERT_LINE,
   ST_INSERT_PROC,
   ST_UPDATE_PROC,
@@ -99,20 +94,12 @@ enum {
   ST_Q_PROC_TAIL,
   ST_CLEAR_PROC,
   ST_CLEAR_ALL,
-  ST_ERR_UPSERT,
-  ST_ERR_AGE,
-  ST_ERR_COUNT,
-  ST_ERR_QUERY,
-  ST_ERR_CLEAR,
   ST_COUNT
 };
 
 #define LINE_COLS "seq, proc, run, stream, ts, flags, text"
 
 static const char *const stmt_sql[ST_COUNT] = {
-    [ST_BEGIN] = "BEGIN IMMEDIATE",
-    [ST_COMMIT] = "COMMIT",
-    [ST_ROLLBACK] = "ROLLBACK",
     [ST_INSERT_LINE] = "INSERT INTO lines(" LINE_COLS ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [ST_INSERT_PROC] = "INSERT INTO processes(id, name) VALUES(?1, ?2)",
     [ST_UPDATE_PROC] = "UPDATE processes SET lines = lines + ?2, bytes = bytes + ?3 WHERE id = ?1",
@@ -131,27 +118,6 @@ static const char *const stmt_sql[ST_COUNT] = {
                        "AND seq > ?1 ORDER BY seq DESC LIMIT ?4) ORDER BY seq LIMIT ?3",
     [ST_CLEAR_PROC] = "DELETE FROM lines WHERE proc = ?1",
     [ST_CLEAR_ALL] = "DELETE FROM lines",
-    [ST_ERR_UPSERT] =
-        "INSERT INTO errors(hash, session, category, severity, tool, file, line, col, "
-        "message, raw, process, first_seen, last_seen, count) "
-        "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, 1) "
-        "ON CONFLICT(hash, session) DO UPDATE SET count = count + 1, "
-        "first_seen = min(first_seen, excluded.first_seen), "
-        "last_seen = max(last_seen, excluded.last_seen), "
-        "raw = coalesce(excluded.raw, raw), "
-        "process = coalesce(excluded.process, process), "
-        "line = CASE WHEN excluded.file IS NULL THEN line ELSE excluded.line END, "
-        "col = CASE WHEN excluded.file IS NULL THEN col ELSE excluded.col END, "
-        "file = coalesce(excluded.file, file) "
-        "RETURNING count",
-    [ST_ERR_AGE] = "DELETE FROM errors WHERE last_seen < ?1",
-    [ST_ERR_COUNT] = "DELETE FROM errors WHERE id IN "
-                     "(SELECT id FROM errors ORDER BY last_seen, id LIMIT ?1)",
-    [ST_ERR_QUERY] = "SELECT id, hash, category, severity, tool, file, line, col, message, "
-                     "raw, first_seen, last_seen, count, process, session FROM errors "
-                     "WHERE last_seen >= ?1 AND (?2 IS NULL OR session = ?2) "
-                     "ORDER BY last_seen DESC, id DESC",
-    [ST_ERR_CLEAR] = "DELETE FROM errors WHERE ?1 IS NULL OR session = ?1",
 };
 
 static const char schema_sql[] =
@@ -170,31 +136,23 @@ static const char schema_sql[] =
     " flags INTEGER NOT NULL DEFAULT 0,"
     " text BLOB NOT NULL);"
     "CREATE INDEX lines_proc_seq ON lines(proc, seq);"
-    "CREATE TABLE errors("
-    " id INTEGER PRIMARY KEY,"
-    " hash INTEGER NOT NULL,"
-    " session TEXT NOT NULL,"
-    " category TEXT, severity TEXT, tool TEXT, file TEXT, line INTEGER, col INTEGER,"
-    " message TEXT, raw TEXT, process TEXT,"
-    " first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL, count INTEGER NOT NULL);"
-    "CREATE UNIQUE INDEX errors_hash_session ON errors(hash, session);"
-    "CREATE INDEX errors_last_seen ON errors(last_seen);";
+    ERRORSTORE_SCHEMA;
 
 struct logstore {
   char *path;
   struct logstore_opts o;
   int64_t rotate_budget; /* lines rotation may delete per flush */
 
-  pthread_mutex_t db_mu;
-  sqlite3 *db;
+  struct sqldb *sql; /* and its lock, db_mu */
   sqlite3_stmt *st[ST_COUNT];
+  struct errorstore *es;
   struct batch inflight;       /* the batch being written */
-  int64_t total_lines, total_bytes, error_count; /* written under pend_mu too */
-  int64_t write_failures, rotated_lines;         /* written under pend_mu too */
+  int64_t total_lines, total_bytes;              /* written under pend_mu too */
+  int64_t rotated_lines;                         /* written under pend_mu too */
   /* open transaction */
   struct proc **txn_touched;
   size_t txn_ntouched, txn_cap;
-  int64_t txn_lines, txn_bytes, txn_errors, txn_rotated;
+  int64_t txn_lines, txn_bytes, txn_rotated;
   bool txn_inflight; /* it writes the inflight batch */
   /* scratch list of processes for rotation and clear */
   struct proc **scratch;
@@ -215,67 +173,10 @@ struct logstore {
 
   pthread_mutex_t seq_mu;
   pthread_cond_t seq_cond;
-  int64_t last_seq;
+  _Atomic int64_t last_seq;
 };
 
 /* ---- helpers ---- */
-
-static int64_t u64_to_i64(uint64_t v)
-{
-  int64_t r;
-  memcpy(&r, &v, sizeof r);
-  return r;
-}
-
-static uint64_t i64_to_u64(int64_t v)
-{
-  uint64_t r;
-  memcpy(&r, &v, sizeof r);
-  return r;
-}
-
-static void sleep_ms(long ms)
-{
-  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
-  }
-}
-
-static int store_error(struct sp_error **err, int rc, const char *what, const char *detail)
-{
-  switch (rc & 0xff) {
-  case SQLITE_FULL:
-    return sp_error_code(err, "STORE_FULL", 507, "log store: %s: %s", what, detail);
-  case SQLITE_BUSY:
-  case SQLITE_LOCKED:
-    return sp_error_code(err, "STORE_BUSY", 503, "log store: %s: %s", what, detail);
-  default:
-    return sp_error_code(err, "STORE_ERROR", 500, "log store: %s: %s", what, detail);
-  }
-}
-
-static int db_error(struct logstore *ls, struct sp_error **err, int rc, const char *what)
-{
-  return store_error(err, rc, what, ls->db ? sqlite3_errmsg(ls->db) : sqlite3_errstr(rc));
-}
-
-/* Step a statement that returns no rows we need, then reset it. */
-static int step_reset(sqlite3_stmt *s)
-{
-  int rc = sqlite3_step(s);
-  sqlite3_reset(s);
-  return (rc == SQLITE_DONE || rc == SQLITE_ROW) ? SQLITE_OK : rc;
-}
-
-static int bind_text_or_null(sqlite3_stmt *s, int i, const char *v)
-{
-  return v ? sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC) : sqlite3_bind_null(s, i);
-}
-
-static const char *col_text(sqlite3_stmt *s, int i)
-{
-  return (const char *)sqlite3_column_text(s, i); /* NULL for SQL NULL */
-}
 
 static int64_t file_size(const char *path)
 {
@@ -514,13 +415,12 @@ static void txn_end(struct logstore *ls, bool committed)
     pthread_mutex_lock(&ls->pend_mu);
     ls->total_lines += ls->txn_lines;
     ls->total_bytes += ls->txn_bytes;
-    ls->error_count += ls->txn_errors;
     ls->rotated_lines += ls->txn_rotated;
     if (ls->txn_inflight)
       ls->inflight_n = 0; /* now in total_lines */
     pthread_mutex_unlock(&ls->pend_mu);
   }
-  ls->txn_lines = ls->txn_bytes = ls->txn_errors = ls->txn_rotated = 0;
+  ls->txn_lines = ls->txn_bytes = ls->txn_rotated = 0;
   ls->txn_inflight = false;
 }
 
@@ -535,7 +435,7 @@ static int txn_save_counters(struct logstore *ls)
     sqlite3_bind_int64(s, 1, p->id);
     sqlite3_bind_int64(s, 2, p->txn_lines);
     sqlite3_bind_int64(s, 3, p->txn_bytes);
-    int rc = step_reset(s);
+    int rc = sqldb_step_reset(s);
     if (rc != SQLITE_OK)
       return rc;
   }
@@ -544,35 +444,27 @@ static int txn_save_counters(struct logstore *ls)
 
 typedef int (*txn_fn)(struct logstore *ls, void *arg); /* returns an SQLite code */
 
-/* Run fn inside BEGIN IMMEDIATE ... COMMIT, retrying a few times. */
+struct txn {
+  struct logstore *ls;
+  txn_fn fn;
+  void *arg;
+};
+
+static int txn_body(void *arg)
+{
+  struct txn *t = arg;
+  int rc = t->fn(t->ls, t->arg);
+  return rc == SQLITE_OK ? txn_save_counters(t->ls) : rc;
+}
+
+static void txn_done(void *arg, bool committed) { txn_end(((struct txn *)arg)->ls, committed); }
+
+/* Run fn inside one write transaction (sqldb_txn: retried a few times). */
 static int run_txn(struct logstore *ls, txn_fn fn, void *arg, const char *what,
                    struct sp_error **err)
 {
-  int rc = SQLITE_OK;
-  char msg[256] = "";
-  for (int attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {
-    if (attempt > 0)
-      sleep_ms(10L * attempt);
-    rc = step_reset(ls->st[ST_BEGIN]);
-    if (rc == SQLITE_OK)
-      rc = fn(ls, arg);
-    if (rc == SQLITE_OK)
-      rc = txn_save_counters(ls);
-    if (rc == SQLITE_OK)
-      rc = step_reset(ls->st[ST_COMMIT]);
-    if (rc == SQLITE_OK) {
-      txn_end(ls, true);
-      return 0;
-    }
-    snprintf(msg, sizeof msg, "%s", sqlite3_errmsg(ls->db));
-    if (!sqlite3_get_autocommit(ls->db))
-      step_reset(ls->st[ST_ROLLBACK]);
-    txn_end(ls, false);
-  }
-  pthread_mutex_lock(&ls->pend_mu);
-  ls->write_failures++;
-  pthread_mutex_unlock(&ls->pend_mu);
-  return store_error(err, rc, what, msg);
+  struct txn t = {ls, fn, arg};
+  return sqldb_txn(ls->sql, txn_body, txn_done, &t, what, err);
 }
 
 /* ---- writing a batch ---- */
@@ -591,7 +483,7 @@ static int write_batch_fn(struct logstore *ls, void *arg)
       sqlite3_stmt *s = ls->st[ST_INSERT_PROC];
       sqlite3_bind_int64(s, 1, p->id);
       sqlite3_bind_text(s, 2, p->name, (int)p->name_len, SQLITE_STATIC);
-      if ((rc = step_reset(s)) != SQLITE_OK)
+      if ((rc = sqldb_step_reset(s)) != SQLITE_OK)
         return rc;
       p->in_txn = true;
       txn_touch(ls, p, 0, 0); /* so that txn_end settles in_txn either way */
@@ -610,7 +502,7 @@ static int write_batch_fn(struct logstore *ls, void *arg)
     txn_touch(ls, p, 1, e->len);
   }
   sqlite3_bind_int64(ls->st[ST_SET_SEQ_HIGH], 1, b->v[b->n - 1].seq);
-  return step_reset(ls->st[ST_SET_SEQ_HIGH]);
+  return sqldb_step_reset(ls->st[ST_SET_SEQ_HIGH]);
 }
 
 /* ---- rotation ---- */
@@ -651,7 +543,7 @@ static int rotate_proc(struct logstore *ls, struct proc *p, int64_t *budget)
     }
     sqlite3_bind_int64(del, 1, p->id);
     sqlite3_bind_int64(del, 2, cut);
-    if ((rc = step_reset(del)) != SQLITE_OK)
+    if ((rc = sqldb_step_reset(del)) != SQLITE_OK)
       return rc;
     txn_touch(ls, p, -dlines, -dbytes);
     ls->txn_rotated += dlines;
@@ -695,7 +587,7 @@ static int rotate_total(struct logstore *ls, int64_t *budget)
       return SQLITE_OK;
     }
     sqlite3_bind_int64(del, 1, cut);
-    if ((rc = step_reset(del)) != SQLITE_OK)
+    if ((rc = sqldb_step_reset(del)) != SQLITE_OK)
       return rc;
     ls->txn_rotated += dlines;
     *budget -= dlines;
@@ -729,32 +621,6 @@ static void rotate(struct logstore *ls)
   }
 }
 
-/* ---- error retention (inside a transaction) ---- */
-
-static int errors_retain(struct logstore *ls, int64_t now)
-{
-  sqlite3_stmt *s = ls->st[ST_ERR_AGE];
-  sqlite3_bind_int64(s, 1, now - ls->o.error_max_age_ms);
-  int rc = step_reset(s);
-  if (rc != SQLITE_OK)
-    return rc;
-  ls->txn_errors -= sqlite3_changes(ls->db);
-  int64_t over = ls->error_count + ls->txn_errors - ls->o.error_max_count;
-  if (over > 0) {
-    s = ls->st[ST_ERR_COUNT];
-    sqlite3_bind_int64(s, 1, over);
-    if ((rc = step_reset(s)) != SQLITE_OK)
-      return rc;
-    ls->txn_errors -= sqlite3_changes(ls->db);
-  }
-  return SQLITE_OK;
-}
-
-static int errors_retain_fn(struct logstore *ls, void *arg)
-{
-  return errors_retain(ls, *(const int64_t *)arg);
-}
-
 /* ---- open / close ---- */
 
 static void opts_defaults(struct logstore_opts *o)
@@ -785,11 +651,9 @@ static void opts_defaults(struct logstore_opts *o)
     o->busy_timeout_ms = 5000;
 }
 
-static void logstore_free(struct logstore *ls)
+/* The process registry, every struct proc in it. */
+static void procs_free(struct logstore *ls)
 {
-  for (int i = 0; i < ST_COUNT; i++)
-    sqlite3_finalize(ls->st[i]);
-  sqlite3_close_v2(ls->db);
   for (size_t i = 0; i < ls->by_id_cap; i++) {
     if (ls->by_id[i]) {
       free(ls->by_id[i]->name);
@@ -798,11 +662,19 @@ static void logstore_free(struct logstore *ls)
   }
   free(ls->by_id);
   free(ls->hash);
+}
+
+static void logstore_free(struct logstore *ls)
+{
+  for (int i = 0; i < ST_COUNT; i++)
+    sqlite3_finalize(ls->st[i]);
+  errorstore_free(ls->es);
+  sqldb_close(ls->sql);
+  procs_free(ls);
   free(ls->txn_touched);
   free(ls->scratch);
   batch_free(&ls->active);
   batch_free(&ls->inflight);
-  pthread_mutex_destroy(&ls->db_mu);
   pthread_mutex_destroy(&ls->pend_mu);
   pthread_mutex_destroy(&ls->seq_mu);
   pthread_cond_destroy(&ls->seq_cond);
@@ -810,84 +682,19 @@ static void logstore_free(struct logstore *ls)
   free(ls);
 }
 
-static int exec_sql(struct logstore *ls, const char *sql, const char *what, struct sp_error **err)
-{
-  int rc = sqlite3_exec(ls->db, sql, NULL, NULL, NULL);
-  return rc == SQLITE_OK ? 0 : db_error(ls, err, rc, what);
-}
-
-/* Run a single-value query; *out = first column of the first row (0 if none). */
-static int query_int(struct logstore *ls, const char *sql, int64_t *out, struct sp_error **err)
-{
-  cleanup_stmt sqlite3_stmt *s = NULL;
-  int rc = sqlite3_prepare_v2(ls->db, sql, -1, &s, NULL);
-  if (rc != SQLITE_OK)
-    return db_error(ls, err, rc, sql);
-  rc = sqlite3_step(s);
-  if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-    return db_error(ls, err, rc, sql);
-  *out = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
-  return 0;
-}
-
-static int open_schema(struct logstore *ls, struct sp_error **err)
-{
-  cleanup_stmt sqlite3_stmt *s = NULL;
-  int rc = sqlite3_prepare_v2(ls->db, "PRAGMA journal_mode=WAL", -1, &s, NULL);
-  if (rc != SQLITE_OK)
-    return db_error(ls, err, rc, "set WAL mode");
-  rc = sqlite3_step(s);
-  if (rc != SQLITE_ROW)
-    return db_error(ls, err, rc, "set WAL mode");
-  const char *mode = col_text(s, 0);
-  if (mode == NULL || strcmp(mode, "wal") != 0)
-    return sp_error_code(err, "STORE_ERROR", 500, "log store: cannot use WAL mode (got %s)",
-                         mode ? mode : "nothing");
-  sqlite3_reset(s); /* an active statement would block the COMMIT below */
-  if (exec_sql(ls,
-               "PRAGMA synchronous=NORMAL;"
-               "PRAGMA cache_size=-16384;"
-               "PRAGMA journal_size_limit=67108864;",
-               "configure", err) < 0)
-    return -1;
-
-  if (exec_sql(ls, "BEGIN IMMEDIATE", "begin", err) < 0)
-    return -1;
-  int64_t version;
-  if (query_int(ls, "PRAGMA user_version", &version, err) < 0)
-    goto fail;
-  if (version == 0) {
-    if (exec_sql(ls, schema_sql, "create schema", err) < 0)
-      goto fail;
-    cleanup_free char *sql = xasprintf("PRAGMA user_version=%d", SCHEMA_VERSION);
-    if (exec_sql(ls, sql, "set schema version", err) < 0)
-      goto fail;
-  } else if (version != SCHEMA_VERSION) {
-    sp_error_code(err, "STORE_VERSION", 500,
-                  "log store: schema version %lld, this program knows %d",
-                  (long long)version, SCHEMA_VERSION);
-    goto fail;
-  }
-  if (exec_sql(ls, "COMMIT", "commit schema", err) < 0)
-    goto fail;
-  return 0;
-fail:
-  sqlite3_exec(ls->db, "ROLLBACK", NULL, NULL, NULL);
-  return -1;
-}
-
 static int open_load(struct logstore *ls, struct sp_error **err)
 {
   int rc;
   {
     cleanup_stmt sqlite3_stmt *s = NULL;
-    rc = sqlite3_prepare_v2(ls->db, "SELECT id, name, lines, bytes FROM processes ORDER BY id",
-                            -1, &s, NULL);
+    rc = sqlite3_prepare_v2(sqldb_conn(ls->sql),
+                            "SELECT id, name, lines, bytes FROM processes ORDER BY id", -1, &s,
+                            NULL);
     if (rc != SQLITE_OK)
-      return db_error(ls, err, rc, "load processes");
+      return sqldb_error(ls->sql, err, rc, "load processes");
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
       int64_t id = sqlite3_column_int64(s, 0);
-      const char *name = col_text(s, 1);
+      const char *name = sqldb_col_text(s, 1);
       int len = sqlite3_column_bytes(s, 1);
       if (id <= 0 || id > MAX_PROC_ID_VALUE || name == NULL)
         return sp_error_code(err, "STORE_ERROR", 500, "log store: bad process row %lld",
@@ -900,12 +707,11 @@ static int open_load(struct logstore *ls, struct sp_error **err)
       ls->total_bytes += p->bytes;
     }
     if (rc != SQLITE_DONE)
-      return db_error(ls, err, rc, "load processes");
+      return sqldb_error(ls->sql, err, rc, "load processes");
   }
   int64_t max_seq, high;
-  if (query_int(ls, "SELECT coalesce(max(seq), 0) FROM lines", &max_seq, err) < 0 ||
-      query_int(ls, "SELECT value FROM meta WHERE key = 'seq_high'", &high, err) < 0 ||
-      query_int(ls, "SELECT count(*) FROM errors", &ls->error_count, err) < 0)
+  if (sqldb_query_int(ls->sql, "SELECT coalesce(max(seq), 0) FROM lines", &max_seq, err) < 0 ||
+      sqldb_query_int(ls->sql, "SELECT value FROM meta WHERE key = 'seq_high'", &high, err) < 0)
     return -1;
   ls->last_seq = SP_MAX(max_seq, high);
   ls->next_seq = ls->last_seq + 1;
@@ -924,33 +730,23 @@ struct logstore *logstore_open(const char *path, const struct logstore_opts *opt
   ls->flush_at_lines = (size_t)ls->o.batch_max_lines;
   ls->flush_at_bytes = (size_t)ls->o.batch_max_bytes;
   ls->next_proc_id = 1;
-  pthread_mutex_init(&ls->db_mu, NULL);
   pthread_mutex_init(&ls->pend_mu, NULL);
   pthread_mutex_init(&ls->seq_mu, NULL);
   sp_cond_init(&ls->seq_cond);
 
-  int rc = sqlite3_open_v2(path, &ls->db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
-                               SQLITE_OPEN_EXRESCODE,
-                           NULL);
-  if (rc != SQLITE_OK) {
-    db_error(ls, err, rc, "open");
-    goto fail;
-  }
-  sqlite3_busy_timeout(ls->db, ls->o.busy_timeout_ms);
-  if (open_schema(ls, err) < 0)
-    goto fail;
-  for (int i = 0; i < ST_COUNT; i++) {
-    rc = sqlite3_prepare_v3(ls->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &ls->st[i], NULL);
-    if (rc != SQLITE_OK) {
-      db_error(ls, err, rc, "prepare");
-      goto fail;
-    }
-  }
-  if (open_load(ls, err) < 0)
-    goto fail;
-  int64_t now = sp_now_ms();
-  if (run_txn(ls, errors_retain_fn, &now, "error retention", err) < 0)
+  const struct sqldb_opts so = {
+      .name = "log store",
+      .pragmas = "PRAGMA synchronous=NORMAL;"
+                 "PRAGMA cache_size=-16384;"
+                 "PRAGMA journal_size_limit=67108864;",
+      .schema = schema_sql,
+      .version = SCHEMA_VERSION,
+      .busy_timeout_ms = ls->o.busy_timeout_ms,
+  };
+  if ((ls->sql = sqldb_open(path, &so, err)) == NULL ||
+      sqldb_prepare_all(ls->sql, stmt_sql, ls->st, ST_COUNT, err) < 0 || open_load(ls, err) < 0 ||
+      (ls->es = errorstore_open(ls->sql, ls->o.error_max_count, ls->o.error_max_age_ms, err)) ==
+          NULL)
     goto fail;
   rotate(ls);
   return ls;
@@ -1031,9 +827,9 @@ static int flush_locked(struct logstore *ls, struct sp_error **err)
 
 int logstore_flush(struct logstore *ls, struct sp_error **err)
 {
-  pthread_mutex_lock(&ls->db_mu);
+  sqldb_lock(ls->sql);
   int ret = flush_locked(ls, err);
-  pthread_mutex_unlock(&ls->db_mu);
+  sqldb_unlock(ls->sql);
   return ret;
 }
 
@@ -1042,13 +838,13 @@ void logstore_close(struct logstore *ls)
   if (ls == NULL)
     return;
   struct sp_error *e = NULL;
-  pthread_mutex_lock(&ls->db_mu);
+  sqldb_lock(ls->sql);
   if (flush_locked(ls, &e) < 0) {
     sp_err("log store lost pending lines at close", LS("path", ls->path),
            LI("lines", ls->active.n), LS("error", e->msg));
     sp_error_free(e);
   }
-  pthread_mutex_unlock(&ls->db_mu);
+  sqldb_unlock(ls->sql);
   logstore_free(ls);
 }
 
@@ -1112,10 +908,7 @@ bool logstore_batch_full(struct logstore *ls, double fraction)
 
 int64_t logstore_last_committed_seq(struct logstore *ls)
 {
-  pthread_mutex_lock(&ls->seq_mu);
-  int64_t seq = ls->last_seq;
-  pthread_mutex_unlock(&ls->seq_mu);
-  return seq;
+  return atomic_load(&ls->last_seq);
 }
 
 int64_t logstore_wait(struct logstore *ls, int64_t after_seq, int64_t timeout_ms)
@@ -1137,13 +930,40 @@ int64_t logstore_wait(struct logstore *ls, int64_t after_seq, int64_t timeout_ms
 
 /* ---- queries ---- */
 
+struct query {
+  struct logstore *ls;
+  struct proc *p; /* of the last row */
+  logstore_line_cb cb;
+  void *ud;
+};
+
+static int query_row(void *ud, sqlite3_stmt *s)
+{
+  struct query *q = ud;
+  int64_t pid = sqlite3_column_int64(s, 1);
+  if (q->p == NULL || q->p->id != pid)
+    q->p = proc_by_id(q->ls, pid);
+  const char *text = sqldb_col_text(s, 6); /* BLOB -> exact bytes plus a NUL */
+  struct log_line line = {
+      .seq = sqlite3_column_int64(s, 0),
+      .process_id = q->p ? q->p->name : "",
+      .run = sqlite3_column_int64(s, 2),
+      .stream = sqlite3_column_int(s, 3),
+      .ts_ms = sqlite3_column_int64(s, 4),
+      .truncated = (sqlite3_column_int(s, 5) & LINE_TRUNCATED) != 0,
+      .text = text ? text : "",
+      .len = (size_t)sqlite3_column_bytes(s, 6),
+  };
+  return q->cb(q->ud, &line);
+}
+
 int logstore_query(struct logstore *ls, const char *process_id, int64_t since_seq, int64_t tail,
                    int64_t limit, logstore_line_cb cb, void *ud, struct sp_error **err)
 {
-  pthread_mutex_lock(&ls->db_mu);
+  sqldb_lock(ls->sql);
   struct proc *only = NULL;
   if (process_id && (only = proc_lookup(ls, process_id)) == NULL) {
-    pthread_mutex_unlock(&ls->db_mu);
+    sqldb_unlock(ls->sql);
     return 0;
   }
   sqlite3_stmt *s = ls->st[tail > 0 ? (only ? ST_Q_PROC_TAIL : ST_Q_ALL_TAIL)
@@ -1154,33 +974,9 @@ int logstore_query(struct logstore *ls, const char *process_id, int64_t since_se
   sqlite3_bind_int64(s, 3, limit > 0 ? limit : -1);
   if (tail > 0)
     sqlite3_bind_int64(s, 4, tail);
-  struct proc *p = only;
-  int rc;
-  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-    int64_t pid = sqlite3_column_int64(s, 1);
-    if (p == NULL || p->id != pid)
-      p = proc_by_id(ls, pid);
-    const char *text = col_text(s, 6); /* BLOB -> exact bytes plus a NUL */
-    struct log_line line = {
-        .seq = sqlite3_column_int64(s, 0),
-        .process_id = p ? p->name : "",
-        .run = sqlite3_column_int64(s, 2),
-        .stream = sqlite3_column_int(s, 3),
-        .ts_ms = sqlite3_column_int64(s, 4),
-        .truncated = (sqlite3_column_int(s, 5) & LINE_TRUNCATED) != 0,
-        .text = text ? text : "",
-        .len = (size_t)sqlite3_column_bytes(s, 6),
-    };
-    if (cb(ud, &line) != 0) {
-      rc = SQLITE_DONE;
-      break;
-    }
-  }
-  int ret = 0;
-  if (rc != SQLITE_DONE)
-    ret = db_error(ls, err, rc, "query lines");
-  sqlite3_reset(s);
-  pthread_mutex_unlock(&ls->db_mu);
+  struct query q = {ls, only, cb, ud};
+  int ret = sqldb_each(ls->sql, s, query_row, &q, "query lines", err);
+  sqldb_unlock(ls->sql);
   return ret;
 }
 
@@ -1190,9 +986,9 @@ static int clear_fn(struct logstore *ls, void *arg)
   int rc;
   if (only) {
     sqlite3_bind_int64(ls->st[ST_CLEAR_PROC], 1, only->id);
-    rc = step_reset(ls->st[ST_CLEAR_PROC]);
+    rc = sqldb_step_reset(ls->st[ST_CLEAR_PROC]);
   } else {
-    rc = step_reset(ls->st[ST_CLEAR_ALL]);
+    rc = sqldb_step_reset(ls->st[ST_CLEAR_ALL]);
   }
   if (rc != SQLITE_OK)
     return rc;
@@ -1206,7 +1002,7 @@ static int clear_fn(struct logstore *ls, void *arg)
 
 int logstore_clear(struct logstore *ls, const char *process_id, struct sp_error **err)
 {
-  pthread_mutex_lock(&ls->db_mu);
+  sqldb_lock(ls->sql);
   int ret = flush_locked(ls, err);
   struct proc *only = NULL;
   if (ret == 0 && process_id)
@@ -1215,170 +1011,11 @@ int logstore_clear(struct logstore *ls, const char *process_id, struct sp_error 
     collect_procs(ls, NULL);
     ret = run_txn(ls, clear_fn, only, "clear log lines", err);
   }
-  pthread_mutex_unlock(&ls->db_mu);
+  sqldb_unlock(ls->sql);
   return ret;
 }
 
-/* ---- errors ---- */
-
-struct record_arg {
-  const struct error_input *e;
-  int64_t ts, now;
-};
-
-static int record_fn(struct logstore *ls, void *arg)
-{
-  const struct record_arg *a = arg;
-  const struct error_input *e = a->e;
-  sqlite3_stmt *s = ls->st[ST_ERR_UPSERT];
-  sqlite3_bind_int64(s, 1, u64_to_i64(e->hash));
-  sqlite3_bind_text(s, 2, e->session_id ? e->session_id : "", -1, SQLITE_STATIC);
-  bind_text_or_null(s, 3, e->category);
-  bind_text_or_null(s, 4, e->severity);
-  bind_text_or_null(s, 5, e->tool);
-  bind_text_or_null(s, 6, e->file);
-  sqlite3_bind_int(s, 7, e->line);
-  sqlite3_bind_int(s, 8, e->column);
-  bind_text_or_null(s, 9, e->message);
-  bind_text_or_null(s, 10, e->raw);
-  bind_text_or_null(s, 11, e->process_id);
-  sqlite3_bind_int64(s, 12, a->ts);
-  int rc = sqlite3_step(s);
-  int64_t count = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
-  if (rc == SQLITE_ROW)
-    rc = sqlite3_step(s);
-  sqlite3_reset(s);
-  sqlite3_clear_bindings(s); /* the bound strings belong to the caller */
-  if (rc != SQLITE_DONE)
-    return rc;
-  if (count == 1)
-    ls->txn_errors++;
-  return errors_retain(ls, a->now);
-}
-
-int errorstore_record(struct logstore *ls, const struct error_input *e, int64_t ts_ms,
-                      struct sp_error **err)
-{
-  if (e == NULL)
-    return sp_error_code(err, "INVALID_REQUEST", 400, "no error to record");
-  struct record_arg a = {e, ts_ms, SP_MAX(ts_ms, sp_now_ms())};
-  pthread_mutex_lock(&ls->db_mu);
-  int ret = run_txn(ls, record_fn, &a, "record error", err);
-  pthread_mutex_unlock(&ls->db_mu);
-  return ret;
-}
-
-int errorstore_query(struct logstore *ls, int64_t since_ms, const char *session_id,
-                     errorstore_cb cb, void *ud, struct sp_error **err)
-{
-  pthread_mutex_lock(&ls->db_mu);
-  sqlite3_stmt *s = ls->st[ST_ERR_QUERY];
-  sqlite3_bind_int64(s, 1, since_ms > 0 ? since_ms : INT64_MIN);
-  bind_text_or_null(s, 2, session_id);
-  int rc;
-  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-    const char *session = col_text(s, 14);
-    struct error_record r = {
-        .id = sqlite3_column_int64(s, 0),
-        .hash = i64_to_u64(sqlite3_column_int64(s, 1)),
-        .category = col_text(s, 2),
-        .severity = col_text(s, 3),
-        .tool = col_text(s, 4),
-        .file = col_text(s, 5),
-        .line = sqlite3_column_int64(s, 6),
-        .column = sqlite3_column_int64(s, 7),
-        .message = col_text(s, 8),
-        .raw = col_text(s, 9),
-        .first_seen_ms = sqlite3_column_int64(s, 10),
-        .last_seen_ms = sqlite3_column_int64(s, 11),
-        .count = sqlite3_column_int64(s, 12),
-        .process_id = col_text(s, 13),
-        .session_id = session && *session ? session : NULL,
-    };
-    if (cb(ud, &r) != 0) {
-      rc = SQLITE_DONE;
-      break;
-    }
-  }
-  int ret = 0;
-  if (rc != SQLITE_DONE)
-    ret = db_error(ls, err, rc, "query errors");
-  sqlite3_reset(s);
-  sqlite3_clear_bindings(s);
-  pthread_mutex_unlock(&ls->db_mu);
-  return ret;
-}
-
-static int error_clear_fn(struct logstore *ls, void *arg)
-{
-  sqlite3_stmt *s = ls->st[ST_ERR_CLEAR];
-  bind_text_or_null(s, 1, arg);
-  int rc = step_reset(s);
-  sqlite3_clear_bindings(s);
-  if (rc == SQLITE_OK)
-    ls->txn_errors -= sqlite3_changes(ls->db);
-  return rc;
-}
-
-int errorstore_clear(struct logstore *ls, const char *session_id, struct sp_error **err)
-{
-  pthread_mutex_lock(&ls->db_mu);
-  int ret = run_txn(ls, error_clear_fn, (void *)session_id, "clear errors", err);
-  pthread_mutex_unlock(&ls->db_mu);
-  return ret;
-}
-
-/* Add {value: occurrences} for GROUP BY column to obj under key. */
-static int stats_group(struct logstore *ls, cJSON *obj, const char *key, const char *column,
-                       const char *session_id, struct sp_error **err)
-{
-  cleanup_free char *sql = xasprintf("SELECT coalesce(%s, 'unknown'), sum(count) FROM errors "
-                                     "WHERE ?1 IS NULL OR session = ?1 GROUP BY 1 ORDER BY 1",
-                                     column);
-  cleanup_stmt sqlite3_stmt *s = NULL;
-  int rc = sqlite3_prepare_v2(ls->db, sql, -1, &s, NULL);
-  if (rc != SQLITE_OK)
-    return db_error(ls, err, rc, "error stats");
-  bind_text_or_null(s, 1, session_id);
-  cJSON *group = cJSON_AddObjectToObject(obj, key);
-  while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-    json_add_int(group, col_text(s, 0), sqlite3_column_int64(s, 1));
-  if (rc != SQLITE_DONE)
-    return db_error(ls, err, rc, "error stats");
-  return 0;
-}
-
-static int stats_locked(struct logstore *ls, cJSON *obj, const char *session_id,
-                        struct sp_error **err)
-{
-  cleanup_stmt sqlite3_stmt *s = NULL;
-  int rc = sqlite3_prepare_v2(ls->db,
-                              "SELECT coalesce(sum(count), 0), count(*) FROM errors "
-                              "WHERE ?1 IS NULL OR session = ?1",
-                              -1, &s, NULL);
-  if (rc != SQLITE_OK)
-    return db_error(ls, err, rc, "error stats");
-  bind_text_or_null(s, 1, session_id);
-  if ((rc = sqlite3_step(s)) != SQLITE_ROW)
-    return db_error(ls, err, rc, "error stats");
-  json_add_int(obj, "total", sqlite3_column_int64(s, 0));
-  json_add_int(obj, "unique", sqlite3_column_int64(s, 1));
-  if (stats_group(ls, obj, "byCategory", "category", session_id, err) < 0 ||
-      stats_group(ls, obj, "bySeverity", "severity", session_id, err) < 0 ||
-      stats_group(ls, obj, "byTool", "tool", session_id, err) < 0)
-    return -1;
-  return 0;
-}
-
-struct cJSON *errorstore_stats(struct logstore *ls, const char *session_id,
-                               struct sp_error **err)
-{
-  cleanup_json cJSON *obj = cJSON_CreateObject();
-  pthread_mutex_lock(&ls->db_mu);
-  int ret = stats_locked(ls, obj, session_id, err);
-  pthread_mutex_unlock(&ls->db_mu);
-  return ret < 0 ? NULL : steal_pointer(&obj);
-}
+struct errorstore *logstore_errors(struct logstore *ls) { return ls->es; }
 
 int logstore_status(struct logstore *ls, struct logstore_status *st, struct sp_error **err)
 {
@@ -1388,13 +1025,13 @@ int logstore_status(struct logstore *ls, struct logstore_status *st, struct sp_e
   pthread_mutex_lock(&ls->pend_mu);
   st->lines = ls->total_lines;
   st->text_bytes = ls->total_bytes;
-  st->errors = ls->error_count;
-  st->write_failures = ls->write_failures;
   st->rotated_lines = ls->rotated_lines;
   st->pending = (int64_t)(ls->active.n + ls->inflight_n);
   st->dropped_lines = ls->dropped_lines;
   st->truncated_lines = ls->truncated_lines;
   pthread_mutex_unlock(&ls->pend_mu);
+  st->errors = errorstore_count(ls->es);
+  st->write_failures = sqldb_txn_failures(ls->sql);
   cleanup_free char *wal = xasprintf("%s-wal", ls->path);
   st->db_bytes = file_size(ls->path) + file_size(wal);
   st->last_seq = logstore_last_committed_seq(ls);

@@ -1,5 +1,6 @@
-/* The monitor's store for log lines and classified errors: one SQLite file
- * per instance (WAL, synchronous=NORMAL: a committed flush survives kill -9).
+/* The monitor's store for log lines: one SQLite file per instance (WAL,
+ * synchronous=NORMAL: a committed flush survives kill -9), which also holds
+ * the classified errors (errstore.h).
  *
  * Lines are buffered in memory by logstore_append() and committed in one
  * transaction per logstore_flush(); queries see committed lines only.  Every
@@ -11,8 +12,7 @@
  *
  * Retention is enforced: after each flush the oldest lines of a process over
  * its line or byte budget are deleted, then the oldest lines of any process
- * while the whole table is over max_total_bytes.  Errors are de-duplicated by
- * (hash, session) and kept by age and count.
+ * while the whole table is over max_total_bytes.
  *
  * Every function is thread-safe.  Appends only take a short lock on the
  * pending buffer, so a supervisor thread appending is not held up by HTTP
@@ -28,7 +28,7 @@
 #include <stdint.h>
 
 struct sp_error;
-struct cJSON;
+struct errorstore;
 
 /* The longest process id accepted, in bytes. */
 #define LOGSTORE_MAX_PROCESS_ID 128
@@ -137,52 +137,6 @@ int64_t logstore_last_committed_seq(struct logstore *ls);
  *   if (no line came) logstore_wait(ls, seen, 500); */
 int64_t logstore_wait(struct logstore *ls, int64_t after_seq, int64_t timeout_ms);
 
-/* Errors.  session_id NULL and "" are the same session ("no session"). */
-struct error_input {
-  uint64_t hash; /* of the normalised message, from the classifier */
-  const char *category, *severity, *tool, *file;
-  int line, column; /* 0 = unknown */
-  const char *message, *raw;
-  const char *process_id, *session_id;
-};
-/* Strings may be NULL (then NULL in the record); pointers valid only during
- * the callback. */
-struct error_record {
-  int64_t id;
-  uint64_t hash;
-  const char *category, *severity, *tool, *file;
-  int64_t line, column;
-  const char *message, *raw;
-  int64_t first_seen_ms, last_seen_ms, count;
-  const char *process_id, *session_id;
-};
-typedef int (*errorstore_cb)(void *ud, const struct error_record *rec);
-
-/* Insert, or when (hash, session_id) exists bump count, move last_seen up
- * to ts_ms and refresh raw, file, line, column and process_id (category,
- * severity, tool and message stay those of the first occurrence).
- * Committed immediately, in its own transaction, together with error
- * retention (by age against max(ts_ms, now), then by count); an error whose
- * ts_ms is already older than error_max_age_ms is dropped at once.  On
- * failure nothing is stored, write_failures is counted and -1 returned. */
-int errorstore_record(struct logstore *ls, const struct error_input *e, int64_t ts_ms,
-                      struct sp_error **err);
-
-/* Errors with last_seen >= since_ms (0 = all), of one session (NULL = all),
- * newest last_seen first. */
-int errorstore_query(struct logstore *ls, int64_t since_ms, const char *session_id,
-                     errorstore_cb cb, void *ud, struct sp_error **err);
-
-/* Delete the errors of one session (all when NULL). */
-int errorstore_clear(struct logstore *ls, const char *session_id, struct sp_error **err);
-
-/* {"total": occurrences, "unique": distinct errors, "byCategory": {...},
- *  "bySeverity": {...}, "byTool": {...}} for one session (NULL = all), a
- * new cJSON object.  The by* maps count occurrences; a NULL field is
- * counted under "unknown". */
-struct cJSON *errorstore_stats(struct logstore *ls, const char *session_id,
-                               struct sp_error **err);
-
 struct logstore_status {
   int64_t lines;          /* committed lines stored */
   int64_t errors;         /* distinct errors stored */
@@ -200,5 +154,8 @@ struct logstore_status {
  * a query in progress: lines, text_bytes, errors and rotated_lines as of
  * the last commit, db_bytes from stat() of the files. */
 int logstore_status(struct logstore *ls, struct logstore_status *st, struct sp_error **err);
+
+/* The error store kept in the same database, for errstore.c. */
+struct errorstore *logstore_errors(struct logstore *ls);
 
 #endif

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "error.h"
+#include "errstore.h"
 #include "log.h"
 #include "logstore.h"
 #include "util.h"

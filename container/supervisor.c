@@ -20,6 +20,7 @@
 
 #include "classify.h"
 #include "error.h"
+#include "errstore.h"
 #include "json.h"
 #include "log.h"
 #include "logstore.h"

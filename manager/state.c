@@ -1,19 +1,20 @@
+/* sandpitd's state database; see state.h.  One connection behind its
+ * lock (lib/sqldb.c); every statement is prepared, run and finalized under
+ * it, and every write commits on its own (autocommit). */
 #include "state.h"
 
-#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "error.h"
+#include "sqldb.h"
 #include "util.h"
 
 #define SCHEMA_VERSION 1
 
 struct state {
-  sqlite3 *db;
-  pthread_mutex_t mu;
+  struct sqldb *db;
 };
 
 static const char schema[] =
@@ -29,36 +30,20 @@ static const char schema[] =
     "  sandbox TEXT NOT NULL, port INTEGER NOT NULL, token TEXT NOT NULL, name TEXT,"
     "  created_ms INTEGER NOT NULL, PRIMARY KEY (sandbox, port));";
 
-static int db_error(struct state *st, struct sp_error **err, const char *what)
-{
-  return sp_error_code(err, "STORE_ERROR", 500, "state database: %s: %s", what,
-                       sqlite3_errmsg(st->db));
-}
-
 struct state *state_open(const char *path, struct sp_error **err)
 {
+  const struct sqldb_opts o = {
+      .name = "state database",
+      .pragmas = "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+      .schema = schema,
+      .version = SCHEMA_VERSION,
+  };
   struct state *st = xcalloc(1, sizeof *st);
-  pthread_mutex_init(&st->mu, NULL);
-  if (sqlite3_open_v2(path, &st->db,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                      NULL) != SQLITE_OK) {
-    sp_error_code(err, "STORE_ERROR", 500, "cannot open %s: %s", path,
-                  st->db ? sqlite3_errmsg(st->db) : "out of memory");
+  if ((st->db = sqldb_open(path, &o, err)) == NULL) {
+    sp_error_prefix(err, "%s", path);
     state_close(st);
     return NULL;
   }
-  sqlite3_busy_timeout(st->db, 5000);
-  char *msg = NULL;
-  if (sqlite3_exec(st->db,
-                   "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
-                   NULL, NULL, &msg) != SQLITE_OK ||
-      sqlite3_exec(st->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
-    sp_error_code(err, "STORE_ERROR", 500, "cannot set up %s: %s", path, msg ? msg : "?");
-    sqlite3_free(msg);
-    state_close(st);
-    return NULL;
-  }
-  sqlite3_exec(st->db, "PRAGMA user_version=1", NULL, NULL, NULL);
   return st;
 }
 
@@ -66,23 +51,22 @@ void state_close(struct state *st)
 {
   if (st == NULL)
     return;
-  sqlite3_close(st->db);
-  pthread_mutex_destroy(&st->mu);
+  sqldb_close(st->db);
   free(st);
 }
 
-/* Run one statement with bound text/int arguments: fmt letters 's' text
- * (NULL allowed), 'i' int64. */
-static int run(struct state *st, const char *sql, const char *fmt, const void *const *args,
-               struct sp_error **err)
+/* Lock the connection and prepare sql with its arguments bound: fmt letters
+ * 's' text (NULL allowed), 'i' int64.  NULL, unlocked, on failure. */
+static sqlite3_stmt *start(struct state *st, const char *sql, const char *fmt,
+                           const void *const *args, struct sp_error **err)
 {
   sqlite3_stmt *s = NULL;
-  pthread_mutex_lock(&st->mu);
-  int rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
+  sqldb_lock(st->db);
+  int rc = sqlite3_prepare_v2(sqldb_conn(st->db), sql, -1, &s, NULL);
   if (rc != SQLITE_OK) {
-    db_error(st, err, "prepare");
-    pthread_mutex_unlock(&st->mu);
-    return -1;
+    sqldb_error(st->db, err, rc, "prepare");
+    sqldb_unlock(st->db);
+    return NULL;
   }
   for (int i = 0; fmt[i]; i++) {
     if (fmt[i] == 's')
@@ -90,13 +74,102 @@ static int run(struct state *st, const char *sql, const char *fmt, const void *c
     else
       sqlite3_bind_int64(s, i + 1, *(const int64_t *)args[i]);
   }
-  rc = sqlite3_step(s);
+  return s;
+}
+
+static void finish(struct state *st, sqlite3_stmt *s)
+{
   sqlite3_finalize(s);
-  int out = 0;
-  if (rc != SQLITE_DONE)
-    out = db_error(st, err, "write");
-  pthread_mutex_unlock(&st->mu);
+  sqldb_unlock(st->db);
+}
+
+/* Run one statement that returns no rows (arguments as in start). */
+static int run(struct state *st, const char *sql, const char *fmt, const void *const *args,
+               struct sp_error **err)
+{
+  sqlite3_stmt *s = start(st, sql, fmt, args, err);
+  if (s == NULL)
+    return -1;
+  int rc = sqlite3_step(s);
+  int out = rc == SQLITE_DONE ? 0 : sqldb_error(st->db, err, rc, "write");
+  finish(st, s);
   return out;
+}
+
+/* Call row(ud, s) for each row of a query (arguments as in start). */
+static int query(struct state *st, const char *sql, const char *fmt, const void *const *args,
+                 sqldb_row_fn row, void *ud, const char *what, struct sp_error **err)
+{
+  sqlite3_stmt *s = start(st, sql, fmt, args, err);
+  if (s == NULL)
+    return -1;
+  int ret = sqldb_each(st->db, s, row, ud, what, err);
+  finish(st, s);
+  return ret;
+}
+
+/* The caller's callback of a state_*_each. */
+struct each_cb {
+  state_sandbox_cb sandbox;
+  state_instance_cb instance;
+  state_port_cb port;
+  void *ud;
+};
+
+static const char *col(sqlite3_stmt *s, int i) { return sqldb_col_text(s, i); }
+
+static int sandbox_row(void *ud, sqlite3_stmt *s)
+{
+  const struct each_cb *c = ud;
+  struct sandbox_row r = {col(s, 0), col(s, 1), sqlite3_column_int(s, 2),
+                          sqlite3_column_int64(s, 3), sqlite3_column_int64(s, 4)};
+  return c->sandbox(c->ud, &r);
+}
+
+static int instance_row(void *ud, sqlite3_stmt *s)
+{
+  const struct each_cb *c = ud;
+  struct instance_row r = {col(s, 0), sqlite3_column_int(s, 1), col(s, 2), col(s, 3),
+                           col(s, 4), sqlite3_column_int64(s, 5), sqlite3_column_int64(s, 6),
+                           sqlite3_column_int64(s, 7)};
+  return c->instance(c->ud, &r);
+}
+
+static int port_row(void *ud, sqlite3_stmt *s)
+{
+  const struct each_cb *c = ud;
+  struct port_row r = {col(s, 0), sqlite3_column_int(s, 1), col(s, 2), col(s, 3),
+                       sqlite3_column_int64(s, 4)};
+  return c->port(c->ud, &r);
+}
+
+enum { Q_SANDBOXES, Q_INSTANCES, Q_PORTS, Q_SANDBOX_PORTS };
+
+#define PORTS "SELECT sandbox, port, token, name, created_ms FROM ports "
+
+static const struct {
+  const char *sql;
+  sqldb_row_fn row;
+  const char *what;
+} queries[] = {
+    [Q_SANDBOXES] = {"SELECT id, pool, slot, created_ms, last_active_ms FROM sandboxes "
+                     "ORDER BY created_ms, id",
+                     sandbox_row, "read sandboxes"},
+    [Q_INSTANCES] = {"SELECT pool, slot, backend, backend_id, state, started_ms, starts, "
+                     "restarts FROM instances ORDER BY pool, slot",
+                     instance_row, "read instances"},
+    [Q_PORTS] = {PORTS "ORDER BY sandbox, port", port_row, "read ports"},
+    [Q_SANDBOX_PORTS] = {PORTS "WHERE sandbox=? ORDER BY port", port_row, "read ports"},
+};
+
+/* Hand every row of queries[q] to the caller's callback in c; sandbox, when
+ * not NULL, is the query's argument. */
+static int each(struct state *st, int q, const char *sandbox, struct each_cb c,
+                struct sp_error **err)
+{
+  const void *args[] = {sandbox};
+  return query(st, queries[q].sql, sandbox ? "s" : "", args, queries[q].row, &c, queries[q].what,
+               err);
 }
 
 int state_sandbox_put(struct state *st, const struct sandbox_row *r, struct sp_error **err)
@@ -127,27 +200,7 @@ int state_sandbox_delete(struct state *st, const char *id, struct sp_error **err
 
 int state_sandbox_each(struct state *st, state_sandbox_cb cb, void *ud, struct sp_error **err)
 {
-  sqlite3_stmt *s = NULL;
-  pthread_mutex_lock(&st->mu);
-  if (sqlite3_prepare_v2(st->db,
-                         "SELECT id, pool, slot, created_ms, last_active_ms FROM sandboxes "
-                         "ORDER BY created_ms, id",
-                         -1, &s, NULL) != SQLITE_OK) {
-    db_error(st, err, "prepare");
-    pthread_mutex_unlock(&st->mu);
-    return -1;
-  }
-  int rc;
-  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-    struct sandbox_row r = {
-        (const char *)sqlite3_column_text(s, 0), (const char *)sqlite3_column_text(s, 1),
-        sqlite3_column_int(s, 2), sqlite3_column_int64(s, 3), sqlite3_column_int64(s, 4)};
-    if (cb(ud, &r))
-      break;
-  }
-  sqlite3_finalize(s);
-  pthread_mutex_unlock(&st->mu);
-  return 0;
+  return each(st, Q_SANDBOXES, NULL, (struct each_cb){.sandbox = cb, .ud = ud}, err);
 }
 
 int state_instance_put(struct state *st, const struct instance_row *r, struct sp_error **err)
@@ -165,28 +218,7 @@ int state_instance_put(struct state *st, const struct instance_row *r, struct sp
 
 int state_instance_each(struct state *st, state_instance_cb cb, void *ud, struct sp_error **err)
 {
-  sqlite3_stmt *s = NULL;
-  pthread_mutex_lock(&st->mu);
-  if (sqlite3_prepare_v2(st->db,
-                         "SELECT pool, slot, backend, backend_id, state, started_ms, starts, "
-                         "restarts FROM instances ORDER BY pool, slot",
-                         -1, &s, NULL) != SQLITE_OK) {
-    db_error(st, err, "prepare");
-    pthread_mutex_unlock(&st->mu);
-    return -1;
-  }
-  while (sqlite3_step(s) == SQLITE_ROW) {
-    struct instance_row r = {
-        (const char *)sqlite3_column_text(s, 0), sqlite3_column_int(s, 1),
-        (const char *)sqlite3_column_text(s, 2), (const char *)sqlite3_column_text(s, 3),
-        (const char *)sqlite3_column_text(s, 4), sqlite3_column_int64(s, 5),
-        sqlite3_column_int64(s, 6), sqlite3_column_int64(s, 7)};
-    if (cb(ud, &r))
-      break;
-  }
-  sqlite3_finalize(s);
-  pthread_mutex_unlock(&st->mu);
-  return 0;
+  return each(st, Q_INSTANCES, NULL, (struct each_cb){.instance = cb, .ud = ud}, err);
 }
 
 int state_port_put(struct state *st, const struct port_row *r, struct sp_error **err)
@@ -209,54 +241,32 @@ int state_port_delete(struct state *st, const char *sandbox, int port, struct sp
 int state_port_each(struct state *st, const char *sandbox, state_port_cb cb, void *ud,
                     struct sp_error **err)
 {
-  sqlite3_stmt *s = NULL;
-  pthread_mutex_lock(&st->mu);
-  if (sqlite3_prepare_v2(st->db,
-                         sandbox ? "SELECT sandbox, port, token, name, created_ms FROM ports "
-                                   "WHERE sandbox=? ORDER BY port"
-                                 : "SELECT sandbox, port, token, name, created_ms FROM ports "
-                                   "ORDER BY sandbox, port",
-                         -1, &s, NULL) != SQLITE_OK) {
-    db_error(st, err, "prepare");
-    pthread_mutex_unlock(&st->mu);
-    return -1;
-  }
-  if (sandbox)
-    sqlite3_bind_text(s, 1, sandbox, -1, SQLITE_TRANSIENT);
-  while (sqlite3_step(s) == SQLITE_ROW) {
-    struct port_row r = {(const char *)sqlite3_column_text(s, 0), sqlite3_column_int(s, 1),
-                         (const char *)sqlite3_column_text(s, 2),
-                         (const char *)sqlite3_column_text(s, 3), sqlite3_column_int64(s, 4)};
-    if (cb(ud, &r))
-      break;
-  }
-  sqlite3_finalize(s);
-  pthread_mutex_unlock(&st->mu);
-  return 0;
+  return each(st, sandbox ? Q_SANDBOX_PORTS : Q_PORTS, sandbox,
+              (struct each_cb){.port = cb, .ud = ud}, err);
+}
+
+struct token {
+  char *buf;
+  size_t n;
+  int found;
+};
+
+static int token_row(void *ud, sqlite3_stmt *s)
+{
+  struct token *t = ud;
+  snprintf(t->buf, t->n, "%s", col(s, 0));
+  t->found = 1;
+  return 1;
 }
 
 int state_port_token(struct state *st, const char *sandbox, int port, char *tok, size_t n,
                      struct sp_error **err)
 {
-  sqlite3_stmt *s = NULL;
-  pthread_mutex_lock(&st->mu);
-  if (sqlite3_prepare_v2(st->db, "SELECT token FROM ports WHERE sandbox=? AND port=?", -1, &s,
-                         NULL) != SQLITE_OK) {
-    db_error(st, err, "prepare");
-    pthread_mutex_unlock(&st->mu);
+  struct token t = {tok, n, 0};
+  int64_t p = port;
+  const void *args[] = {sandbox, &p};
+  if (query(st, "SELECT token FROM ports WHERE sandbox=? AND port=?", "si", args, token_row, &t,
+            "token lookup", err) < 0)
     return -1;
-  }
-  sqlite3_bind_text(s, 1, sandbox, -1, SQLITE_TRANSIENT);
-  sqlite3_bind_int(s, 2, port);
-  int found = 0;
-  int rc = sqlite3_step(s);
-  if (rc == SQLITE_ROW) {
-    snprintf(tok, n, "%s", (const char *)sqlite3_column_text(s, 0));
-    found = 1;
-  } else if (rc != SQLITE_DONE) {
-    found = db_error(st, err, "token lookup");
-  }
-  sqlite3_finalize(s);
-  pthread_mutex_unlock(&st->mu);
-  return found;
+  return t.found;
 }

@@ -20,17 +20,20 @@ struct sandbox_row {
   int64_t last_active_ms;
 };
 
+/* An instance, by pool and slot, as last written: its start counters are
+ * restored when sandpitd starts again. */
 struct instance_row {
   const char *pool;
   int slot;
-  const char *backend;
-  const char *backend_id; /* may be NULL */
-  const char *state;
+  const char *backend;    /* "local" or "docker" */
+  const char *backend_id; /* the backend's id of the instance; may be NULL */
+  const char *state;      /* instance_state_name() */
   int64_t started_ms;
   int64_t starts;
   int64_t restarts;
 };
 
+/* An exposed port of a sandbox and the token of its preview URL. */
 struct port_row {
   const char *sandbox;
   int port;

@@ -15,6 +15,7 @@
 
 #include "check_main.h"
 #include "error.h"
+#include "errstore.h"
 #include "json.h"
 #include "logstore.h"
 #include "util.h"
