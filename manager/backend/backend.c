@@ -4,6 +4,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -103,11 +104,17 @@ static int local_prepare(struct backend *b, const struct sp_pool *pool, const ch
   return 0;
 }
 
-static void add(char ***v, size_t *n, const char *s)
+/* Append the strings up to NULL to the NULL-terminated *v of *n. */
+static void __attribute__((sentinel)) addv(char ***v, size_t *n, ...)
 {
-  *v = xreallocarray(*v, *n + 2, sizeof **v);
-  (*v)[(*n)++] = xstrdup(s);
-  (*v)[*n] = NULL;
+  va_list ap;
+  va_start(ap, n);
+  for (const char *s; (s = va_arg(ap, const char *)) != NULL;) {
+    *v = xreallocarray(*v, *n + 2, sizeof **v);
+    (*v)[(*n)++] = xstrdup(s);
+    (*v)[*n] = NULL;
+  }
+  va_end(ap);
 }
 
 /* Write one limit file of a cgroup (cgroupfs takes a plain write, not a
@@ -200,21 +207,16 @@ static int local_start(struct backend *b, const struct backend_spec *s, char **i
   cleanup_free char *sock = xasprintf("%s/run/monitor.sock", s->dir);
   unlink(sock);
 
+  /* bwrap's command line, in order.  Not --die-with-parent: instances
+   * outlive sandpitd. */
   char **argv = NULL;
   size_t n = 0;
-  char slot[16];
-  snprintf(slot, sizeof slot, "%d", s->slot);
   cleanup_free char *hostname = xasprintf("sandpit-%s-%d", s->pool, s->slot);
-  const char *base[] = {"bwrap", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-                        "--unshare-cgroup-try", "--hostname", hostname, "--die-with-parent"};
-  for (size_t i = 0; i < SP_ARRAY_SIZE(base); i++)
-    if (strcmp(base[i], "--die-with-parent") != 0) /* instances outlive sandpitd */
-      add(&argv, &n, base[i]);
+  addv(&argv, &n, "bwrap", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+       "--unshare-cgroup-try", "--hostname", hostname, NULL);
   if (s->cfg->network == SP_NETWORK_NONE)
-    add(&argv, &n, "--unshare-net");
-  add(&argv, &n, "--ro-bind");
-  add(&argv, &n, "/usr");
-  add(&argv, &n, "/usr");
+    addv(&argv, &n, "--unshare-net", NULL);
+  addv(&argv, &n, "--ro-bind", "/usr", "/usr", NULL);
   static const char *const top[] = {"bin", "lib", "lib64", "lib32", "libx32", "sbin"};
   for (size_t i = 0; i < SP_ARRAY_SIZE(top); i++) {
     cleanup_free char *p = xasprintf("/%s", top[i]);
@@ -222,86 +224,46 @@ static int local_start(struct backend *b, const struct backend_spec *s, char **i
     ssize_t l = readlink(p, target, sizeof target - 1);
     if (l > 0) {
       target[l] = '\0';
-      add(&argv, &n, "--symlink");
-      add(&argv, &n, target);
-      add(&argv, &n, p);
+      addv(&argv, &n, "--symlink", target, p, NULL);
     } else if (access(p, F_OK) == 0) {
-      add(&argv, &n, "--ro-bind");
-      add(&argv, &n, p);
-      add(&argv, &n, p);
+      addv(&argv, &n, "--ro-bind", p, p, NULL);
     }
   }
-  add(&argv, &n, "--dir");
-  add(&argv, &n, "/etc");
+  addv(&argv, &n, "--dir", "/etc", NULL);
   for (size_t i = 0; i < SP_ARRAY_SIZE(etc_files); i++) {
     cleanup_free char *p = xasprintf("/etc/%s", etc_files[i]);
-    add(&argv, &n, "--ro-bind-try");
-    add(&argv, &n, p);
-    add(&argv, &n, p);
+    addv(&argv, &n, "--ro-bind-try", p, p, NULL);
   }
-  /* The monitor keeps the users of its sandboxes here. */
-  add(&argv, &n, "--symlink");
-  add(&argv, &n, "/run/sandpit/passwd");
-  add(&argv, &n, "/etc/passwd");
-  add(&argv, &n, "--symlink");
-  add(&argv, &n, "/run/sandpit/group");
-  add(&argv, &n, "/etc/group");
-  const char *tail[] = {"--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp",
-                        "--dir", "/var/tmp", "--dir", "/run"};
-  for (size_t i = 0; i < SP_ARRAY_SIZE(tail); i++)
-    add(&argv, &n, tail[i]);
   cleanup_free char *ws = xasprintf("%s/workspace", s->dir);
   cleanup_free char *data = xasprintf("%s/data", s->dir);
   cleanup_free char *run = xasprintf("%s/run", s->dir);
-  const char *binds[][2] = {{ws, "/workspace"}, {data, "/var/lib/sandpit"}, {run, "/run/sandpit"}};
-  for (size_t i = 0; i < SP_ARRAY_SIZE(binds); i++) {
-    add(&argv, &n, "--bind");
-    add(&argv, &n, binds[i][0]);
-    add(&argv, &n, binds[i][1]);
-  }
-  add(&argv, &n, "--ro-bind");
-  add(&argv, &n, s->bin_dir);
-  add(&argv, &n, "/opt/sandpit/bin");
-  /* Only what the monitor needs to run each sandbox as its own user. */
-  const char *caps[] = {"CAP_SETUID", "CAP_SETGID", "CAP_CHOWN", "CAP_FOWNER", "CAP_KILL"};
-  add(&argv, &n, "--cap-drop");
-  add(&argv, &n, "ALL");
-  for (size_t i = 0; i < SP_ARRAY_SIZE(caps); i++) {
-    add(&argv, &n, "--cap-add");
-    add(&argv, &n, caps[i]);
-  }
   char uid_base[16];
   snprintf(uid_base, sizeof uid_base, "%u", s->uid_base ? s->uid_base : 200000u);
-  const char *env[][2] = {
-      {"PATH", "/opt/sandpit/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"},
-      {"LANG", "C.UTF-8"},
-      {"SANDPIT_INSTANCE", hostname},
-      {"SANDPIT_UID_BASE", uid_base},
-  };
-  add(&argv, &n, "--clearenv");
-  for (size_t i = 0; i < SP_ARRAY_SIZE(env); i++) {
-    add(&argv, &n, "--setenv");
-    add(&argv, &n, env[i][0]);
-    add(&argv, &n, env[i][1]);
-  }
+  addv(&argv, &n,
+       /* the monitor keeps the users of its sandboxes here */
+       "--symlink", "/run/sandpit/passwd", "/etc/passwd",
+       "--symlink", "/run/sandpit/group", "/etc/group",
+       "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp",
+       "--dir", "/var/tmp", "--dir", "/run",
+       "--bind", ws, "/workspace",
+       "--bind", data, "/var/lib/sandpit",
+       "--bind", run, "/run/sandpit",
+       "--ro-bind", s->bin_dir, "/opt/sandpit/bin",
+       /* only what the monitor needs to run each sandbox as its own user */
+       "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
+       "--cap-add", "CAP_CHOWN", "--cap-add", "CAP_FOWNER", "--cap-add", "CAP_KILL",
+       "--clearenv",
+       "--setenv", "PATH", "/opt/sandpit/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+       "--setenv", "LANG", "C.UTF-8",
+       "--setenv", "SANDPIT_INSTANCE", hostname,
+       "--setenv", "SANDPIT_UID_BASE", uid_base, NULL);
   const char *loglevel = getenv("SANDPIT_LOG_LEVEL");
-  if (loglevel) {
-    add(&argv, &n, "--setenv");
-    add(&argv, &n, "SANDPIT_LOG_LEVEL");
-    add(&argv, &n, loglevel);
-  }
-  add(&argv, &n, "--as-pid-1");
-  add(&argv, &n, "--new-session");
-  add(&argv, &n, "--chdir");
-  add(&argv, &n, "/");
-  add(&argv, &n, "--info-fd");
-  add(&argv, &n, "3");
-  const char *cmd[] = {"/opt/sandpit/bin/sandpit-monitor", "--socket", "/run/sandpit/monitor.sock",
-                       "--data", "/var/lib/sandpit", "--workspace", "/workspace",
-                       "--passwd", "/run/sandpit/passwd"};
-  add(&argv, &n, "--");
-  for (size_t i = 0; i < SP_ARRAY_SIZE(cmd); i++)
-    add(&argv, &n, cmd[i]);
+  if (loglevel)
+    addv(&argv, &n, "--setenv", "SANDPIT_LOG_LEVEL", loglevel, NULL);
+  addv(&argv, &n, "--as-pid-1", "--new-session", "--chdir", "/", "--info-fd", "3", "--",
+       "/opt/sandpit/bin/sandpit-monitor", "--socket", "/run/sandpit/monitor.sock",
+       "--data", "/var/lib/sandpit", "--workspace", "/workspace",
+       "--passwd", "/run/sandpit/passwd", NULL);
 
   cleanup_free char *logpath = xasprintf("%s/monitor.log", s->dir);
   cleanup_free char *cg = make_cgroup(s);
