@@ -126,7 +126,7 @@ struct pending {
   bool source_next; /* a throw-site header: its source line comes next */
   bool header_loc;  /* the location is a throw-site header's (no column) */
   bool had_frame;   /* a stack frame was seen */
-  bool py_group;    /* a Python exception cl_group (lines behind a gutter) */
+  bool py_group;    /* a Python exception group (lines behind a gutter) */
   int depth;        /* inside a dumped error object "{ code: 'X', ... }" */
   int depth_lines;
   enum mode mode;
