@@ -93,65 +93,6 @@ static uint64_t random_u64(void)
          ((uint64_t)getpid() << 40) ^ ++counter;
 }
 
-/* A growable list of names. */
-struct names {
-  char **v;
-  size_t n, cap;
-};
-
-static void names_add(struct names *l, const char *s)
-{
-  if (l->n == l->cap) {
-    l->cap = l->cap ? l->cap * 2 : 16;
-    l->v = xreallocarray(l->v, l->cap, sizeof *l->v);
-  }
-  l->v[l->n++] = xstrdup(s);
-}
-
-static void names_release(struct names *l)
-{
-  for (size_t i = 0; i < l->n; i++)
-    free(l->v[i]);
-  free(l->v);
-  l->v = NULL;
-  l->n = l->cap = 0;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Read the names in the directory dfd (without "." and ".."; dfd stays
- * open).  -1 with errno. */
-static int read_names(int dfd, struct names *out)
-{
-  int fd = dup(dfd);
-  if (fd < 0)
-    return -1;
-  DIR *d = fdopendir(fd);
-  if (d == NULL) {
-    int e = errno;
-    close(fd);
-    errno = e;
-    return -1;
-  }
-  rewinddir(d);
-  struct dirent *de;
-  for (;;) {
-    errno = 0;
-    de = readdir(d);
-    if (de == NULL)
-      break;
-    if (!is_dot_or_dotdot(de->d_name))
-      names_add(out, de->d_name);
-  }
-  int e = errno;
-  closedir(d);
-  errno = e;
-  return e != 0 ? -1 : 0;
-}
-
 /* ---- path validation --------------------------------------------------- */
 
 int fsops_check_path(const char *path, size_t len, struct sp_error **err)
@@ -583,12 +524,9 @@ static int remove_tree_at(int pfd, const char *name, const char *display,
 static int remove_contents(int dfd, const char *display, int depth,
                            struct sp_error **err)
 {
-  struct names names = {0};
-  if (read_names(dfd, &names) < 0) {
-    int e = errno;
-    names_release(&names);
-    return sp_error_set(err, e, "cannot delete %s", display);
-  }
+  struct sp_names names;
+  if (sp_dir_names(dfd, &names) < 0)
+    return sp_error_set(err, errno, "cannot delete %s", display);
   int rc = 0;
   for (size_t i = 0; i < names.n && rc == 0; i++) {
     const char *name = names.v[i];
@@ -603,7 +541,7 @@ static int remove_contents(int dfd, const char *display, int depth,
     cleanup_free char *child = xasprintf("%s/%s", display, name);
     rc = remove_tree_at(dfd, name, child, depth + 1, err);
   }
-  names_release(&names);
+  sp_names_release(&names);
   return rc;
 }
 
@@ -765,18 +703,15 @@ static int copy_dir(int sfd, const char *sname, int dfd, const char *dname,
       openat(dfd, dname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (dst < 0)
     return sp_error_set(err, errno, "cannot copy %s", display);
-  struct names names = {0};
-  if (read_names(src, &names) < 0) {
-    int e = errno;
-    names_release(&names);
-    return sp_error_set(err, e, "cannot copy %s", display);
-  }
+  struct sp_names names;
+  if (sp_dir_names(src, &names) < 0)
+    return sp_error_set(err, errno, "cannot copy %s", display);
   int rc = 0;
   for (size_t i = 0; i < names.n && rc == 0; i++) {
     cleanup_free char *child = xasprintf("%s/%s", display, names.v[i]);
     rc = copy_entry(src, names.v[i], dst, names.v[i], child, depth + 1, err);
   }
-  names_release(&names);
+  sp_names_release(&names);
   if (rc < 0)
     return -1;
   struct timespec times[2] = {st.st_atim, st.st_mtim};
@@ -956,15 +891,9 @@ static void lister_add(struct lister *l, char *rel, const struct stat *st)
  * the root) into l; dfd stays open.  -1 with errno if dfd cannot be read. */
 static int list_walk(struct lister *l, int dfd, const char *prefix, int depth)
 {
-  struct names names = {0};
-  if (read_names(dfd, &names) < 0) {
-    int e = errno;
-    names_release(&names);
-    errno = e;
+  struct sp_names names;
+  if (sp_dir_names(dfd, &names) < 0)
     return -1;
-  }
-  if (names.n > 1)
-    qsort(names.v, names.n, sizeof *names.v, cmp_str);
   for (size_t i = 0; i < names.n; i++) {
     const char *name = names.v[i];
     if (!l->include_hidden && name[0] == '.')
@@ -989,7 +918,7 @@ static int list_walk(struct lister *l, int dfd, const char *prefix, int depth)
     if (cfd >= 0)
       list_walk(l, cfd, rel, depth + 1);
   }
-  names_release(&names);
+  sp_names_release(&names);
   return 0;
 }
 

@@ -558,64 +558,6 @@ int tar_extract(int fd, const char *dest_dir, const struct tar_limits *lim,
 
 /* ---- create ------------------------------------------------------------ */
 
-struct names {
-  char **v;
-  size_t n, cap;
-};
-
-static void names_release(struct names *l)
-{
-  for (size_t i = 0; i < l->n; i++)
-    free(l->v[i]);
-  free(l->v);
-  memset(l, 0, sizeof *l);
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* The sorted names in directory dfd (dfd stays open).  -1 with errno. */
-static int sorted_names(int dfd, struct names *out)
-{
-  int fd = dup(dfd);
-  if (fd < 0)
-    return -1;
-  DIR *d = fdopendir(fd);
-  if (d == NULL) {
-    int e = errno;
-    close(fd);
-    errno = e;
-    return -1;
-  }
-  rewinddir(d);
-  int e = 0;
-  for (;;) {
-    errno = 0;
-    struct dirent *de = readdir(d);
-    if (de == NULL) {
-      e = errno;
-      break;
-    }
-    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-      continue;
-    if (out->n == out->cap) {
-      out->cap = out->cap ? out->cap * 2 : 16;
-      out->v = xreallocarray(out->v, out->cap, sizeof *out->v);
-    }
-    out->v[out->n++] = xstrdup(de->d_name);
-  }
-  closedir(d);
-  if (e != 0) {
-    errno = e;
-    return -1;
-  }
-  if (out->n > 1)
-    qsort(out->v, out->n, sizeof *out->v, cmp_str);
-  return 0;
-}
-
 struct create {
   struct archive *out;
   struct archive_entry_linkresolver *links;
@@ -744,13 +686,10 @@ static int add_entry(struct create *c, int dfd, const char *name,
 static int add_tree(struct create *c, int dfd, const char *prefix, int depth,
                     struct sp_error **err)
 {
-  struct names names = {0};
-  if (sorted_names(dfd, &names) < 0) {
-    int e = errno;
-    names_release(&names);
-    return sp_error_set(err, e, "cannot archive %s%s%s", c->src,
+  struct sp_names names;
+  if (sp_dir_names(dfd, &names) < 0)
+    return sp_error_set(err, errno, "cannot archive %s%s%s", c->src,
                         prefix[0] ? "/" : "", prefix);
-  }
   int rc = 0;
   for (size_t i = 0; i < names.n && rc == 0; i++) {
     cleanup_free char *rel = prefix[0]
@@ -758,7 +697,7 @@ static int add_tree(struct create *c, int dfd, const char *prefix, int depth,
                                  : xstrdup(names.v[i]);
     rc = add_entry(c, dfd, names.v[i], rel, depth, err);
   }
-  names_release(&names);
+  sp_names_release(&names);
   return rc;
 }
 

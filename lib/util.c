@@ -1,8 +1,11 @@
 #include "util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -179,4 +182,57 @@ void sp_cond_init(pthread_cond_t *cv)
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
   pthread_cond_init(cv, &ca);
   pthread_condattr_destroy(&ca);
+}
+
+void sp_names_release(struct sp_names *l)
+{
+  for (size_t i = 0; i < l->n; i++)
+    free(l->v[i]);
+  free(l->v);
+  memset(l, 0, sizeof *l);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int sp_dir_names(int dfd, struct sp_names *out)
+{
+  memset(out, 0, sizeof *out);
+  int fd = dup(dfd);
+  DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+  if (d == NULL) {
+    int e = errno;
+    if (fd >= 0)
+      close(fd);
+    errno = e;
+    return -1;
+  }
+  rewinddir(d);
+  int e = 0;
+  for (;;) {
+    errno = 0;
+    struct dirent *de = readdir(d);
+    if (de == NULL) {
+      e = errno;
+      break;
+    }
+    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+      continue;
+    if (out->n == out->cap) {
+      out->cap = out->cap ? out->cap * 2 : 16;
+      out->v = xreallocarray(out->v, out->cap, sizeof *out->v);
+    }
+    out->v[out->n++] = xstrdup(de->d_name);
+  }
+  closedir(d);
+  if (e != 0) {
+    sp_names_release(out);
+    errno = e;
+    return -1;
+  }
+  if (out->n > 1)
+    qsort(out->v, out->n, sizeof *out->v, cmp_str);
+  return 0;
 }

@@ -40,6 +40,14 @@ char *sp_read_file(const char *path, size_t max, size_t *len_out,
  * rename. */
 int sp_write_file_atomic(const char *path, const void *buf, size_t len,
                          mode_t mode, struct sp_error **err);
+/* The names in directory dfd but "." and "..", sorted by strcmp (dfd
+ * stays open).  -1 with errno, and nothing in *out. */
+struct sp_names {
+  char **v;
+  size_t n, cap;
+};
+int sp_dir_names(int dfd, struct sp_names *out);
+void sp_names_release(struct sp_names *l);
 /* mkdir -p; existing directories are fine. */
 int sp_mkdir_p(const char *path, mode_t mode, struct sp_error **err);
 
