@@ -352,6 +352,18 @@ static void h_sandbox_create(struct http_req *r)
   http_reply_json(r, ref.created ? 201 : 200, j);
 }
 
+/* A request of sandpitd's own to the monitor of in, for sandbox id: the
+ * reply's status (its body in out), or -1 with *err. */
+static int ask_monitor(struct instance *in, const char *id, const char *method,
+                       const char *path, int timeout_ms, size_t max, struct sbuf *out,
+                       struct sp_error **err)
+{
+  cleanup_free char *hd = xasprintf("X-Sandpit-Sandbox: %s", id);
+  const char *hdrs[] = {hd};
+  return httpc_request(instance_socket(in), method, path, hdrs, 1, NULL, 0, timeout_ms, max, out,
+                       err);
+}
+
 static void h_sandbox_get(struct http_req *r)
 {
   struct manager *m = r->app;
@@ -367,12 +379,9 @@ static void h_sandbox_get(struct http_req *r)
   struct instance *in = pool_instance(ref.pool, ref.slot);
   cJSON *procs = NULL;
   if (instance_running(in)) {
-    cleanup_free char *hd = xasprintf("X-Sandpit-Sandbox: %s", id);
-    const char *hdrs[] = {hd};
     struct sbuf out = SBUF_INIT;
     struct sp_error *e2 = NULL;
-    if (httpc_request(instance_socket(in), "GET", "/api/process/list", hdrs, 1, NULL, 0, 5000, 8 << 20,
-                      &out, &e2) == 200) {
+    if (ask_monitor(in, id, "GET", "/api/process/list", 5000, 8 << 20, &out, &e2) == 200) {
       cJSON *lj = cJSON_Parse(sbuf_str(&out));
       procs = cJSON_DetachItemFromObject(lj, "processes");
       cJSON_Delete(lj);
@@ -401,11 +410,8 @@ static void h_sandbox_delete(struct http_req *r)
     http_reply_error(r, &err);
     return;
   }
-  cleanup_free char *hd = xasprintf("X-Sandpit-Sandbox: %s", id);
-  const char *hdrs[] = {hd};
   struct sbuf out = SBUF_INIT;
-  int st = httpc_request(instance_socket(in), "DELETE", "/api/sandbox", hdrs, 1, NULL, 0, 30000, 1 << 20,
-                         &out, &err);
+  int st = ask_monitor(in, id, "DELETE", "/api/sandbox", 30000, 1 << 20, &out, &err);
   sbuf_release(&out);
   if (st != 200) {
     if (err == NULL)
