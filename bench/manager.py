@@ -43,7 +43,7 @@ BLOCK = None
 BENCH_BIN = os.path.join(OUTDIR, "bench")
 
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
-from harness import free_port, term_then_kill  # noqa: E402
+from harness import free_port, local_instance_pids, term_then_kill  # noqa: E402
 
 TOKEN = "bench-token-0123456789"
 DOCKER_IMAGE = "sandpit/sandbox:latest"
@@ -376,19 +376,7 @@ class Sandpitd:
         return self.instance_dir(sandbox)[1]["instance"]["backendId"]
 
     def instance_pids(self):
-        """Local instances' pids whose start time matches instance.id."""
-        pids = []
-        root = os.path.join(self.data, "instances")
-        for d in os.listdir(root) if os.path.isdir(root) else []:
-            try:
-                with open(os.path.join(root, d, "instance.id")) as f:
-                    ident = f.read().split()[0]
-                kind, pid, start = ident.split(":")[:3]
-                if kind == "local" and proc_stat(int(pid))[1] == int(start):
-                    pids.append(int(pid))
-            except (OSError, ValueError, IndexError):
-                pass
-        return pids
+        return local_instance_pids(self.data)
 
     def docker_containers(self):
         """Containers this sandpitd made: label sandpit.data_root under our data dir."""

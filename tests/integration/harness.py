@@ -97,8 +97,58 @@ def request(conn, method, path, body=None, headers=None, raw=None):
     return Response(r.status, dict(r.getheaders()), out.decode("utf-8", "replace"), out)
 
 
-class Monitor:
+def local_instance_pids(data):
+    """The pids of the local instances recorded under data/instances that
+    still run: the same process, its start time as instance.id says."""
+    pids = []
+    root = os.path.join(data, "instances")
+    for d in os.listdir(root) if os.path.isdir(root) else []:
+        try:
+            with open(os.path.join(root, d, "instance.id")) as f:
+                kind, pid, start = f.read().split()[0].split(":")[:3]
+            with open("/proc/%s/stat" % pid) as f:
+                running = int(f.read().rsplit(")", 1)[1].split()[19])
+            if kind == "local" and running == int(start):
+                pids.append(int(pid))
+        except (OSError, ValueError, IndexError):
+            pass
+    return pids
+
+
+class Client:
+    """HTTP to a daemon: conn() and the defaults come from the subclass."""
+
+    TIMEOUT = 30
+    LOG = None  # the daemon's log file, in self.tmp
+
+    def headers(self, headers=None, auth=True):
+        return dict(headers or {})
+
+    def req(self, method, path, body=None, headers=None, raw=None, auth=True, timeout=None):
+        c = self.conn(timeout or self.TIMEOUT)
+        try:
+            return request(c, method, path, body, self.headers(headers, auth), raw)
+        finally:
+            c.close()
+
+    def get(self, path, **kw):
+        return self.req("GET", path, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.req("POST", path, body if body is not None else {}, **kw)
+
+    def delete(self, path, **kw):
+        return self.req("DELETE", path, **kw)
+
+    def logtext(self):
+        with open(os.path.join(self.tmp, self.LOG), "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+
+class Monitor(Client):
     """A sandpit-monitor on a temporary socket and data directory."""
+
+    LOG = "monitor.log"
 
     def __init__(self, tmp=None, extra_args=(), env=None, data=None):
         self.tmp = tmp or tempfile.mkdtemp(prefix="sp-mon-")
@@ -121,28 +171,8 @@ class Monitor:
         wait_answering(self.proc, "monitor", lambda: self.get("/api/ping").status == 200,
                        self.logtext, 10)
 
-    def logtext(self):
-        with open(os.path.join(self.tmp, "monitor.log"), "rb") as f:
-            return f.read().decode("utf-8", "replace")
-
     def conn(self, timeout=30):
         return UnixHTTPConnection(self.sock, timeout=timeout)
-
-    def req(self, method, path, body=None, headers=None, raw=None, timeout=30):
-        c = self.conn(timeout)
-        try:
-            return request(c, method, path, body, headers, raw)
-        finally:
-            c.close()
-
-    def get(self, path, **kw):
-        return self.req("GET", path, **kw)
-
-    def post(self, path, body=None, **kw):
-        return self.req("POST", path, body if body is not None else {}, **kw)
-
-    def delete(self, path, **kw):
-        return self.req("DELETE", path, **kw)
 
     def sse(self, method, path, body=None, headers=None, timeout=30, until=None):
         """Read a server-sent event stream to its end (or until `until(event)`),
@@ -290,10 +320,12 @@ def term_then_kill(pids, grace_s=5):
             pass
 
 
-class Manager:
+class Manager(Client):
     """A sandpitd on a free port with a temporary data directory."""
 
     TOKEN = "integration-token-0123456789"
+    TIMEOUT = 60
+    LOG = "sandpitd.log"
 
     def __init__(self, pools=None, extra="", env=None):
         # short: instance sockets live below it and must fit 108 bytes
@@ -323,10 +355,6 @@ class Manager:
                        lambda: self.req("GET", "/health", auth=False).status == 200,
                        self.logtext, 15)
 
-    def logtext(self):
-        with open(os.path.join(self.tmp, "sandpitd.log"), "rb") as f:
-            return f.read().decode("utf-8", "replace")
-
     def conn(self, timeout=60):
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
 
@@ -336,39 +364,11 @@ class Manager:
             h.setdefault("Authorization", "Bearer " + self.TOKEN)
         return h
 
-    def req(self, method, path, body=None, headers=None, raw=None, auth=True, timeout=60):
-        c = self.conn(timeout)
-        try:
-            return request(c, method, path, body, self.headers(headers, auth), raw)
-        finally:
-            c.close()
-
-    def get(self, path, **kw):
-        return self.req("GET", path, **kw)
-
-    def post(self, path, body=None, **kw):
-        return self.req("POST", path, body if body is not None else {}, **kw)
-
-    def delete(self, path, **kw):
-        return self.req("DELETE", path, **kw)
-
     def exec(self, sandbox, command, **kw):
         return self.post("/v1/sandboxes/%s/api/execute" % sandbox, {"command": command}, **kw)
 
     def instance_pids(self):
-        pids = []
-        root = os.path.join(self.data, "instances")
-        for d in os.listdir(root) if os.path.isdir(root) else []:
-            try:
-                with open(os.path.join(root, d, "instance.id")) as f:
-                    ident = f.read().split()[0]
-                if ident.startswith("local:"):
-                    pid = int(ident.split(":")[1])
-                    if os.path.exists("/proc/%d" % pid):
-                        pids.append(pid)
-            except (OSError, ValueError, IndexError):
-                pass
-        return pids
+        return local_instance_pids(self.data)
 
     def kill9(self):
         self.proc.kill()
