@@ -43,7 +43,7 @@ BLOCK = None
 BENCH_BIN = os.path.join(OUTDIR, "bench")
 
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
-from harness import free_port, local_instance_pids, term_then_kill  # noqa: E402
+from harness import free_port, local_instance_pids, stop_process, term_then_kill  # noqa: E402
 
 TOKEN = "bench-token-0123456789"
 DOCKER_IMAGE = "sandpit/sandbox:latest"
@@ -397,13 +397,7 @@ class Sandpitd:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
     def stop_instances(self, docker=False):
         term_then_kill(self.instance_pids())

@@ -115,8 +115,28 @@ def local_instance_pids(data):
     return pids
 
 
+def stop_process(proc, timeout=15):
+    """SIGTERM, then SIGKILL after timeout seconds; its exit status."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
 class Client:
-    """HTTP to a daemon: conn() and the defaults come from the subclass."""
+    """A daemon the tests run (self.proc), and HTTP to it: conn() and the
+    defaults come from the subclass."""
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait()
+
+    def stop(self):
+        return stop_process(self.proc) if self.proc else None
 
     TIMEOUT = 30
     LOG = None  # the daemon's log file, in self.tmp
@@ -214,20 +234,6 @@ class Monitor(Client):
                 return last
             time.sleep(interval)
         return last
-
-    def kill9(self):
-        self.proc.kill()
-        self.proc.wait()
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
 
     def cleanup(self):
         self.stop()
@@ -369,20 +375,6 @@ class Manager(Client):
 
     def instance_pids(self):
         return local_instance_pids(self.data)
-
-    def kill9(self):
-        self.proc.kill()
-        self.proc.wait()
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
 
     def cleanup(self):
         self.stop()
