@@ -10,6 +10,7 @@
 
 #include "error.h"
 #include "http.h"
+#include "id.h"
 #include "json.h"
 #include "log.h"
 #include "sandbox.h"
@@ -18,25 +19,13 @@
 #include "supervisor.h"
 #include "util.h"
 
-static bool valid_sandbox(const char *s)
-{
-  size_t n = strlen(s);
-  if (n == 0 || n > 64 || s[0] == '.' || s[0] == '-')
-    return false;
-  for (const char *c = s; *c; c++)
-    if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
-          *c == '-' || *c == '_' || *c == '.'))
-      return false;
-  return true;
-}
-
 int monitor_scope(struct http_req *r, const char **id, struct sp_error **err)
 {
   *id = http_header(r, "X-Sandpit-Sandbox");
-  if (*id != NULL && !valid_sandbox(*id)) {
+  if (*id != NULL && !sp_id_ok(SP_ID_SANDBOX, *id)) {
     *id = NULL;
     return sp_error_code(err, "INVALID_SANDBOX", 400,
-                         "X-Sandpit-Sandbox must be 1-64 characters of [A-Za-z0-9._-]");
+                         "X-Sandpit-Sandbox must be " SP_SANDBOX_ID_RULE);
   }
   return 0;
 }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "id.h"
 #include "json.h"
 #include "log.h"
 #include "str.h"
@@ -411,17 +412,11 @@ static struct session *session_add_locked(struct sb_entry *e, const char *id,
   return se;
 }
 
-static bool valid_session_id(const char *id)
-{
-  size_t n = strlen(id);
-  return n > 0 && n <= 128;
-}
-
 struct session *session_acquire(struct sandboxes *s, const struct sandbox *sb,
                                 const char *session_id, struct sp_error **err)
 {
   const char *id = session_id && *session_id ? session_id : "default";
-  if (!valid_session_id(id)) {
+  if (!sp_id_ok(SP_ID_SESSION, id)) {
     sp_error_code(err, "VALIDATION_FAILED", 400, "sessionId must be 1-128 characters");
     return NULL;
   }
@@ -529,7 +524,7 @@ int session_create(struct sandboxes *s, const struct sandbox *sb, const char *id
                    const cJSON *env, const char *cwd, int64_t timeout_ms,
                    struct sp_error **err)
 {
-  if (!valid_session_id(id))
+  if (!sp_id_ok(SP_ID_SESSION, id))
     return sp_error_code(err, "VALIDATION_FAILED", 400, "session id must be 1-128 characters");
   pthread_mutex_lock(&s->mu);
   int rc = -1;

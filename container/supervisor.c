@@ -21,6 +21,7 @@
 #include "classify.h"
 #include "error.h"
 #include "errstore.h"
+#include "id.h"
 #include "json.h"
 #include "log.h"
 #include "logstore.h"
@@ -1321,18 +1322,6 @@ static int not_found(struct sp_error **err, const char *id)
   return -1;
 }
 
-static bool valid_id(const char *id)
-{
-  size_t n = strlen(id);
-  if (n == 0 || n > 64)
-    return false;
-  for (const char *c = id; *c; c++)
-    if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
-          *c == '-' || *c == '_' || *c == '.'))
-      return false;
-  return id[0] != '.';
-}
-
 /* The arguments and answer of most requests. */
 struct req {
   const char *sandbox, *id;
@@ -1408,7 +1397,7 @@ cJSON *supervisor_start(struct supervisor *s, const struct proc_spec *spec,
     sp_error_code(err, "INVALID_REQUEST", 400, "'command' is required");
     return NULL;
   }
-  if (spec->id && !valid_id(spec->id)) {
+  if (spec->id && !sp_id_ok(SP_ID_PROCESS, spec->id)) {
     sp_error_code(err, "INVALID_REQUEST", 400,
                   "'processId' must be 1-64 characters of [A-Za-z0-9._-]");
     return NULL;

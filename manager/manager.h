@@ -121,7 +121,6 @@ size_t sandboxes_total(struct manager *m);
  * for one_to_one pools that are full. */
 int sandbox_lookup(struct manager *m, const char *id, struct pool *pool, bool create,
                    struct sbx_ref *out, struct sp_error **err);
-bool sandbox_id_valid(const char *id);
 void sandbox_touch(struct manager *m, const char *id);
 int sandbox_forget(struct manager *m, const char *id, struct sp_error **err);
 struct cJSON *sandboxes_json(struct manager *m, struct pool *pool);

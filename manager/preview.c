@@ -24,6 +24,7 @@
 
 #include "error.h"
 #include "httpc.h"
+#include "id.h"
 #include "json.h"
 #include "log.h"
 #include "manager.h"
@@ -35,25 +36,6 @@
 #define START_WAIT_MS 15000
 
 /* ---- the ports API ---- */
-
-static bool preview_id_ok(const char *id)
-{
-  for (const char *c = id; *c; c++)
-    if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-'))
-      return false;
-  return true;
-}
-
-static bool token_ok(const char *t)
-{
-  size_t n = strlen(t);
-  if (n == 0 || n > 16)
-    return false;
-  for (const char *c = t; *c; c++)
-    if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_'))
-      return false;
-  return true;
-}
 
 static char *preview_url(struct manager *m, const char *id, int port, const char *token)
 {
@@ -116,7 +98,7 @@ void api_ports_expose(struct http_req *r)
     http_reply_error(r, &err);
     return;
   }
-  if (token && !token_ok(token)) {
+  if (token && !sp_id_ok(SP_ID_TOKEN, token)) {
     http_reply_errorf(r, 400, "INVALID_TOKEN", "a custom token is 1-16 characters of [a-z0-9_]");
     return;
   }
@@ -124,7 +106,7 @@ void api_ports_expose(struct http_req *r)
     http_reply_errorf(r, 400, "VALIDATION_FAILED", "'name' is at most 128 characters");
     return;
   }
-  if (!preview_id_ok(id) || !sandbox_id_valid(id)) {
+  if (!sp_id_ok(SP_ID_PREVIEW, id)) {
     http_reply_errorf(r, 400, "INVALID_SANDBOX_ID",
                       "preview URLs need a sandbox ID of lowercase letters, digits and '-'");
     return;

@@ -6,13 +6,12 @@
 
 #include "error.h"
 #include "hash.h"
+#include "id.h"
 #include "json.h"
 #include "log.h"
 #include "manager.h"
 #include "state.h"
 #include "util.h"
-
-#define MAX_ID 63
 
 /* A sandbox sandpitd knows (kept in memory, persisted in the state db). */
 struct sbx {
@@ -33,18 +32,6 @@ struct sandboxes {
   struct sbx_node **b;
   size_t cap, n;
 };
-
-bool sandbox_id_valid(const char *id)
-{
-  size_t n = strlen(id);
-  if (n == 0 || n > MAX_ID)
-    return false;
-  for (const char *c = id; *c; c++)
-    if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
-          *c == '-' || *c == '_'))
-      return false;
-  return id[0] != '-' && id[0] != '_';
-}
 
 static size_t bucket_of(struct manager *m, const char *id)
 {
@@ -143,11 +130,9 @@ static int free_slot_locked(struct manager *m, struct pool *p)
 int sandbox_lookup(struct manager *m, const char *id, struct pool *pool, bool create,
                    struct sbx_ref *out, struct sp_error **err)
 {
-  if (!sandbox_id_valid(id))
+  if (!sp_id_ok(SP_ID_SANDBOX, id))
     return sp_error_code(err, "INVALID_SANDBOX_ID", 400,
-                         "sandbox IDs are 1-%d characters of [A-Za-z0-9_-], starting with a "
-                         "letter or digit",
-                         MAX_ID);
+                         "sandbox IDs are " SP_SANDBOX_ID_RULE);
   pthread_mutex_lock(&m->sbx->mu);
   int rc = 0;
   struct sbx_node *n = find_locked(m, id);
