@@ -1,8 +1,6 @@
 /* sandpit-monitor: commands, sessions, utilities and port watching. */
-#include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,6 +15,7 @@
 #include "json.h"
 #include "log.h"
 #include "monitor.h"
+#include "ports.h"
 #include "sandbox.h"
 #include "str.h"
 #include "supervisor.h"
@@ -294,22 +293,13 @@ struct watch {
 /* One readiness check: 0 ready (status in *status), -1 not yet. */
 static int probe(struct watch *w, int *status)
 {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  int fd = ports_connect(w->port, AF_INET, true);
   if (fd < 0)
     return -1;
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)w->port)};
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   int rc = -1;
   cleanup_free char *req = NULL;
-  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 && errno != EINPROGRESS)
-    goto out;
   struct pollfd p = {fd, POLLOUT, 0};
-  if (poll(&p, 1, 2000) != 1)
-    goto out;
-  int e = 0;
-  socklen_t l = sizeof e;
-  getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &l);
-  if (e != 0)
+  if (poll(&p, 1, 2000) != 1 || ports_connected(fd) != 0)
     goto out;
   if (!w->http) {
     rc = 0;
@@ -332,10 +322,8 @@ static int probe(struct watch *w, int *status)
       break;
     got += (size_t)n;
   }
-  buf[got] = '\0';
-  int code;
-  if (got >= 12 && sscanf(buf, "HTTP/%*d.%*d %d", &code) == 1 && code >= w->status_min &&
-      code <= w->status_max) {
+  int code = ports_http_status(buf, got);
+  if (code >= 0 && code >= w->status_min && code <= w->status_max) {
     *status = code;
     rc = 0;
   }

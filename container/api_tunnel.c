@@ -5,7 +5,6 @@
  * answers 101 and then carries bytes both ways between the caller and
  * 127.0.0.1:N inside the instance, which may have no network at all.  Only
  * a server of the requesting sandbox's own user is reachable this way. */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -20,73 +19,16 @@
 #include "error.h"
 #include "log.h"
 #include "monitor.h"
+#include "ports.h"
 #include "sandbox.h"
 #include "str.h"
 #include "util.h"
 
-/* The uid of whoever listens on a loopback or wildcard address at `port`,
- * or -1.  From /proc/net/tcp{,6} of this network namespace. */
-static long listener_uid(int port)
-{
-  static const char *const files[] = {"/proc/net/tcp", "/proc/net/tcp6"};
-  for (size_t f = 0; f < SP_ARRAY_SIZE(files); f++) {
-    FILE *fp = fopen(files[f], "re");
-    if (fp == NULL)
-      continue;
-    char line[512];
-    long found = -1;
-    if (fgets(line, sizeof line, fp) == NULL) { /* header */
-      fclose(fp);
-      continue;
-    }
-    while (found < 0 && fgets(line, sizeof line, fp)) {
-      char local[64], remote[64], st[8];
-      unsigned long uid;
-      if (sscanf(line, " %*d: %63s %63s %7s %*s %*s %*s %lu", local, remote, st, &uid) != 4)
-        continue;
-      if (strcmp(st, "0A") != 0) /* LISTEN */
-        continue;
-      char *colon = strrchr(local, ':');
-      if (colon == NULL || (int)strtol(colon + 1, NULL, 16) != port)
-        continue;
-      *colon = '\0';
-      bool ok;
-      if (strlen(local) == 8) {
-        /* IPv4 in host byte order as hex: 0100007F is 127.0.0.1 */
-        unsigned long a = strtoul(local, NULL, 16);
-        ok = a == 0 || (a & 0xff) == 127;
-      } else {
-        ok = strcmp(local, "00000000000000000000000000000000") == 0 ||
-             strcmp(local, "00000000000000000000000001000000") == 0 ||
-             strncmp(local, "0000000000000000FFFF0000", 24) == 0;
-      }
-      if (ok)
-        found = (long)uid;
-    }
-    fclose(fp);
-    if (found >= 0)
-      return found;
-  }
-  return -1;
-}
-
+/* IPv4 first, then IPv6: a dev server may listen on either loopback. */
 static int connect_local(int port)
 {
-  struct sockaddr_in a4 = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-  a4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd >= 0 && connect(fd, (struct sockaddr *)&a4, sizeof a4) == 0)
-    return fd;
-  if (fd >= 0)
-    close(fd);
-  struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port)};
-  a6.sin6_addr = in6addr_loopback;
-  fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd >= 0 && connect(fd, (struct sockaddr *)&a6, sizeof a6) == 0)
-    return fd;
-  if (fd >= 0)
-    close(fd);
-  return -1;
+  int fd = ports_connect(port, AF_INET, false);
+  return fd >= 0 ? fd : ports_connect(port, AF_INET6, false);
 }
 
 struct tunnel {
@@ -130,7 +72,7 @@ static int tunnel_connect(struct http_req *r, struct sp_error **err)
   const char *up = http_header(r, "Upgrade");
   if (up == NULL || strcasecmp(up, "sandpit-tunnel") != 0)
     return sp_error_code(err, "VALIDATION_FAILED", 400, "the tunnel needs Upgrade: sandpit-tunnel");
-  long owner = listener_uid((int)port);
+  long owner = ports_listener_uid((int)port);
   if (owner < 0)
     return not_answering(err, (int)port, "no server listens there");
   if (sb->set_user && (uid_t)owner != sb->uid) /* another sandbox's: as if nothing were there */

@@ -1,9 +1,7 @@
 #include "supervisor.h"
 
-#include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -26,6 +24,7 @@
 #include "log.h"
 #include "logstore.h"
 #include "logwriter.h"
+#include "ports.h"
 #include "procfsm.h"
 #include "spawn.h"
 #include "str.h"
@@ -115,7 +114,7 @@ struct proc {
   int probe_fd;
   enum probe_state probe_state;
   int64_t probe_next, probe_deadline;
-  char probe_head[8];
+  char probe_head[16]; /* the answer's first bytes: its status line */
   size_t probe_got;
   uint32_t probe_tail; /* the last four bytes seen: the head ends at CRLFCRLF */
 
@@ -689,20 +688,17 @@ static void probe_result(struct supervisor *s, struct proc *p, bool ok, int64_t 
 
 static void probe_start(struct supervisor *s, struct proc *p, int64_t now)
 {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int fd = ports_connect(p->port, AF_INET, true);
   if (fd < 0) {
-    p->probe_next = now + s->o.probe_interval_ms;
+    if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+      p->probe_next = now + s->o.probe_interval_ms; /* our failure, not the server's */
+    else
+      probe_result(s, p, false, now);
     return;
   }
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p->port)};
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   p->probe_fd = fd;
   p->probe_tag = (struct tag){TAG_PROBE, p, NULL};
   p->probe_deadline = now + PROBE_TIMEOUT_MS;
-  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 && errno != EINPROGRESS) {
-    probe_result(s, p, false, now);
-    return;
-  }
   p->probe_state = PROBE_CONNECTING;
   struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = &p->probe_tag};
   epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev);
@@ -711,9 +707,7 @@ static void probe_start(struct supervisor *s, struct proc *p, int64_t now)
 static void probe_io(struct supervisor *s, struct proc *p, int64_t now)
 {
   if (p->probe_state == PROBE_CONNECTING) {
-    int e = 0;
-    socklen_t l = sizeof e;
-    getsockopt(p->probe_fd, SOL_SOCKET, SO_ERROR, &e, &l);
+    int e = ports_connected(p->probe_fd);
     /* HEAD, read to the end: closing on unread data would make the server
      * see a reset and print it (noise in its logs, and in its errors). */
     static const char req[] = "HEAD / HTTP/1.0\r\nHost: 127.0.0.1\r\nUser-Agent: sandpit-probe\r\n"
@@ -735,8 +729,9 @@ static void probe_io(struct supervisor *s, struct proc *p, int64_t now)
     if (n < 0 && errno == EAGAIN)
       return;
     if (n > 0) {
-      if (p->probe_got < 5)
-        memcpy(p->probe_head + p->probe_got, buf, SP_MIN((size_t)n, 5 - p->probe_got));
+      size_t room = sizeof p->probe_head;
+      if (p->probe_got < room)
+        memcpy(p->probe_head + p->probe_got, buf, SP_MIN((size_t)n, room - p->probe_got));
       p->probe_got += (size_t)n;
       bool head_done = false;
       for (ssize_t i = 0; i < n && !head_done; i++) {
@@ -747,7 +742,8 @@ static void probe_io(struct supervisor *s, struct proc *p, int64_t now)
       if (!head_done && p->probe_got < (1u << 20))
         continue;
     }
-    probe_result(s, p, p->probe_got >= 5 && memcmp(p->probe_head, "HTTP/", 5) == 0, now);
+    size_t head = SP_MIN(p->probe_got, sizeof p->probe_head);
+    probe_result(s, p, ports_http_status(p->probe_head, head) >= 0, now);
     return;
   }
 }
