@@ -1,0 +1,169 @@
+/* .dockerignore reading and matching; the contract is in dockerignore.h. */
+#include "dockerignore.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fnmatch.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "error.h"
+#include "str.h"
+#include "util.h"
+
+struct ignore_rule {
+  char *pat;
+  bool negate;
+};
+
+struct dockerignore {
+  struct ignore_rule *v;
+  int n;
+  bool any_negate;
+};
+
+void dockerignore_free(struct dockerignore *ig)
+{
+  if (ig == NULL)
+    return;
+  for (int i = 0; i < ig->n; i++)
+    free(ig->v[i].pat);
+  free(ig->v);
+  free(ig);
+}
+
+/* Docker's reading of the file: one pattern a line, '#' comments, '!'
+ * exceptions, cleaned like filepath.Clean, relative to the context. */
+struct dockerignore *dockerignore_load(const char *path, struct sp_error **err)
+{
+  struct dockerignore *ig = xcalloc(1, sizeof *ig);
+  cleanup_free char *txt = sp_read_file(path, 1 << 20, NULL, NULL);
+  if (txt == NULL) {
+    if (access(path, F_OK) < 0 && errno == ENOENT)
+      return ig;
+    sp_error_set(err, errno, "cannot read %s", path);
+    free(ig);
+    return NULL;
+  }
+  char *save = NULL;
+  for (char *line = strtok_r(txt, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+    while (isspace((unsigned char)*line))
+      line++;
+    size_t n = strlen(line);
+    while (n > 0 && isspace((unsigned char)line[n - 1]))
+      line[--n] = '\0';
+    if (n == 0 || line[0] == '#')
+      continue;
+    bool neg = false;
+    if (line[0] == '!') {
+      neg = true;
+      line++;
+      while (isspace((unsigned char)*line))
+        line++;
+    }
+    /* clean: no leading "/" or "./", no empty or "." segments, no trailing "/" */
+    struct sbuf p = SBUF_INIT;
+    char *seg_save = NULL;
+    for (char *seg = strtok_r(line, "/", &seg_save); seg; seg = strtok_r(NULL, "/", &seg_save)) {
+      if (strcmp(seg, ".") == 0)
+        continue;
+      if (p.len)
+        sbuf_addch(&p, '/');
+      sbuf_addstr(&p, seg);
+    }
+    if (p.len == 0) {
+      sbuf_release(&p);
+      continue;
+    }
+    ig->v = xreallocarray(ig->v, (size_t)ig->n + 1, sizeof *ig->v);
+    ig->v[ig->n].pat = sbuf_detach(&p, NULL);
+    ig->v[ig->n].negate = neg;
+    ig->n++;
+    ig->any_negate |= neg;
+  }
+  return ig;
+}
+
+/* Match pattern segments against path segments; "**" matches any number
+ * of segments, other segments are fnmatch patterns (*, ?, [...], \). */
+static bool seg_match(char **pat, int np, char **path, int nq)
+{
+  if (np == 0)
+    return nq == 0;
+  if (strcmp(pat[0], "**") == 0) {
+    for (int k = 0; k <= nq; k++)
+      if (seg_match(pat + 1, np - 1, path + k, nq - k))
+        return true;
+    return false;
+  }
+  if (nq == 0 || fnmatch(pat[0], path[0], 0) != 0)
+    return false;
+  return seg_match(pat + 1, np - 1, path + 1, nq - 1);
+}
+
+static int split(char *s, char **out, int max)
+{
+  int n = 0;
+  char *save = NULL;
+  for (char *t = strtok_r(s, "/", &save); t && n < max; t = strtok_r(NULL, "/", &save))
+    out[n++] = t;
+  return n;
+}
+
+#define MAX_DEPTH 128
+
+/* Does the pattern match rel or one of its parent directories? */
+static bool pattern_hits(const char *pattern, const char *rel)
+{
+  char pbuf[PATH_MAX], qbuf[PATH_MAX];
+  char *ps[MAX_DEPTH], *qs[MAX_DEPTH];
+  snprintf(pbuf, sizeof pbuf, "%s", pattern);
+  snprintf(qbuf, sizeof qbuf, "%s", rel);
+  int np = split(pbuf, ps, MAX_DEPTH), nq = split(qbuf, qs, MAX_DEPTH);
+  for (int k = nq; k >= 1; k--)
+    if (seg_match(ps, np, qs, k))
+      return true;
+  return false;
+}
+
+bool dockerignore_excludes(const struct dockerignore *ig, const char *rel)
+{
+  bool out = false;
+  for (int i = 0; i < ig->n; i++)
+    if (ig->v[i].negate == out && pattern_hits(ig->v[i].pat, rel))
+      out = !ig->v[i].negate;
+  return out;
+}
+
+bool dockerignore_exception_inside(const struct dockerignore *ig, const char *rel)
+{
+  for (int i = 0; i < ig->n; i++) {
+    if (!ig->v[i].negate)
+      continue;
+    char pbuf[PATH_MAX], qbuf[PATH_MAX];
+    char *ps[MAX_DEPTH], *qs[MAX_DEPTH];
+    snprintf(pbuf, sizeof pbuf, "%s", ig->v[i].pat);
+    snprintf(qbuf, sizeof qbuf, "%s", rel);
+    int np = split(pbuf, ps, MAX_DEPTH), nq = split(qbuf, qs, MAX_DEPTH);
+    bool could = true;
+    for (int k = 0; k < nq; k++) {
+      if (k >= np) {
+        could = false;
+        break;
+      }
+      if (strcmp(ps[k], "**") == 0)
+        break;
+      if (fnmatch(ps[k], qs[k], 0) != 0) {
+        could = false;
+        break;
+      }
+    }
+    if (could)
+      return true;
+  }
+  return false;
+}
