@@ -132,38 +132,37 @@ struct resp {
 static bool conn_try_open(struct conn *c)
 {
   c->in.len = 0;
+  struct sockaddr_storage ss = {0};
+  socklen_t len;
   if (c->path[0] == '/') {
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    if (strlen(c->path) >= sizeof sa.sun_path)
+    struct sockaddr_un *su = (struct sockaddr_un *)&ss;
+    su->sun_family = AF_UNIX;
+    if (strlen(c->path) >= sizeof su->sun_path)
       die("socket path too long: %s", c->path);
-    strcpy(sa.sun_path, c->path);
-    c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (c->fd < 0)
-      return false;
-    if (connect(c->fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-      int e = errno;
-      close(c->fd);
-      c->fd = -1;
-      errno = e;
-      return false;
-    }
-    return true;
+    strcpy(su->sun_path, c->path);
+    len = sizeof *su;
+  } else {
+    char host[256];
+    const char *colon = strrchr(c->path, ':');
+    if (colon == NULL || (size_t)(colon - c->path) >= sizeof host)
+      die("bad address %s (HOST:PORT or /unix/socket)", c->path);
+    memcpy(host, c->path, (size_t)(colon - c->path));
+    host[colon - c->path] = '\0';
+    struct sockaddr_in *si = (struct sockaddr_in *)&ss;
+    si->sin_family = AF_INET;
+    si->sin_port = htons((uint16_t)atoi(colon + 1));
+    if (inet_pton(AF_INET, host, &si->sin_addr) != 1)
+      die("bad IPv4 address %s", host);
+    len = sizeof *si;
   }
-  char host[256];
-  const char *colon = strrchr(c->path, ':');
-  if (colon == NULL || (size_t)(colon - c->path) >= sizeof host)
-    die("bad address %s (HOST:PORT or /unix/socket)", c->path);
-  memcpy(host, c->path, (size_t)(colon - c->path));
-  host[colon - c->path] = '\0';
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1))};
-  if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
-    die("bad IPv4 address %s", host);
-  c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  c->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (c->fd < 0)
     return false;
-  int one = 1;
-  setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  if (connect(c->fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+  if (ss.ss_family == AF_INET) {
+    int one = 1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+  if (connect(c->fd, (struct sockaddr *)&ss, len) < 0) {
     int e = errno;
     close(c->fd);
     c->fd = -1;
