@@ -393,42 +393,43 @@ static void h_sandbox_get(struct http_req *r)
   http_reply_json(r, 200, j);
 }
 
-static void h_sandbox_delete(struct http_req *r)
+/* Removes sandbox id: the monitor kills its processes and removes its
+ * workspace (an instance that is not running is started for it, so nothing
+ * is left behind), then sandpitd forgets it; a one_to_one sandbox's
+ * instance goes with it. */
+static int sandbox_remove(struct manager *m, const char *id, struct sp_error **err)
 {
-  struct manager *m = r->app;
-  cleanup_error struct sp_error *err = NULL;
   struct sbx_ref ref;
-  const char *id = r->params[0];
-  if (sandbox_lookup(m, id, NULL, false, &ref, &err) < 0) {
-    http_reply_error(r, &err);
-    return;
-  }
+  if (sandbox_lookup(m, id, NULL, false, &ref, err) < 0)
+    return -1;
   struct instance *in = pool_instance(ref.pool, ref.slot);
-  /* The monitor kills its processes and removes its workspace; an instance
-   * that is not running is started for it, so nothing is left behind. */
-  if (instance_ensure(m, in, START_WAIT_MS, &err) < 0) {
-    http_reply_error(r, &err);
-    return;
-  }
+  if (instance_ensure(m, in, START_WAIT_MS, err) < 0)
+    return -1;
   struct sbuf out = SBUF_INIT;
-  int st = ask_monitor(in, id, "DELETE", "/api/sandbox", 30000, 1 << 20, &out, &err);
+  int st = ask_monitor(in, id, "DELETE", "/api/sandbox", 30000, 1 << 20, &out, err);
   sbuf_release(&out);
   if (st != 200) {
-    if (err == NULL)
-      sp_error_code(&err, "INSTANCE_FAILED", 502, "the instance could not remove sandbox %s (%d)",
+    if (*err == NULL)
+      sp_error_code(err, "INSTANCE_FAILED", 502, "the instance could not remove sandbox %s (%d)",
                     id, st);
-    http_reply_error(r, &err);
-    return;
+    return -1;
   }
-  if (sandbox_forget(m, id, &err) < 0) {
-    http_reply_error(r, &err);
-    return;
-  }
-  if (pool_config(ref.pool)->allocation == SP_ALLOC_ONE_TO_ONE) {
-    /* its own instance goes with it */
+  if (sandbox_forget(m, id, err) < 0)
+    return -1;
+  if (pool_config(ref.pool)->allocation == SP_ALLOC_ONE_TO_ONE)
     instance_stop(m, in);
-  }
   sp_info("sandbox deleted", LS("sandbox", id));
+  return 0;
+}
+
+static void h_sandbox_delete(struct http_req *r)
+{
+  cleanup_error struct sp_error *err = NULL;
+  const char *id = r->params[0];
+  if (sandbox_remove(r->app, id, &err) < 0) {
+    http_reply_error(r, &err);
+    return;
+  }
   cleanup_json cJSON *j = json_success_new();
   cJSON_AddStringToObject(j, "id", id);
   cJSON_AddBoolToObject(j, "deleted", true);
