@@ -96,45 +96,47 @@ static int encoding_field(const struct fctx *c, const char *def, const char **en
   return 0;
 }
 
-static void reply_ok_path(struct http_req *r, const char *key, const char *path,
-                          const char *key2, const char *path2)
-{
-  cleanup_json cJSON *j = json_success_new();
-  cJSON_AddStringToObject(j, key, path);
-  if (key2)
-    cJSON_AddStringToObject(j, key2, path2);
-  monitor_reply(r, j);
-}
+/* An operation on the request's "path": it runs with the sandbox user's
+ * file identity and adds its own fields to the success body, after "path". */
+typedef int (*path_fn)(const struct fctx *c, const char *path, cJSON *reply, struct sp_error **err);
 
-void api_read(struct http_req *r)
+static void path_op(struct http_req *r, path_fn fn)
 {
   cleanup_fctx struct fctx c = {0};
   cleanup_error struct sp_error *err = NULL;
   cleanup_free char *path = begin_path(r, &c, "path", &err);
+  cleanup_json cJSON *j = json_success_new();
+  if (path) {
+    cJSON_AddStringToObject(j, "path", path);
+    sandbox_fs_enter(c.sb);
+    int rc = fn(&c, path, j, &err);
+    sandbox_fs_leave(c.sb);
+    if (rc == 0) {
+      monitor_reply(r, j);
+      return;
+    }
+  }
+  http_reply_error(r, &err);
+}
+
+static int read_op(const struct fctx *c, const char *path, cJSON *j, struct sp_error **err)
+{
   const char *enc = NULL;
   struct fs_file f = {0};
-  int rc = -1;
-  if (path && encoding_field(&c, NULL, &enc, &err) == 0) {
-    sandbox_fs_enter(c.sb);
-    rc = fsops_read(path, READ_MAX, &f, &err);
-    sandbox_fs_leave(c.sb);
-  }
-  if (rc < 0) {
-    http_reply_error(r, &err);
-    return;
-  }
+  if (encoding_field(c, NULL, &enc, err) < 0 || fsops_read(path, READ_MAX, &f, err) < 0)
+    return -1;
   bool b64 = enc ? strcmp(enc, "base64") == 0 : !f.is_text;
   cleanup_free char *content = b64 ? b64_encode(f.data, f.len, NULL) : str_repair_utf8(f.data, f.len);
-  cleanup_json cJSON *j = json_success_new();
-  cJSON_AddStringToObject(j, "path", path);
   cJSON_AddStringToObject(j, "content", content);
   cJSON_AddStringToObject(j, "encoding", b64 ? "base64" : "utf-8");
   cJSON_AddBoolToObject(j, "isBinary", b64);
   cJSON_AddStringToObject(j, "mimeType", f.mime);
   json_add_int(j, "size", (int64_t)f.len);
-  monitor_reply(r, j);
   fs_file_release(&f);
+  return 0;
 }
+
+void api_read(struct http_req *r) { path_op(r, read_op); }
 
 struct rstream {
   int fd;
@@ -284,52 +286,36 @@ static char *content_field(const struct fctx *c, size_t *len, struct sp_error **
   return decoded;
 }
 
-void api_write(struct http_req *r)
+static int write_op(const struct fctx *c, const char *path, cJSON *j, struct sp_error **err)
 {
-  cleanup_fctx struct fctx c = {0};
-  cleanup_error struct sp_error *err = NULL;
-  cleanup_free char *path = begin_path(r, &c, "path", &err);
+  (void)j;
   size_t len = 0;
-  cleanup_free char *data = path ? content_field(&c, &len, &err) : NULL;
-  int rc = -1;
-  if (data) {
-    sandbox_fs_enter(c.sb);
-    rc = fsops_write(path, data, len, true, &err);
-    sandbox_fs_leave(c.sb);
-  }
-  if (rc < 0)
-    http_reply_error(r, &err);
-  else
-    reply_ok_path(r, "path", path, NULL, NULL);
+  cleanup_free char *data = content_field(c, &len, err);
+  return data ? fsops_write(path, data, len, true, err) : -1;
 }
 
-/* mkdir and delete: a path and a "recursive" flag, as the sandbox's user. */
-static void path_flag_op(struct http_req *r, int (*op)(const char *, bool, struct sp_error **),
-                         bool echo_flag)
+void api_write(struct http_req *r) { path_op(r, write_op); }
+
+static int mkdir_op(const struct fctx *c, const char *path, cJSON *j, struct sp_error **err)
 {
-  cleanup_fctx struct fctx c = {0};
-  cleanup_error struct sp_error *err = NULL;
-  cleanup_free char *path = begin_path(r, &c, "path", &err);
   bool rec = false;
-  int rc = -1;
-  if (path && json_get_bool(c.body, "recursive", false, &rec, &err) == 0) {
-    sandbox_fs_enter(c.sb);
-    rc = op(path, rec, &err);
-    sandbox_fs_leave(c.sb);
-  }
-  if (rc < 0) {
-    http_reply_error(r, &err);
-  } else {
-    cleanup_json cJSON *j = json_success_new();
-    cJSON_AddStringToObject(j, "path", path);
-    if (echo_flag)
-      cJSON_AddBoolToObject(j, "recursive", rec);
-    monitor_reply(r, j);
-  }
+  if (json_get_bool(c->body, "recursive", false, &rec, err) < 0 || fsops_mkdir(path, rec, err) < 0)
+    return -1;
+  cJSON_AddBoolToObject(j, "recursive", rec);
+  return 0;
 }
 
-void api_mkdir(struct http_req *r) { path_flag_op(r, fsops_mkdir, true); }
-void api_delete(struct http_req *r) { path_flag_op(r, fsops_delete, false); }
+static int delete_op(const struct fctx *c, const char *path, cJSON *j, struct sp_error **err)
+{
+  (void)j;
+  bool rec = false;
+  if (json_get_bool(c->body, "recursive", false, &rec, err) < 0)
+    return -1;
+  return fsops_delete(path, rec, err);
+}
+
+void api_mkdir(struct http_req *r) { path_op(r, mkdir_op); }
+void api_delete(struct http_req *r) { path_op(r, delete_op); }
 
 static void rename_like(struct http_req *r, const char *from_key, const char *to_key)
 {
@@ -352,10 +338,14 @@ static void rename_like(struct http_req *r, const char *from_key, const char *to
   }
   int rc = fsops_rename(from, to, &err);
   sandbox_fs_leave(c.sb);
-  if (rc < 0)
+  if (rc < 0) {
     http_reply_error(r, &err);
-  else
-    reply_ok_path(r, "path", from, "newPath", to);
+    return;
+  }
+  cleanup_json cJSON *j = json_success_new();
+  cJSON_AddStringToObject(j, "path", from);
+  cJSON_AddStringToObject(j, "newPath", to);
+  monitor_reply(r, j);
 }
 
 void api_rename(struct http_req *r) { rename_like(r, "oldPath", "newPath"); }
@@ -375,54 +365,34 @@ static int list_options(const struct fctx *c, bool *rec, bool *hidden, struct sp
   return 0;
 }
 
-void api_list_files(struct http_req *r)
+static int list_op(const struct fctx *c, const char *path, cJSON *j, struct sp_error **err)
 {
-  cleanup_fctx struct fctx c = {0};
-  cleanup_error struct sp_error *err = NULL;
-  cleanup_free char *path = begin_path(r, &c, "path", &err);
   bool rec = false, hidden = false, truncated = false;
   cJSON *files = NULL;
-  if (path && list_options(&c, &rec, &hidden, &err) == 0) {
-    sandbox_fs_enter(c.sb);
-    files = fsops_list(path, rec, hidden, LIST_MAX, &truncated, &err);
-    sandbox_fs_leave(c.sb);
-  }
-  if (files == NULL) {
-    http_reply_error(r, &err);
-  } else {
-    cleanup_json cJSON *j = json_success_new();
-    cJSON_AddStringToObject(j, "path", path);
-    json_add_int(j, "count", cJSON_GetArraySize(files));
-    cJSON_AddItemToObject(j, "files", files);
-    if (truncated)
-      cJSON_AddBoolToObject(j, "truncated", true);
-    monitor_reply(r, j);
-  }
+  if (list_options(c, &rec, &hidden, err) < 0 ||
+      (files = fsops_list(path, rec, hidden, LIST_MAX, &truncated, err)) == NULL)
+    return -1;
+  json_add_int(j, "count", cJSON_GetArraySize(files));
+  cJSON_AddItemToObject(j, "files", files);
+  if (truncated)
+    cJSON_AddBoolToObject(j, "truncated", true);
+  return 0;
 }
 
-void api_exists(struct http_req *r)
+static int exists_op(const struct fctx *c, const char *path, cJSON *j, struct sp_error **err)
 {
-  cleanup_fctx struct fctx c = {0};
-  cleanup_error struct sp_error *err = NULL;
-  cleanup_free char *path = begin_path(r, &c, "path", &err);
+  (void)c;
   bool exists = false, is_dir = false;
-  int rc = -1;
-  if (path) {
-    sandbox_fs_enter(c.sb);
-    rc = fsops_exists(path, &exists, &is_dir, &err);
-    sandbox_fs_leave(c.sb);
-  }
-  if (rc < 0) {
-    http_reply_error(r, &err);
-  } else {
-    cleanup_json cJSON *j = json_success_new();
-    cJSON_AddStringToObject(j, "path", path);
-    cJSON_AddBoolToObject(j, "exists", exists);
-    if (exists)
-      cJSON_AddBoolToObject(j, "isDirectory", is_dir);
-    monitor_reply(r, j);
-  }
+  if (fsops_exists(path, &exists, &is_dir, err) < 0)
+    return -1;
+  cJSON_AddBoolToObject(j, "exists", exists);
+  if (exists)
+    cJSON_AddBoolToObject(j, "isDirectory", is_dir);
+  return 0;
 }
+
+void api_list_files(struct http_req *r) { path_op(r, list_op); }
+void api_exists(struct http_req *r) { path_op(r, exists_op); }
 
 /* ---- trees as tar ---- */
 
