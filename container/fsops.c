@@ -359,28 +359,12 @@ static int read_file(const char *path, size_t max_bytes, struct fs_file *out,
                      max_bytes);
 
   /* The file may grow or shrink while we read; EOF is what counts. */
-  size_t cap = (size_t)st.st_size + 1, len = 0;
-  cleanup_free char *buf = xmalloc(cap + 1);
-  for (;;) {
-    if (len == cap) {
-      if (cap > SIZE_MAX / 4)
-        return too_large(err, path, len, false, max_bytes);
-      cap *= 2;
-      buf = xrealloc(buf, cap + 1);
-    }
-    ssize_t n = read(fd, buf + len, cap - len);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      return sp_error_set(err, errno, "cannot read %s", path);
-    }
-    if (n == 0)
-      break;
-    len += (size_t)n;
-    if (len > max_bytes)
-      return too_large(err, path, len, false, max_bytes);
-  }
-  buf[len] = '\0';
+  size_t len;
+  cleanup_free char *buf = sp_read_fd(fd, (size_t)st.st_size + 1, max_bytes, &len);
+  if (buf == NULL && errno == EFBIG)
+    return too_large(err, path, len, false, max_bytes);
+  if (buf == NULL)
+    return sp_error_set(err, errno, "cannot read %s", path);
   bool text;
   out->mime = fsops_mime_type(path, buf, len, &text);
   out->is_text = text && str_is_utf8(buf, len);

@@ -65,6 +65,38 @@ int sp_write_all(int fd, const void *buf, size_t len)
   return 0;
 }
 
+char *sp_read_fd(int fd, size_t hint, size_t max, size_t *len)
+{
+  size_t cap = hint > 0 && hint < SIZE_MAX / 4 ? hint : 4096;
+  cleanup_free char *buf = xmalloc(cap + 1);
+  *len = 0;
+  for (;;) {
+    if (*len == cap) {
+      if (cap > SIZE_MAX / 4) {
+        errno = EFBIG;
+        return NULL;
+      }
+      cap *= 2;
+      buf = xrealloc(buf, cap + 1);
+    }
+    ssize_t n = read(fd, buf + *len, cap - *len);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      return NULL;
+    }
+    if (n == 0)
+      break;
+    *len += (size_t)n;
+    if (max != 0 && *len > max) {
+      errno = EFBIG;
+      return NULL;
+    }
+  }
+  buf[*len] = '\0';
+  return steal_pointer(&buf);
+}
+
 char *sp_read_file(const char *path, size_t max, size_t *len_out,
                    struct sp_error **err)
 {
@@ -73,33 +105,15 @@ char *sp_read_file(const char *path, size_t max, size_t *len_out,
     sp_error_set(err, errno, "cannot open %s", path);
     return NULL;
   }
-  size_t cap = 4096, len = 0;
-  cleanup_free char *buf = xmalloc(cap + 1);
-  for (;;) {
-    if (len == cap) {
-      cap *= 2;
-      buf = xrealloc(buf, cap + 1);
-    }
-    ssize_t n = read(fd, buf + len, cap - len);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      sp_error_set(err, errno, "cannot read %s", path);
-      return NULL;
-    }
-    if (n == 0)
-      break;
-    len += (size_t)n;
-    if (max != 0 && len > max) {
-      sp_error_code(err, "FILE_TOO_LARGE", 413, "%s is larger than %zu bytes",
-                    path, max);
-      return NULL;
-    }
-  }
-  buf[len] = '\0';
-  if (len_out)
+  size_t len;
+  char *buf = sp_read_fd(fd, 0, max, &len);
+  if (buf == NULL && errno == EFBIG)
+    sp_error_code(err, "FILE_TOO_LARGE", 413, "%s is larger than %zu bytes", path, max);
+  else if (buf == NULL)
+    sp_error_set(err, errno, "cannot read %s", path);
+  else if (len_out)
     *len_out = len;
-  return steal_pointer(&buf);
+  return buf;
 }
 
 int sp_write_file_atomic(const char *path, const void *buf, size_t len,

@@ -33,6 +33,10 @@ char *sp_iso8601(int64_t epoch_ms, char *buf, size_t len);
 int sp_set_nonblock(int fd, bool on);
 /* Write all of buf, retrying on EINTR and short writes.  -1 with errno. */
 int sp_write_all(int fd, const void *buf, size_t len);
+/* Read fd to its end, into a NUL-terminated buffer first sized for hint
+ * bytes.  NULL with errno: EFBIG past max bytes (0: no limit), or read's;
+ * *len is the count read, on failure too. */
+char *sp_read_fd(int fd, size_t hint, size_t max, size_t *len);
 /* Read a whole file, at most max bytes (0 = no limit).  NUL-terminated. */
 char *sp_read_file(const char *path, size_t max, size_t *len_out,
                    struct sp_error **err);
