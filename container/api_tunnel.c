@@ -42,7 +42,7 @@ static void tunnel_run(void *ud, int sock, const char *extra, size_t extra_len)
   int one = 1;
   setsockopt(t->tcp, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   if (extra_len == 0 || sp_write_all(t->tcp, extra, extra_len) == 0)
-    sp_splice(sock, t->tcp, t->stop, NULL, NULL);
+    sp_splice(sock, t->tcp, t->stop, NULL, NULL, NULL);
 }
 
 static void tunnel_free(void *ud)

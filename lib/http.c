@@ -689,9 +689,41 @@ void http_reply_upgrade(struct http_req *r, const char *protocol, http_upgraded_
   queue_response(r, 101, resp);
 }
 
-void sp_splice(int a, int b, const volatile int *stop, uint64_t *a_to_b, uint64_t *b_to_a)
+/* One direction of sp_splice: a read from `from`, passed (through the
+ * filter, if any) to `to`.  false when the direction ended: its EOF goes on
+ * as a shutdown, and a failure to pass bytes on (or a filter's refusal)
+ * closes the other direction too. */
+static bool splice_one(int from, int to, const struct sp_splice_filter *f, char *buf, size_t cap,
+                       struct sbuf *fout, uint64_t *moved, bool *other_open)
+{
+  ssize_t r = recv(from, buf, cap, 0);
+  if (r < 0 && (errno == EINTR || errno == EAGAIN))
+    return true;
+  if (r > 0) {
+    const char *p = buf;
+    size_t n = (size_t)r;
+    int ok = 0;
+    if (f) {
+      sbuf_reset(fout);
+      ok = f->fn(f->ud, buf, n, fout);
+      p = fout->buf;
+      n = fout->len;
+    }
+    if (ok == 0 && (n == 0 || sp_write_all(to, p, n) == 0)) {
+      *moved += n;
+      return true;
+    }
+    *other_open = false; /* `to` cannot take more: give up on both */
+  }
+  shutdown(to, SHUT_WR);
+  return false;
+}
+
+void sp_splice(int a, int b, const volatile int *stop, const struct sp_splice_filter *a_filter,
+               uint64_t *a_to_b, uint64_t *b_to_a)
 {
   char buf[65536];
+  struct sbuf fout = SBUF_INIT;
   bool a_open = true, b_open = true;
   uint64_t ab = 0, ba = 0;
   while (a_open || b_open) {
@@ -712,33 +744,12 @@ void sp_splice(int a, int b, const volatile int *stop, uint64_t *a_to_b, uint64_
       break;
     if (ready <= 0)
       continue;
-    if (ia >= 0 && p[ia].revents) {
-      ssize_t r = recv(a, buf, sizeof buf, 0);
-      if (r > 0 && sp_write_all(b, buf, (size_t)r) == 0) {
-        ab += (uint64_t)r;
-      } else if (r < 0 && (errno == EINTR || errno == EAGAIN)) {
-        /* again */
-      } else {
-        a_open = false;
-        shutdown(b, SHUT_WR);
-        if (r > 0)
-          b_open = false; /* b cannot take more: give up on both */
-      }
-    }
-    if (ib >= 0 && p[ib].revents) {
-      ssize_t r = recv(b, buf, sizeof buf, 0);
-      if (r > 0 && sp_write_all(a, buf, (size_t)r) == 0) {
-        ba += (uint64_t)r;
-      } else if (r < 0 && (errno == EINTR || errno == EAGAIN)) {
-        /* again */
-      } else {
-        b_open = false;
-        shutdown(a, SHUT_WR);
-        if (r > 0)
-          a_open = false;
-      }
-    }
+    if (ia >= 0 && p[ia].revents)
+      a_open = splice_one(a, b, a_filter, buf, sizeof buf, &fout, &ab, &b_open) && a_open;
+    if (ib >= 0 && p[ib].revents && b_open)
+      b_open = splice_one(b, a, NULL, buf, sizeof buf, &fout, &ba, &a_open) && b_open;
   }
+  sbuf_release(&fout);
   if (a_to_b)
     *a_to_b = ab;
   if (b_to_a)

@@ -142,11 +142,19 @@ typedef void (*http_upgraded_fn)(void *ud, int sock, const char *extra, size_t e
 void http_reply_upgrade(struct http_req *r, const char *protocol, http_upgraded_fn fn, void *ud,
                         void (*ud_free)(void *));
 
+/* What happens to the bytes from a before they go to b: fn appends what
+ * to send (changed or not) to out, or returns -1 to drop the connection. */
+struct sp_splice_filter {
+  int (*fn)(void *ud, const char *in, size_t n, struct sbuf *out);
+  void *ud;
+};
+
 /* Copy bytes both ways between a and b until both directions are closed
  * (each end's EOF is passed on as a shutdown), or *stop becomes nonzero
- * (looked at every 200 ms; stop may be NULL).  Returns the bytes moved
- * from a to b and b to a. */
-void sp_splice(int a, int b, const volatile int *stop, uint64_t *a_to_b, uint64_t *b_to_a);
+ * (looked at every 200 ms; stop may be NULL).  a_filter (may be NULL)
+ * sees the bytes from a first.  Returns the bytes written to b and to a. */
+void sp_splice(int a, int b, const volatile int *stop, const struct sp_splice_filter *a_filter,
+               uint64_t *a_to_b, uint64_t *b_to_a);
 
 /* Append one server-sent event ("event: NAME" when event is set, then
  * "data: JSON") to a streamed response's buffer. */

@@ -11,10 +11,8 @@
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <ctype.h>
-#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -300,54 +298,11 @@ static bool parse_preview(const char *host, const char *domain, int *port, char 
   return true;
 }
 
-/* Carry the connection: client -> rewriter -> upstream, upstream -> client. */
-static void proxy(int client, int up, struct reqrw *w, uint64_t *bytes_up, uint64_t *bytes_down)
+/* The client's bytes go to the upstream through the request rewriter; mid-
+ * stream a request it refuses has no clean answer: the connection drops. */
+static int rewrite(void *ud, const char *in, size_t n, struct sbuf *out)
 {
-  char buf[65536];
-  struct sbuf out = SBUF_INIT;
-  bool c_open = true, u_open = true;
-  while (c_open && u_open) {
-    struct pollfd p[2] = {{client, POLLIN, 0}, {up, POLLIN, 0}};
-    if (poll(p, 2, -1) < 0) {
-      if (errno == EINTR)
-        continue;
-      break;
-    }
-    if (p[0].revents) {
-      ssize_t n = recv(client, buf, sizeof buf, 0);
-      if (n > 0) {
-        sbuf_reset(&out);
-        if (reqrw_feed(w, buf, (size_t)n, &out) < 0) {
-          /* mid-stream there is no clean answer: drop the connection */
-          break;
-        }
-        if (out.len && sp_write_all(up, out.buf, out.len) < 0)
-          break;
-        *bytes_up += out.len;
-      } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
-        c_open = false;
-        shutdown(up, SHUT_WR);
-        /* finish passing the answer back */
-        for (;;) {
-          ssize_t r = recv(up, buf, sizeof buf, 0);
-          if (r <= 0 || sp_write_all(client, buf, (size_t)r) < 0)
-            break;
-          *bytes_down += (uint64_t)r;
-        }
-      }
-    }
-    if (u_open && c_open && p[1].revents) {
-      ssize_t n = recv(up, buf, sizeof buf, 0);
-      if (n > 0) {
-        if (sp_write_all(client, buf, (size_t)n) < 0)
-          break;
-        *bytes_down += (uint64_t)n;
-      } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
-        u_open = false;
-      }
-    }
-  }
-  sbuf_release(&out);
+  return reqrw_feed(ud, in, n, out) < 0 ? -1 : 0;
 }
 
 bool preview_takeover(void *app, int fd, const char *head, size_t len,
@@ -436,7 +391,8 @@ bool preview_takeover(void *app, int fd, const char *head, size_t len,
   struct reqrw w;
   reqrw_init(&w, addr, raw_host);
   uint64_t up = 0, down = 0;
-  proxy(fd, httpc_fd(c), &w, &up, &down);
+  struct sp_splice_filter f = {rewrite, &w};
+  sp_splice(fd, httpc_fd(c), NULL, &f, &up, &down);
   reqrw_release(&w);
   metrics_forwarded(m->metrics, up, down);
 done:

@@ -659,7 +659,7 @@ START_TEST(splice_both_ways)
   shutdown(a[1], SHUT_WR);
   shutdown(b[1], SHUT_WR);
   uint64_t ab = 0, ba = 0;
-  sp_splice(a[0], b[0], NULL, &ab, &ba);
+  sp_splice(a[0], b[0], NULL, NULL, &ab, &ba);
   ck_assert_uint_eq(ab, 4);
   ck_assert_uint_eq(ba, 12);
   struct sbuf got = SBUF_INIT;
@@ -676,6 +676,67 @@ START_TEST(splice_both_ways)
 }
 END_TEST
 
+/* a's bytes through a filter: what it makes of them is what b gets and
+ * what is counted; a refusal drops both directions. */
+static int upper(void *ud, const char *in, size_t n, struct sbuf *out)
+{
+  int *calls = ud;
+  (*calls)++;
+  for (size_t i = 0; i < n; i++) {
+    if (in[i] == '!')
+      return -1;
+    sbuf_addch(out, in[i] >= 'a' && in[i] <= 'z' ? (char)(in[i] - 32) : in[i]);
+    if (in[i] == '+')
+      sbuf_addch(out, '+');
+  }
+  return 0;
+}
+
+START_TEST(splice_filter)
+{
+  int a[2], b[2];
+  int calls = 0;
+  struct sp_splice_filter f = {upper, &calls};
+  ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, a), 0);
+  ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, b), 0);
+  ck_assert(sock_send(a[1], "to b+", 5));
+  ck_assert(sock_send(b[1], "to a", 4));
+  shutdown(a[1], SHUT_WR);
+  shutdown(b[1], SHUT_WR);
+  uint64_t ab = 0, ba = 0;
+  sp_splice(a[0], b[0], NULL, &f, &ab, &ba);
+  ck_assert_int_ge(calls, 1);
+  ck_assert_uint_eq(ab, 6);
+  ck_assert_uint_eq(ba, 4);
+  struct sbuf got = SBUF_INIT;
+  ck_assert(sock_read_until_close(b[1], 5000, &got));
+  ck_assert_str_eq(sbuf_str(&got), "TO B++");
+  sbuf_reset(&got);
+  ck_assert(sock_read_until_close(a[1], 5000, &got));
+  ck_assert_str_eq(sbuf_str(&got), "to a");
+  for (int i = 0; i < 2; i++) {
+    close(a[i]);
+    close(b[i]);
+  }
+
+  /* refused: the splice ends although b's end never closes */
+  ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, a), 0);
+  ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, b), 0);
+  ck_assert(sock_send(a[1], "no!", 3));
+  ab = ba = 0;
+  sp_splice(a[0], b[0], NULL, &f, &ab, &ba);
+  ck_assert_uint_eq(ab, 0);
+  sbuf_reset(&got);
+  ck_assert(sock_read_until_close(b[1], 5000, &got));
+  ck_assert_str_eq(sbuf_str(&got), "");
+  sbuf_release(&got);
+  for (int i = 0; i < 2; i++) {
+    close(a[i]);
+    close(b[i]);
+  }
+}
+END_TEST
+
 /* A splice whose ends stay open ends once its stop flag is set. */
 START_TEST(splice_stops)
 {
@@ -684,7 +745,7 @@ START_TEST(splice_stops)
   ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, b), 0);
   volatile int stop = 1;
   int64_t t0 = sp_monotonic_ms();
-  sp_splice(a[0], b[0], &stop, NULL, NULL);
+  sp_splice(a[0], b[0], &stop, NULL, NULL, NULL);
   ck_assert_int_lt(sp_monotonic_ms() - t0, 2000);
   for (int i = 0; i < 2; i++) {
     close(a[i]);
@@ -859,7 +920,7 @@ static Suite *http_suite(void)
                               streamed_request_body, stream_response, stream_abort,
                               stop_ends_streams));
   check_add_tcase(s, "connections", 30, setup, teardown,
-                  CHECK_TESTS(takeover_first, upgrade, splice_both_ways, splice_stops, unix_socket_rules,
+                  CHECK_TESTS(takeover_first, upgrade, splice_both_ways, splice_filter, splice_stops, unix_socket_rules,
                               loopback_port));
   check_add_tcase(s, "hostile", 60, setup, teardown,
                   CHECK_TESTS(huge_headers, malformed_requests, many_clients_at_once));
