@@ -89,14 +89,12 @@ static void h_process_start(struct http_req *r)
   cleanup_error struct sp_error *err = NULL;
   const struct sandbox *sb = monitor_sandbox_get(r, &err);
   cleanup_json cJSON *body = sb ? http_body_json(r, &err) : NULL;
-  cleanup_json cJSON *resp = body ? process_start(m, sb, body, &err) : NULL;
-  if (resp == NULL) {
-    http_reply_error(r, &err);
-    return;
+  cJSON *resp = body ? process_start(m, sb, body, &err) : NULL;
+  if (resp) {
+    cJSON_AddBoolToObject(resp, "success", true);
+    cJSON_AddStringToObject(resp, "processId", cJSON_GetObjectItem(resp, "id")->valuestring);
   }
-  cJSON_AddBoolToObject(resp, "success", true);
-  cJSON_AddStringToObject(resp, "processId", cJSON_GetObjectItem(resp, "id")->valuestring);
-  monitor_reply(r, resp);
+  monitor_answer(r, resp, &err);
 }
 
 static void h_process_list(struct http_req *r)
@@ -104,30 +102,24 @@ static void h_process_list(struct http_req *r)
   struct monitor *m = r->app;
   cleanup_error struct sp_error *err = NULL;
   const char *sandbox = monitor_sandbox(r, &err);
-  if (sandbox == NULL) {
-    http_reply_error(r, &err);
-    return;
-  }
-  cleanup_json cJSON *resp = json_success_new();
-  cJSON_AddItemToObject(resp, "processes", supervisor_list(m->sup, sandbox));
-  monitor_reply(r, resp);
+  cJSON *resp = sandbox ? json_success_new() : NULL;
+  if (resp)
+    cJSON_AddItemToObject(resp, "processes", supervisor_list(m->sup, sandbox));
+  monitor_answer(r, resp, &err);
 }
 
 /* {"success", "process", "timestamp"} (with "processId" and "signal" first
  * when a signal was sent), or the error behind a NULL p. */
 static void reply_process(struct http_req *r, cJSON *p, const char *signal, struct sp_error **err)
 {
-  if (p == NULL) {
-    http_reply_error(r, err);
-    return;
-  }
-  cleanup_json cJSON *resp = json_success_new();
-  if (signal) {
+  cJSON *resp = p ? json_success_new() : NULL;
+  if (resp && signal) {
     cJSON_AddStringToObject(resp, "processId", r->params[0]);
     cJSON_AddStringToObject(resp, "signal", signal);
   }
-  cJSON_AddItemToObject(resp, "process", p);
-  monitor_reply(r, resp);
+  if (resp)
+    cJSON_AddItemToObject(resp, "process", p);
+  monitor_answer(r, resp, err);
 }
 
 static void h_process_get(struct http_req *r)
@@ -244,30 +236,35 @@ static const char *process_sandbox(struct http_req *r, const char *id, struct sp
   return sandbox;
 }
 
-static void h_process_logs(struct http_req *r)
+/* The stored output of the request's process r->params[0], by stream. */
+static cJSON *process_logs(struct http_req *r, struct sp_error **err)
 {
   struct monitor *m = r->app;
   const char *id = r->params[0];
-  cleanup_error struct sp_error *err = NULL;
-  const char *sandbox = process_sandbox(r, id, &err);
-  cleanup_free char *key = sandbox ? supervisor_log_key(sandbox, id) : NULL;
+  const char *sandbox = process_sandbox(r, id, err);
+  if (sandbox == NULL)
+    return NULL;
+  cleanup_free char *key = supervisor_log_key(sandbox, id);
   struct collect c = {SBUF_INIT, SBUF_INIT, 0, false};
-  if (key == NULL || logstore_query(m->ls, key, 0, LOGS_MAX_LINES, 0, collect_line, &c, &err) < 0) {
-    sbuf_release(&c.out);
-    sbuf_release(&c.err);
-    http_reply_error(r, &err);
-    return;
+  cJSON *resp = NULL;
+  if (logstore_query(m->ls, key, 0, LOGS_MAX_LINES, 0, collect_line, &c, err) == 0) {
+    cleanup_free char *out = str_repair_utf8(sbuf_str(&c.out), c.out.len);
+    cleanup_free char *errs = str_repair_utf8(sbuf_str(&c.err), c.err.len);
+    resp = json_success_new();
+    cJSON_AddStringToObject(resp, "processId", id);
+    cJSON_AddStringToObject(resp, "stdout", out);
+    cJSON_AddStringToObject(resp, "stderr", errs);
+    cJSON_AddBoolToObject(resp, "truncated", c.cut);
   }
-  cleanup_free char *out = str_repair_utf8(sbuf_str(&c.out), c.out.len);
-  cleanup_free char *errs = str_repair_utf8(sbuf_str(&c.err), c.err.len);
   sbuf_release(&c.out);
   sbuf_release(&c.err);
-  cleanup_json cJSON *resp = json_success_new();
-  cJSON_AddStringToObject(resp, "processId", id);
-  cJSON_AddStringToObject(resp, "stdout", out);
-  cJSON_AddStringToObject(resp, "stderr", errs);
-  cJSON_AddBoolToObject(resp, "truncated", c.cut);
-  monitor_reply(r, resp);
+  return resp;
+}
+
+static void h_process_logs(struct http_req *r)
+{
+  cleanup_error struct sp_error *err = NULL;
+  monitor_answer(r, process_logs(r, &err), &err);
 }
 
 /* A server-sent event stream fed from the log store. */
@@ -662,13 +659,10 @@ static void h_errors_stats(struct http_req *r)
   cleanup_error struct sp_error *err = NULL;
   const char *scope;
   cJSON *stats = observed_scope(r, &scope, &err) == 0 ? errorstore_stats(m->ls, scope, &err) : NULL;
-  if (stats == NULL) {
-    http_reply_error(r, &err);
-    return;
-  }
-  cleanup_json cJSON *resp = json_success_new();
-  cJSON_AddItemToObject(resp, "stats", stats);
-  http_reply_json(r, 200, resp);
+  cJSON *resp = stats ? json_success_new() : NULL;
+  if (resp)
+    cJSON_AddItemToObject(resp, "stats", stats);
+  monitor_answer(r, resp, &err);
 }
 
 static void h_errors_clear(struct http_req *r)

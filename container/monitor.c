@@ -80,6 +80,16 @@ void monitor_reply(struct http_req *r, cJSON *j)
   http_reply_json(r, 200, j);
 }
 
+void monitor_answer(struct http_req *r, cJSON *j, struct sp_error **err)
+{
+  if (j == NULL) {
+    http_reply_error(r, err);
+    return;
+  }
+  monitor_reply(r, j);
+  cJSON_Delete(j);
+}
+
 void sse_stopping(struct sbuf *out)
 {
   cleanup_json cJSON *d = cJSON_CreateObject();

@@ -47,6 +47,9 @@ void monitor_run_as(struct monitor *m, const struct sandbox *sb, const char *cmd
  * last, as the SDK's container does. */
 struct cJSON;
 void monitor_reply(struct http_req *r, struct cJSON *j);
+/* A handler's one answer: monitor_reply(j) and free j, or, when j is NULL,
+ * the error in *err. */
+void monitor_answer(struct http_req *r, struct cJSON *j, struct sp_error **err);
 
 /* The last event of a stream cut short by the monitor's stop sequence. */
 struct sbuf;
