@@ -122,15 +122,6 @@ static void reply_process(struct http_req *r, cJSON *p, const char *signal, stru
   monitor_answer(r, resp, err);
 }
 
-static void h_process_get(struct http_req *r)
-{
-  struct monitor *m = r->app;
-  cleanup_error struct sp_error *err = NULL;
-  const char *sandbox = monitor_sandbox(r, &err);
-  cJSON *p = sandbox ? supervisor_get(m->sup, sandbox, r->params[0], &err) : NULL;
-  reply_process(r, p, NULL, &err);
-}
-
 static const struct {
   const char *name;
   int sig;
@@ -155,26 +146,32 @@ static int parse_signal(const char *s)
   return -1;
 }
 
-static void h_process_kill(struct http_req *r)
+/* GET, signal (?signal=, TERM by default) and restart of the request's
+ * process r->params[0]. */
+enum process_op { PROCESS_GET, PROCESS_SIGNAL, PROCESS_RESTART };
+
+static void process_op(struct http_req *r, enum process_op op)
 {
   struct monitor *m = r->app;
   cleanup_error struct sp_error *err = NULL;
   const char *sandbox = monitor_sandbox(r, &err);
-  int sig = sandbox ? parse_signal(http_query(r, "signal")) : -1;
+  const char *id = r->params[0], *signal = http_query(r, "signal");
+  int sig = op == PROCESS_SIGNAL ? parse_signal(signal) : 0;
+  cJSON *p = NULL;
   if (sandbox && sig < 0)
-    sp_error_code(&err, "INVALID_SIGNAL", 400, "unknown signal '%s'", http_query(r, "signal"));
-  cJSON *p = sig > 0 ? supervisor_signal(m->sup, sandbox, r->params[0], sig, &err) : NULL;
-  reply_process(r, p, strsignal(sig), &err);
+    sp_error_code(&err, "INVALID_SIGNAL", 400, "unknown signal '%s'", signal);
+  else if (sandbox && op == PROCESS_GET)
+    p = supervisor_get(m->sup, sandbox, id, &err);
+  else if (sandbox && op == PROCESS_SIGNAL)
+    p = supervisor_signal(m->sup, sandbox, id, sig, &err);
+  else if (sandbox)
+    p = supervisor_restart(m->sup, sandbox, id, &err);
+  reply_process(r, p, op == PROCESS_SIGNAL ? strsignal(sig) : NULL, &err);
 }
 
-static void h_process_restart(struct http_req *r)
-{
-  struct monitor *m = r->app;
-  cleanup_error struct sp_error *err = NULL;
-  const char *sandbox = monitor_sandbox(r, &err);
-  cJSON *p = sandbox ? supervisor_restart(m->sup, sandbox, r->params[0], &err) : NULL;
-  reply_process(r, p, NULL, &err);
-}
+static void h_process_get(struct http_req *r) { process_op(r, PROCESS_GET); }
+static void h_process_kill(struct http_req *r) { process_op(r, PROCESS_SIGNAL); }
+static void h_process_restart(struct http_req *r) { process_op(r, PROCESS_RESTART); }
 
 static void h_process_kill_all(struct http_req *r)
 {
