@@ -531,36 +531,38 @@ static void h_logs(struct http_req *r)
   http_reply_json(r, 200, resp);
 }
 
-static void h_logs_clear(struct http_req *r)
+/* Clears the stored lines of ?process= (of the request's sandbox, or of
+ * "default"), of every process of the request's sandbox, or, without
+ * either, of all. */
+static int logs_clear(struct http_req *r, struct sp_error **err)
 {
   struct monitor *m = r->app;
-  cleanup_error struct sp_error *err = NULL;
   const char *scope;
-  if (monitor_scope(r, &scope, &err) < 0) {
-    http_reply_error(r, &err);
-    return;
-  }
+  if (monitor_scope(r, &scope, err) < 0)
+    return -1;
   const char *process = http_query(r, "process");
-  cleanup_free char *key = NULL;
-  if (process)
-    key = supervisor_log_key(scope ? scope : "default", process);
-  if (key == NULL && scope != NULL) {
-    /* every process of this sandbox */
-    cleanup_json cJSON *list = supervisor_list(m->sup, scope);
-    cJSON *p;
-    cJSON_ArrayForEach(p, list)
-    {
-      cleanup_free char *k = supervisor_log_key(scope, cJSON_GetObjectItem(p, "id")->valuestring);
-      if (logstore_clear(m->ls, k, &err) < 0) {
-        http_reply_error(r, &err);
-        return;
-      }
-    }
-  } else if (logstore_clear(m->ls, key, &err) < 0) {
-    http_reply_error(r, &err);
-    return;
+  if (process || scope == NULL) {
+    cleanup_free char *key = process ? supervisor_log_key(scope ? scope : "default", process) : NULL;
+    return logstore_clear(m->ls, key, err);
   }
-  http_reply(r, 200, "application/json", "{\"success\":true}", 16);
+  cleanup_json cJSON *list = supervisor_list(m->sup, scope);
+  cJSON *p;
+  cJSON_ArrayForEach(p, list)
+  {
+    cleanup_free char *k = supervisor_log_key(scope, cJSON_GetObjectItem(p, "id")->valuestring);
+    if (logstore_clear(m->ls, k, err) < 0)
+      return -1;
+  }
+  return 0;
+}
+
+static void h_logs_clear(struct http_req *r)
+{
+  cleanup_error struct sp_error *err = NULL;
+  if (logs_clear(r, &err) < 0)
+    http_reply_error(r, &err);
+  else
+    http_reply(r, 200, "application/json", "{\"success\":true}", 16);
 }
 
 /* ---- errors ---- */
