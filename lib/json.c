@@ -40,31 +40,42 @@ cJSON *json_parse_object(const char *buf, size_t len, struct sp_error **err)
   return j;
 }
 
+/* obj's key: 1 with *v when it holds a value that is(), 0 when it is absent
+ * or null (the default applies), -1 with *err for a value of another kind. */
+static int field(const cJSON *obj, const char *key, cJSON_bool (*is)(const cJSON *),
+                 const char *kind, const cJSON **v, struct sp_error **err)
+{
+  *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+  if (*v == NULL || cJSON_IsNull(*v))
+    return 0;
+  if (!is(*v))
+    return sp_error_code(err, "INVALID_REQUEST", 400, "'%s' must be %s", key, kind);
+  return 1;
+}
+
 int json_get_string(const cJSON *obj, const char *key, const char *def,
                     const char **out, struct sp_error **err)
 {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-  if (v == NULL || cJSON_IsNull(v)) {
-    *out = def;
-    return 0;
-  }
-  if (!cJSON_IsString(v))
-    return sp_error_code(err, "INVALID_REQUEST", 400, "'%s' must be a string", key);
-  *out = v->valuestring;
-  return 0;
+  const cJSON *v;
+  int rc = field(obj, key, cJSON_IsString, "a string", &v, err);
+  *out = rc > 0 ? v->valuestring : def;
+  return rc < 0 ? -1 : 0;
+}
+
+/* a number without a fraction */
+static cJSON_bool is_integer(const cJSON *v)
+{
+  return cJSON_IsNumber(v) && isfinite(v->valuedouble) && v->valuedouble == floor(v->valuedouble);
 }
 
 int json_get_int(const cJSON *obj, const char *key, int64_t def, int64_t min,
                  int64_t max, int64_t *out, struct sp_error **err)
 {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-  if (v == NULL || cJSON_IsNull(v)) {
-    *out = def;
-    return 0;
-  }
-  if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) ||
-      v->valuedouble != floor(v->valuedouble))
-    return sp_error_code(err, "INVALID_REQUEST", 400, "'%s' must be an integer", key);
+  const cJSON *v;
+  int rc = field(obj, key, is_integer, "an integer", &v, err);
+  *out = def;
+  if (rc <= 0)
+    return rc;
   if (v->valuedouble < (double)min || v->valuedouble > (double)max)
     return sp_error_code(err, "INVALID_REQUEST", 400,
                          "'%s' must be between %lld and %lld", key,
@@ -76,15 +87,10 @@ int json_get_int(const cJSON *obj, const char *key, int64_t def, int64_t min,
 int json_get_bool(const cJSON *obj, const char *key, bool def, bool *out,
                   struct sp_error **err)
 {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-  if (v == NULL || cJSON_IsNull(v)) {
-    *out = def;
-    return 0;
-  }
-  if (!cJSON_IsBool(v))
-    return sp_error_code(err, "INVALID_REQUEST", 400, "'%s' must be a boolean", key);
-  *out = cJSON_IsTrue(v);
-  return 0;
+  const cJSON *v;
+  int rc = field(obj, key, cJSON_IsBool, "a boolean", &v, err);
+  *out = rc > 0 ? cJSON_IsTrue(v) : def;
+  return rc < 0 ? -1 : 0;
 }
 
 char *json_print(const cJSON *j)
