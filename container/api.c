@@ -687,6 +687,13 @@ static void h_ping(struct http_req *r)
   monitor_reply(r, resp);
 }
 
+/* keys[i]: values[i], for i < n */
+static void add_ints(cJSON *o, const char *const *keys, const int64_t *values, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    json_add_int(o, keys[i], values[i]);
+}
+
 static void h_status(struct http_req *r)
 {
   struct monitor *m = r->app;
@@ -702,24 +709,18 @@ static void h_status(struct http_req *r)
   cJSON_AddStringToObject(resp, "version", SANDPIT_VERSION);
   json_add_int(resp, "pid", getpid());
   json_add_int(resp, "uptimeMs", sp_now_ms() - m->started_ms);
-  cJSON *p = cJSON_AddObjectToObject(resp, "processes");
-  json_add_int(p, "total", sc.total);
-  json_add_int(p, "running", sc.running);
-  json_add_int(p, "ready", sc.ready);
-  json_add_int(p, "failed", sc.failed);
-  json_add_int(p, "restarts", sc.restarts);
-  json_add_int(p, "orphansReaped", sc.orphans_reaped);
+  static const char *const pk[] = {"total", "running", "ready", "failed", "restarts",
+                                    "orphansReaped"};
+  const int64_t pv[] = {sc.total, sc.running, sc.ready, sc.failed, sc.restarts, sc.orphans_reaped};
+  add_ints(cJSON_AddObjectToObject(resp, "processes"), pk, pv, SP_ARRAY_SIZE(pk));
   cJSON *d = cJSON_AddObjectToObject(resp, "database");
   cJSON_AddStringToObject(d, "path", m->db_path);
-  json_add_int(d, "bytes", ls.db_bytes);
-  json_add_int(d, "lines", ls.lines);
-  json_add_int(d, "errors", ls.errors);
-  json_add_int(d, "pendingLines", ls.pending);
-  json_add_int(d, "rotatedLines", ls.rotated_lines);
-  json_add_int(d, "droppedLines", ls.dropped_lines);
-  json_add_int(d, "truncatedLines", ls.truncated_lines);
-  json_add_int(d, "writeFailures", ls.write_failures);
-  json_add_int(d, "lastSeq", ls.last_seq);
+  static const char *const dk[] = {"bytes", "lines", "errors", "pendingLines", "rotatedLines",
+                                    "droppedLines", "truncatedLines", "writeFailures", "lastSeq"};
+  const int64_t dv[] = {ls.db_bytes,      ls.lines,           ls.errors,
+                        ls.pending,       ls.rotated_lines,   ls.dropped_lines,
+                        ls.truncated_lines, ls.write_failures, ls.last_seq};
+  add_ints(d, dk, dv, SP_ARRAY_SIZE(dk));
   cJSON_AddBoolToObject(resp, "isolatedUsers", m->is_root);
   http_reply_json(r, 200, resp);
 }

@@ -138,12 +138,13 @@ int reqrw_feed(struct reqrw *w, const char *data, size_t n, struct sbuf *out)
       }
       break;
     }
-    case RW_BODY: {
+    case RW_BODY:
+    case RW_CHUNK_DATA: { /* w->left bytes pass as they are */
       size_t k = (size_t)SP_MIN((int64_t)(n - i), w->left);
       sbuf_add(out, data + i, k);
       i += k;
       if ((w->left -= (int64_t)k) == 0)
-        w->st = RW_HEAD;
+        w->st = w->st == RW_BODY ? RW_HEAD : RW_CHUNK_END;
       break;
     }
     case RW_CHUNK_SIZE:
@@ -170,14 +171,6 @@ int reqrw_feed(struct reqrw *w, const char *data, size_t n, struct sbuf *out)
         w->st = RW_HEAD;
       }
       sbuf_reset(&w->line);
-      break;
-    }
-    case RW_CHUNK_DATA: {
-      size_t k = (size_t)SP_MIN((int64_t)(n - i), w->left);
-      sbuf_add(out, data + i, k);
-      i += k;
-      if ((w->left -= (int64_t)k) == 0)
-        w->st = RW_CHUNK_END;
       break;
     }
     }
