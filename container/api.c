@@ -11,6 +11,7 @@
 
 #include "error.h"
 #include "errstore.h"
+#include "id.h"
 #include "json.h"
 #include "log.h"
 #include "logstore.h"
@@ -267,7 +268,9 @@ static void h_process_logs(struct http_req *r)
 /* A server-sent event stream fed from the log store. */
 struct follow {
   struct monitor *m;
-  char *sandbox, *id, *key; /* key NULL: all processes (of sandbox, if set) */
+  char sandbox[SP_SANDBOX_ID_MAX + 1]; /* "": every sandbox */
+  char id[SP_PROCESS_ID_MAX + 1];     /* the process of an SDK process stream */
+  char *key;                          /* NULL: all processes (of sandbox, if set) */
   int64_t seq;
   struct sbuf *out; /* the stream's, during a call */
   int phase; /* 0: info to send, 1: lines */
@@ -278,8 +281,6 @@ struct follow {
 static void follow_free(void *ud)
 {
   struct follow *f = ud;
-  free(f->sandbox);
-  free(f->id);
   free(f->key);
   free(f);
 }
@@ -304,7 +305,7 @@ static int follow_line(void *ud, const struct log_line *l)
 {
   struct follow *f = ud;
   f->seq = l->seq;
-  if (f->sandbox && !f->key) {
+  if (f->sandbox[0] && !f->key) {
     /* all processes of one sandbox: keys are "sandbox/id" */
     size_t n = strlen(f->sandbox);
     if (strncmp(l->process_id, f->sandbox, n) != 0 || l->process_id[n] != '/')
@@ -411,8 +412,8 @@ static void h_process_stream(struct http_req *r)
   }
   struct follow *f = xcalloc(1, sizeof *f);
   f->m = m;
-  f->sandbox = xstrdup(sandbox);
-  f->id = xstrdup(id);
+  snprintf(f->sandbox, sizeof f->sandbox, "%s", sandbox);
+  snprintf(f->id, sizeof f->id, "%s", id);
   f->key = supervisor_log_key(sandbox, id);
   f->sse_process = true;
   http_reply_stream(r, 200, "text/event-stream", follow_cb, f, follow_free);
@@ -495,7 +496,7 @@ static void h_logs(struct http_req *r)
   if (follow && strcmp(follow, "1") == 0) {
     struct follow *f = xcalloc(1, sizeof *f);
     f->m = m;
-    f->sandbox = scope ? xstrdup(scope) : NULL;
+    snprintf(f->sandbox, sizeof f->sandbox, "%s", scope ? scope : "");
     f->key = key ? xstrdup(key) : NULL;
     f->phase = 1;
     f->seq = since;

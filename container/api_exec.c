@@ -12,6 +12,7 @@
 #include "error.h"
 #include "errstore.h"
 #include "exec.h"
+#include "id.h"
 #include "json.h"
 #include "log.h"
 #include "monitor.h"
@@ -280,9 +281,14 @@ void api_commands(struct http_req *r)
 
 /* ---- port watch ---- */
 
+#define WATCH_PATH_MAX 2048
+
+/* One watch, in one allocation: its ids are bounded (lib/id.h). */
 struct watch {
   struct monitor *m;
-  char *sandbox, *process_id, *path;
+  char sandbox[SP_SANDBOX_ID_MAX + 1];
+  char process_id[SP_PROCESS_ID_MAX + 1]; /* "": none */
+  char path[WATCH_PATH_MAX + 1];
   int port;
   bool http;
   int status_min, status_max, interval_ms;
@@ -353,7 +359,7 @@ static int watch_cb(void *ud, struct sbuf *out)
     sse_stopping(out);
     return HTTP_STREAM_END;
   }
-  if (w->process_id) {
+  if (w->process_id[0]) {
     struct proc_state st;
     supervisor_state(w->m->sup, w->sandbox, w->process_id, &st);
     if (!st.found) {
@@ -386,58 +392,53 @@ static int watch_cb(void *ud, struct sbuf *out)
   return HTTP_STREAM_MORE;
 }
 
-static void watch_free(void *ud)
+/* The watch the request's body asks for, into w; -1 with *err. */
+static int watch_request(struct http_req *r, struct watch *w, struct sp_error **err)
 {
-  struct watch *w = ud;
-  free(w->sandbox);
-  free(w->process_id);
-  free(w->path);
-  free(w);
-}
-
-void api_port_watch(struct http_req *r)
-{
-  struct monitor *m = r->app;
-  cleanup_error struct sp_error *err = NULL;
-  const char *sandbox = monitor_sandbox(r, &err);
-  cleanup_json cJSON *body = sandbox ? http_body_json(r, &err) : NULL;
+  const char *sandbox = monitor_sandbox(r, err);
+  cleanup_json cJSON *body = sandbox ? http_body_json(r, err) : NULL;
   int64_t port, smin, smax, interval;
   const char *mode, *path, *pid;
-  if (body == NULL || json_get_int(body, "port", 0, 1, 65535, &port, &err) < 0 ||
-      json_get_string(body, "mode", "http", &mode, &err) < 0 ||
-      json_get_string(body, "path", "/", &path, &err) < 0 ||
-      json_get_string(body, "processId", NULL, &pid, &err) < 0 ||
-      json_get_int(body, "statusMin", 200, 100, 599, &smin, &err) < 0 ||
-      json_get_int(body, "statusMax", 399, 100, 599, &smax, &err) < 0 ||
-      json_get_int(body, "interval", 500, 0, 600000, &interval, &err) < 0) {
-    http_reply_error(r, &err);
-    return;
-  }
-  if (port == 0) {
-    http_reply_errorf(r, 400, "INVALID_PORT", "'port' is required (1-65535)");
-    return;
-  }
-  if (strcmp(mode, "http") != 0 && strcmp(mode, "tcp") != 0) {
-    http_reply_errorf(r, 400, "VALIDATION_FAILED", "'mode' must be \"http\" or \"tcp\"");
-    return;
-  }
-  if (path[0] != '/' || strpbrk(path, "\r\n ") != NULL || strlen(path) > 2048) {
-    http_reply_errorf(r, 400, "VALIDATION_FAILED", "'path' must be an absolute URL path");
-    return;
-  }
-  struct watch *w = xcalloc(1, sizeof *w);
-  w->m = m;
-  w->sandbox = xstrdup(sandbox);
-  w->process_id = pid ? xstrdup(pid) : NULL;
-  w->path = xstrdup(path);
+  if (body == NULL || json_get_int(body, "port", 0, 1, 65535, &port, err) < 0 ||
+      json_get_string(body, "mode", "http", &mode, err) < 0 ||
+      json_get_string(body, "path", "/", &path, err) < 0 ||
+      json_get_string(body, "processId", NULL, &pid, err) < 0 ||
+      json_get_int(body, "statusMin", 200, 100, 599, &smin, err) < 0 ||
+      json_get_int(body, "statusMax", 399, 100, 599, &smax, err) < 0 ||
+      json_get_int(body, "interval", 500, 0, 600000, &interval, err) < 0)
+    return -1;
+  if (port == 0)
+    return sp_error_code(err, "INVALID_PORT", 400, "'port' is required (1-65535)");
+  if (strcmp(mode, "http") != 0 && strcmp(mode, "tcp") != 0)
+    return sp_error_code(err, "VALIDATION_FAILED", 400, "'mode' must be \"http\" or \"tcp\"");
+  if (path[0] != '/' || strpbrk(path, "\r\n ") != NULL || strlen(path) > WATCH_PATH_MAX)
+    return sp_error_code(err, "VALIDATION_FAILED", 400, "'path' must be an absolute URL path");
+  if (pid && !sp_id_ok(SP_ID_PROCESS, pid))
+    return sp_error_code(err, "VALIDATION_FAILED", 400,
+                         "'processId' must be 1-64 characters of [A-Za-z0-9._-]");
+  w->m = r->app;
+  snprintf(w->sandbox, sizeof w->sandbox, "%s", sandbox);
+  snprintf(w->process_id, sizeof w->process_id, "%s", pid ? pid : "");
+  snprintf(w->path, sizeof w->path, "%s", path);
   w->port = (int)port;
   w->http = strcmp(mode, "http") == 0;
   w->status_min = (int)smin;
   w->status_max = (int)smax;
   w->interval_ms = (int)SP_MAX(100, SP_MIN(interval, 10000));
-  http_reply_stream(r, 200, "text/event-stream", watch_cb, w, watch_free);
+  return 0;
 }
 
+void api_port_watch(struct http_req *r)
+{
+  cleanup_error struct sp_error *err = NULL;
+  struct watch *w = xcalloc(1, sizeof *w);
+  if (watch_request(r, w, &err) < 0) {
+    free(w);
+    http_reply_error(r, &err);
+    return;
+  }
+  http_reply_stream(r, 200, "text/event-stream", watch_cb, w, free);
+}
 
 /* ---- removing a sandbox ---- */
 

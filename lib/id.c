@@ -12,9 +12,9 @@ struct id_rule {
 };
 
 static const struct id_rule rules[] = {
-    [SP_ID_SANDBOX] = {.max = 63, .upper = true, .extra = "_-", .lead = "_-"},
-    [SP_ID_PREVIEW] = {.max = 63, .extra = "-", .lead = "-"},
-    [SP_ID_PROCESS] = {.max = 64, .upper = true, .extra = "._-", .lead = "."},
+    [SP_ID_SANDBOX] = {.max = SP_SANDBOX_ID_MAX, .upper = true, .extra = "_-", .lead = "_-"},
+    [SP_ID_PREVIEW] = {.max = SP_SANDBOX_ID_MAX, .extra = "-", .lead = "-"},
+    [SP_ID_PROCESS] = {.max = SP_PROCESS_ID_MAX, .upper = true, .extra = "._-", .lead = "."},
     [SP_ID_SESSION] = {.max = 128, .any = true},
     [SP_ID_TOKEN] = {.max = 16, .extra = "_", .lead = ""},
 };

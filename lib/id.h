@@ -18,6 +18,10 @@
 
 enum sp_id_kind { SP_ID_SANDBOX, SP_ID_PREVIEW, SP_ID_PROCESS, SP_ID_SESSION, SP_ID_TOKEN };
 
+/* The longest ids of the kinds that are kept in fixed buffers. */
+#define SP_SANDBOX_ID_MAX 63
+#define SP_PROCESS_ID_MAX 64
+
 /* The sandbox rule in words, for error messages. */
 #define SP_SANDBOX_ID_RULE "1-63 characters of [A-Za-z0-9_-], starting with a letter or digit"
 
