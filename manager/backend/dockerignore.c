@@ -23,7 +23,6 @@ struct ignore_rule {
 struct dockerignore {
   struct ignore_rule *v;
   int n;
-  bool any_negate;
 };
 
 void dockerignore_free(struct dockerignore *ig)
@@ -83,7 +82,6 @@ struct dockerignore *dockerignore_load(const char *path, struct sp_error **err)
     ig->v[ig->n].pat = sbuf_detach(&p, NULL);
     ig->v[ig->n].negate = neg;
     ig->n++;
-    ig->any_negate |= neg;
   }
   return ig;
 }
