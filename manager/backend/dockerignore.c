@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "alloc.h"
 #include "error.h"
@@ -39,15 +38,16 @@ void dockerignore_free(struct dockerignore *ig)
  * exceptions, cleaned like filepath.Clean, relative to the context. */
 struct dockerignore *dockerignore_load(const char *path, struct sp_error **err)
 {
-  struct dockerignore *ig = xcalloc(1, sizeof *ig);
-  cleanup_free char *txt = sp_read_file(path, 1 << 20, NULL, NULL);
-  if (txt == NULL) {
-    if (access(path, F_OK) < 0 && errno == ENOENT)
-      return ig;
-    sp_error_set(err, errno, "cannot read %s", path);
-    free(ig);
+  cleanup_error struct sp_error *why = NULL;
+  cleanup_free char *txt = sp_read_file(path, 1 << 20, NULL, &why);
+  if (txt == NULL && why->errnum != ENOENT) {
+    if (err != NULL && *err == NULL)
+      *err = steal_pointer(&why);
     return NULL;
   }
+  struct dockerignore *ig = xcalloc(1, sizeof *ig);
+  if (txt == NULL)
+    return ig;
   char *save = NULL;
   for (char *line = strtok_r(txt, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
     while (isspace((unsigned char)*line))
