@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "alloc.h"
 #include "error.h"
@@ -22,8 +21,7 @@ struct ignore_rule {
 
 struct dockerignore {
   struct ignore_rule *v;
-  int n;
-  bool any_negate;
+  int n, cap;
 };
 
 void dockerignore_free(struct dockerignore *ig)
@@ -40,15 +38,16 @@ void dockerignore_free(struct dockerignore *ig)
  * exceptions, cleaned like filepath.Clean, relative to the context. */
 struct dockerignore *dockerignore_load(const char *path, struct sp_error **err)
 {
-  struct dockerignore *ig = xcalloc(1, sizeof *ig);
-  cleanup_free char *txt = sp_read_file(path, 1 << 20, NULL, NULL);
-  if (txt == NULL) {
-    if (access(path, F_OK) < 0 && errno == ENOENT)
-      return ig;
-    sp_error_set(err, errno, "cannot read %s", path);
-    free(ig);
+  cleanup_error struct sp_error *why = NULL;
+  cleanup_free char *txt = sp_read_file(path, 1 << 20, NULL, &why);
+  if (txt == NULL && why->errnum != ENOENT) {
+    if (err != NULL && *err == NULL)
+      *err = steal_pointer(&why);
     return NULL;
   }
+  struct dockerignore *ig = xcalloc(1, sizeof *ig);
+  if (txt == NULL)
+    return ig;
   char *save = NULL;
   for (char *line = strtok_r(txt, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
     while (isspace((unsigned char)*line))
@@ -79,30 +78,15 @@ struct dockerignore *dockerignore_load(const char *path, struct sp_error **err)
       sbuf_release(&p);
       continue;
     }
-    ig->v = xreallocarray(ig->v, (size_t)ig->n + 1, sizeof *ig->v);
+    if (ig->n == ig->cap) {
+      ig->cap = ig->cap ? 2 * ig->cap : 16;
+      ig->v = xreallocarray(ig->v, (size_t)ig->cap, sizeof *ig->v);
+    }
     ig->v[ig->n].pat = sbuf_detach(&p, NULL);
     ig->v[ig->n].negate = neg;
     ig->n++;
-    ig->any_negate |= neg;
   }
   return ig;
-}
-
-/* Match pattern segments against path segments; "**" matches any number
- * of segments, other segments are fnmatch patterns (*, ?, [...], \). */
-static bool seg_match(char **pat, int np, char **path, int nq)
-{
-  if (np == 0)
-    return nq == 0;
-  if (strcmp(pat[0], "**") == 0) {
-    for (int k = 0; k <= nq; k++)
-      if (seg_match(pat + 1, np - 1, path + k, nq - k))
-        return true;
-    return false;
-  }
-  if (nq == 0 || fnmatch(pat[0], path[0], 0) != 0)
-    return false;
-  return seg_match(pat + 1, np - 1, path + 1, nq - 1);
 }
 
 static int split(char *s, char **out, int max)
@@ -116,6 +100,33 @@ static int split(char *s, char **out, int max)
 
 #define MAX_DEPTH 128
 
+/* Does the pattern pat[0..np) match path[0..k) for some k >= 1, that is
+ * the path or one of its parent directories?  "**" matches any number of
+ * segments, other segments are fnmatch patterns (*, ?, [...], \).  One
+ * pass over the pattern, reach[j] saying whether the segments so far match
+ * path[0..j): no backtracking, so many "**" cost no more than a few. */
+static bool prefix_match(char **pat, int np, char **path, int nq)
+{
+  bool reach[MAX_DEPTH + 1];
+  reach[0] = true;
+  for (int j = 1; j <= nq; j++)
+    reach[j] = false;
+  for (int i = 0; i < np; i++) {
+    if (strcmp(pat[i], "**") == 0) {
+      for (int j = 1; j <= nq; j++)
+        reach[j] = reach[j] || reach[j - 1];
+      continue;
+    }
+    for (int j = nq; j >= 1; j--)
+      reach[j] = reach[j - 1] && fnmatch(pat[i], path[j - 1], 0) == 0;
+    reach[0] = false;
+  }
+  for (int k = 1; k <= nq; k++)
+    if (reach[k])
+      return true;
+  return false;
+}
+
 /* Does the pattern match rel or one of its parent directories? */
 static bool pattern_hits(const char *pattern, const char *rel)
 {
@@ -124,10 +135,7 @@ static bool pattern_hits(const char *pattern, const char *rel)
   snprintf(pbuf, sizeof pbuf, "%s", pattern);
   snprintf(qbuf, sizeof qbuf, "%s", rel);
   int np = split(pbuf, ps, MAX_DEPTH), nq = split(qbuf, qs, MAX_DEPTH);
-  for (int k = nq; k >= 1; k--)
-    if (seg_match(ps, np, qs, k))
-      return true;
-  return false;
+  return prefix_match(ps, np, qs, nq);
 }
 
 bool dockerignore_excludes(const struct dockerignore *ig, const char *rel)

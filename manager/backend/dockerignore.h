@@ -15,7 +15,8 @@ struct sp_error;
 struct dockerignore;
 
 /* The patterns of the file at path; none when it does not exist.  NULL
- * with *err when it cannot be read. */
+ * with *err when it cannot be read or is larger than 1 MiB
+ * (FILE_TOO_LARGE). */
 struct dockerignore *dockerignore_load(const char *path, struct sp_error **err);
 void dockerignore_free(struct dockerignore *ig);
 
