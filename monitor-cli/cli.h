@@ -34,6 +34,9 @@ struct cli_option {
   int key;
   const char *arg; /* the value's name in the help; NULL: a flag */
   const char *help;
+  /* The query parameter it sets, for a command whose options are its
+   * request's query (a flag sends "1"); NULL: none. */
+  const char *query;
 };
 
 /* A command's line once parsed: its words, and its options in order. */
@@ -66,6 +69,8 @@ int cli_stream(const struct cli *c, const char *path,
 char *cli_escape(const char *s);
 /* Append "?name=value" (or "&name=value"), value percent-encoded. */
 void cli_query(struct sbuf *path, const char *name, const char *value);
+/* Append to path the query of every option in a that has one in opts. */
+void cli_query_options(struct sbuf *path, const struct cli_option *opts, const struct cli_args *a);
 
 /* output.c */
 const char *cli_str(const struct cJSON *o, const char *key, const char *def);
@@ -92,13 +97,12 @@ CLI_RUN(process_status);
 CLI_RUN(process_list);
 
 extern const struct cli_option errors_list_options[];
-CLI_RUN(errors_list);
+void errors_print_list(const struct cJSON *reply);
 void errors_print_stats(const struct cJSON *reply);
 
 extern const struct cli_option logs_get_options[];
 extern const struct cli_option logs_clear_options[];
 CLI_RUN(logs_get);
-CLI_RUN(logs_clear);
 
 void monitor_print_status(const struct cJSON *reply);
 

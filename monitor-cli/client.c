@@ -61,6 +61,15 @@ void cli_query(struct sbuf *path, const char *name, const char *value)
   sbuf_addf(path, "%c%s=%s", strchr(sbuf_str(path), '?') ? '&' : '?', name, v);
 }
 
+void cli_query_options(struct sbuf *path, const struct cli_option *opts, const struct cli_args *a)
+{
+  for (const struct cli_option *o = opts; o && o->name; o++) {
+    const char *v = o->query ? cli_arg(a, o->key) : NULL;
+    if (v)
+      cli_query(path, o->query, o->arg ? v : "1");
+  }
+}
+
 /* --manager's http://HOST[:PORT][/PREFIX]; the scheme may be left out. */
 static int parse_manager(const char *url, char **host, char **port, char **prefix,
                          struct sp_error **err)

@@ -7,12 +7,12 @@
 #include "util.h"
 
 const struct cli_option errors_list_options[] = {
-    {"since", 's', "TIME", "only errors seen since TIME (epoch milliseconds or ISO 8601)"},
-    {"reset", 'r', NULL, "clear the errors once they are read"},
-    {NULL, 0, NULL, NULL},
+    {"since", 's', "TIME", "only errors seen since TIME (epoch milliseconds or ISO 8601)", "since"},
+    {"reset", 'r', NULL, "clear the errors once they are read", "reset"},
+    {NULL, 0, NULL, NULL, NULL},
 };
 
-static void print_errors(const cJSON *reply)
+void errors_print_list(const cJSON *reply)
 {
   const cJSON *errs = cJSON_GetObjectItem(reply, "errors");
   printf("%-6s %-11s %-18s %-8s %-30s %s\n", "COUNT", "TOOL", "CATEGORY", "SEVERITY", "LOCATION",
@@ -31,18 +31,6 @@ static void print_errors(const cJSON *reply)
   }
   if (cJSON_GetArraySize(errs) == 0)
     printf("(no errors)\n");
-}
-
-int errors_list(const struct cli *c, const struct cli_args *a, struct sp_error **err)
-{
-  cleanup_sbuf struct sbuf path = SBUF_INIT;
-  sbuf_addstr(&path, "/api/errors");
-  const char *since = cli_arg(a, 's');
-  if (since)
-    cli_query(&path, "since", since);
-  if (cli_arg(a, 'r'))
-    cli_query(&path, "reset", "1");
-  return cli_show(c, "GET", sbuf_str(&path), NULL, print_errors, err);
 }
 
 void errors_print_stats(const cJSON *reply)

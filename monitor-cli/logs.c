@@ -8,16 +8,16 @@
 #include "util.h"
 
 const struct cli_option logs_get_options[] = {
-    {"process", 'p', "ID", "only the lines of process ID"},
-    {"tail", 't', "N", "the last N lines (1-100000)"},
-    {"since", 's', "SEQ", "the lines after sequence number SEQ"},
-    {"follow", 'f', NULL, "then print new lines as they come, until interrupted"},
-    {NULL, 0, NULL, NULL},
+    {"process", 'p', "ID", "only the lines of process ID", "process"},
+    {"tail", 't', "N", "the last N lines (1-100000)", "tail"},
+    {"since", 's', "SEQ", "the lines after sequence number SEQ", "since"},
+    {"follow", 'f', NULL, "then print new lines as they come, until interrupted", "follow"},
+    {NULL, 0, NULL, NULL, NULL},
 };
 
 const struct cli_option logs_clear_options[] = {
-    {"process", 'p', "ID", "only the lines of process ID"},
-    {NULL, 0, NULL, NULL},
+    {"process", 'p', "ID", "only the lines of process ID", "process"},
+    {NULL, 0, NULL, NULL, NULL},
 };
 
 static void print_line(const struct cli *c, const cJSON *j)
@@ -39,21 +39,13 @@ int logs_get(const struct cli *c, const struct cli_args *a, struct sp_error **er
 {
   cleanup_sbuf struct sbuf path = SBUF_INIT;
   sbuf_addstr(&path, "/api/logs");
-  const char *v;
+  const char *v = cli_arg(a, 't');
   long long n;
-  if ((v = cli_arg(a, 'p')))
-    cli_query(&path, "process", v);
-  if ((v = cli_arg(a, 't'))) {
-    if (!str_to_ll(v, 1, 100000, &n))
-      return cli_usage(err, "--tail must be 1-100000");
-    cli_query(&path, "tail", v);
-  }
-  if ((v = cli_arg(a, 's')))
-    cli_query(&path, "since", v);
-  if (cli_arg(a, 'f')) {
-    cli_query(&path, "follow", "1");
+  if (v && !str_to_ll(v, 1, 100000, &n))
+    return cli_usage(err, "--tail must be 1-100000");
+  cli_query_options(&path, logs_get_options, a);
+  if (cli_arg(a, 'f'))
     return cli_stream(c, sbuf_str(&path), print_line, err);
-  }
   cleanup_json cJSON *j = cli_request(c, "GET", sbuf_str(&path), NULL, err);
   if (j == NULL)
     return -1;
@@ -65,14 +57,4 @@ int logs_get(const struct cli *c, const struct cli_args *a, struct sp_error **er
   const cJSON *l;
   cJSON_ArrayForEach(l, cJSON_GetObjectItem(j, "lines")) print_line(c, l);
   return 0;
-}
-
-int logs_clear(const struct cli *c, const struct cli_args *a, struct sp_error **err)
-{
-  cleanup_sbuf struct sbuf path = SBUF_INIT;
-  sbuf_addstr(&path, "/api/logs");
-  const char *process = cli_arg(a, 'p');
-  if (process)
-    cli_query(&path, "process", process);
-  return cli_show(c, "DELETE", sbuf_str(&path), NULL, cli_print_message, err);
 }

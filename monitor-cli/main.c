@@ -13,6 +13,7 @@
 
 #include "cli.h"
 #include "error.h"
+#include "str.h"
 #include "util.h"
 #include "version.h"
 
@@ -33,7 +34,8 @@ struct command {
   const char *help; /* a line for the list of commands */
   const char *more; /* the rest, for the command's --help (or NULL) */
   int (*run)(const struct cli *c, const struct cli_args *a, struct sp_error **err);
-  /* without run: one request, its reply printed through table() */
+  /* without run: one request, its options its query (cli_option.query),
+   * its reply printed through table() */
   const char *method, *path;
   void (*table)(const struct cJSON *reply);
 };
@@ -55,15 +57,16 @@ static const struct command commands[] = {
     {"process list", "", 0, 0, false, NULL, "list the processes", NULL, process_list, NULL, NULL,
      NULL},
     {"errors list", "", 0, 0, false, errors_list_options,
-     "list the errors found in the processes' output", NULL, errors_list, NULL, NULL, NULL},
+     "list the errors found in the processes' output", NULL, NULL, "GET", "/api/errors",
+     errors_print_list},
     {"errors stats", "", 0, 0, false, NULL, "count the errors by category, severity and tool",
      NULL, NULL, "GET", "/api/errors/stats", errors_print_stats},
     {"errors clear", "", 0, 0, false, NULL, "forget the errors", NULL, NULL, "DELETE",
      "/api/errors", cli_print_message},
     {"logs get", "", 0, 0, false, logs_get_options, "print the processes' output", NULL,
      logs_get, NULL, NULL, NULL},
-    {"logs clear", "", 0, 0, false, logs_clear_options, "forget the output", NULL, logs_clear,
-     NULL, NULL, NULL},
+    {"logs clear", "", 0, 0, false, logs_clear_options, "forget the output", NULL, NULL, "DELETE",
+     "/api/logs", cli_print_message},
     {"status", "", 0, 0, false, NULL, "show the monitor's own status", NULL, NULL, "GET",
      "/api/status", monitor_print_status},
     {"ping", "", 0, 0, false, NULL, "check that the monitor answers", NULL, NULL, "GET",
@@ -75,15 +78,15 @@ enum { OPT_SOCKET = 512, OPT_SANDBOX, OPT_MANAGER, OPT_SESSION, OPT_FORMAT };
 
 static const struct cli_option global_options[] = {
     {"socket", OPT_SOCKET, "PATH",
-     "monitor socket (default $SANDPIT_MONITOR_SOCKET or\n/run/sandpit/monitor.sock)"},
-    {"sandbox", OPT_SANDBOX, "ID", "act on sandbox ID (direct socket access)"},
-    {"manager", OPT_MANAGER, "URL", "go through sandpitd at URL, http://HOST[:PORT] ..."},
-    {"session", OPT_SESSION, "ID", "... to the sandbox ID (token: $SANDPIT_API_TOKEN)"},
+     "monitor socket (default $SANDPIT_MONITOR_SOCKET or\n/run/sandpit/monitor.sock)", NULL},
+    {"sandbox", OPT_SANDBOX, "ID", "act on sandbox ID (direct socket access)", NULL},
+    {"manager", OPT_MANAGER, "URL", "go through sandpitd at URL, http://HOST[:PORT] ...", NULL},
+    {"session", OPT_SESSION, "ID", "... to the sandbox ID (token: $SANDPIT_API_TOKEN)", NULL},
     {"format", OPT_FORMAT, "FMT",
-     "table, json or raw (default: table on a terminal,\njson otherwise)"},
-    {"help", 'h', NULL, "show this help (after a command: the command's)"},
-    {"version", 'V', NULL, "show the version"},
-    {NULL, 0, NULL, NULL},
+     "table, json or raw (default: table on a terminal,\njson otherwise)", NULL},
+    {"help", 'h', NULL, "show this help (after a command: the command's)", NULL},
+    {"version", 'V', NULL, "show the version", NULL},
+    {NULL, 0, NULL, NULL, NULL},
 };
 
 int cli_usage(struct sp_error **err, const char *fmt, ...)
@@ -366,6 +369,15 @@ static int exit_status(const struct sp_error *err)
   return EXIT_FAILED;
 }
 
+/* A command without run(): its request, with its options as the query. */
+static void one_request(const struct line *l, struct sp_error **err)
+{
+  cleanup_sbuf struct sbuf path = SBUF_INIT;
+  sbuf_addstr(&path, l->cmd->path);
+  cli_query_options(&path, l->cmd->options, &l->args);
+  cli_show(&l->cli, l->cmd->method, sbuf_str(&path), NULL, l->cmd->table, err);
+}
+
 int main(int argc, char **argv)
 {
   __attribute__((cleanup(line_release))) struct line l = {0};
@@ -385,7 +397,7 @@ int main(int argc, char **argv)
     else if (l.cmd->run)
       l.cmd->run(&l.cli, &l.args, &err);
     else
-      cli_show(&l.cli, l.cmd->method, l.cmd->path, NULL, l.cmd->table, &err);
+      one_request(&l, &err);
   }
   if (err == NULL)
     return EXIT_OK;

@@ -12,18 +12,18 @@
 enum { OPT_SIGNAL = 256 };
 
 const struct cli_option process_start_options[] = {
-    {"id", 'i', "ID", "the process's id (default: the monitor picks one)"},
-    {"port", 'p', "N", "the port it serves (1-65535): it is ready once that port answers"},
-    {"auto-restart", 'a', NULL, "start it again when it exits"},
-    {"max-restarts", 'm', "N", "at most N restarts (0-1000; default: the monitor's)"},
-    {"cwd", 'c', "DIR", "its working directory"},
-    {"env", 'e', "NAME=VALUE", "a variable of its environment (repeatable)"},
-    {NULL, 0, NULL, NULL},
+    {"id", 'i', "ID", "the process's id (default: the monitor picks one)", NULL},
+    {"port", 'p', "N", "the port it serves (1-65535): it is ready once that port answers", NULL},
+    {"auto-restart", 'a', NULL, "start it again when it exits", NULL},
+    {"max-restarts", 'm', "N", "at most N restarts (0-1000; default: the monitor's)", NULL},
+    {"cwd", 'c', "DIR", "its working directory", NULL},
+    {"env", 'e', "NAME=VALUE", "a variable of its environment (repeatable)", NULL},
+    {NULL, 0, NULL, NULL, NULL},
 };
 
 const struct cli_option process_stop_options[] = {
-    {"signal", OPT_SIGNAL, "SIG", "the signal, by name or number (default TERM)"},
-    {NULL, 0, NULL, NULL},
+    {"signal", OPT_SIGNAL, "SIG", "the signal, by name or number (default TERM)", NULL},
+    {NULL, 0, NULL, NULL, NULL},
 };
 
 static void print_header(void)

@@ -123,6 +123,21 @@ def test_monitor_cli(t):
         t.check("errors list table", p.returncode == 0 and "no errors" in p.stdout, p.stdout)
         p = cli(m, "errors", "stats")
         t.eq("errors stats JSON", json.loads(p.stdout)["stats"]["total"], 0)
+        # options become the request's query
+        cli(m, "process", "start", "--id", "e1", "--", "sh", "-c",
+            "echo \"Error: Cannot find module 'left-pad'\"")
+        m.wait_for(lambda: m.get("/api/errors").json["count"] == 1)
+        future = str(int(time.time() * 1000) + 60000)
+        t.eq("errors list --since a future time lists none",
+             json.loads(cli(m, "errors", "list", "--since", future).stdout)["count"], 0)
+        t.eq("errors list --reset lists the error",
+             json.loads(cli(m, "errors", "list", "--reset").stdout)["count"], 1)
+        t.eq("  and clears it", json.loads(cli(m, "errors", "list").stdout)["count"], 0)
+        p = cli(m, "logs", "clear", "--process", "c1")
+        t.eq("logs clear --process exits 0", p.returncode, 0)
+        t.eq("  its lines are gone", json.loads(cli(m, "logs", "get", "--process", "c1").stdout)["lines"], [])
+        t.check("  another's are kept",
+                len(json.loads(cli(m, "logs", "get", "--process", "e1").stdout)["lines"]) == 1)
         p = cli(m, "status", fmt="table")
         t.check("status table", p.returncode == 0 and "processes:" in p.stdout, p.stdout)
         p = cli(m, "process", "start", "--id", "c2", "--", "sleep", "100")
