@@ -174,24 +174,28 @@ static void h_process_get(struct http_req *r) { process_op(r, PROCESS_GET); }
 static void h_process_kill(struct http_req *r) { process_op(r, PROCESS_SIGNAL); }
 static void h_process_restart(struct http_req *r) { process_op(r, PROCESS_RESTART); }
 
-static void h_process_kill_all(struct http_req *r)
+/* Kills every process of the request's sandbox, and what its commands
+ * left running in the background (servers started with '&', a fork bomb):
+ * everything of the sandbox's user. */
+static cJSON *kill_all(struct http_req *r, struct sp_error **err)
 {
   struct monitor *m = r->app;
-  cleanup_error struct sp_error *err = NULL;
-  const struct sandbox *sb = monitor_sandbox_get(r, &err);
-  if (sb == NULL) {
-    http_reply_error(r, &err);
-    return;
-  }
+  const struct sandbox *sb = monitor_sandbox_get(r, err);
+  if (sb == NULL)
+    return NULL;
   int n = supervisor_kill_all(m->sup, sb->id);
-  /* and what commands left running in the background (servers started with
-   * '&', a fork bomb): everything of this sandbox's user */
   if (sb->set_user)
     monitor_run_as(m, sb, "kill -TERM -1 2>/dev/null; sleep 0.5; kill -KILL -1 2>/dev/null; exit 0");
-  cleanup_json cJSON *resp = json_success_new();
+  cJSON *resp = json_success_new();
   json_add_int(resp, "cleanedCount", n);
   json_add_int(resp, "killedCount", n);
-  monitor_reply(r, resp);
+  return resp;
+}
+
+static void h_process_kill_all(struct http_req *r)
+{
+  cleanup_error struct sp_error *err = NULL;
+  monitor_answer(r, kill_all(r, &err), &err);
 }
 
 /* ---- logs ---- */

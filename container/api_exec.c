@@ -179,72 +179,78 @@ void api_execute_stream(struct http_req *r)
 
 /* ---- sessions ---- */
 
-void api_session_create(struct http_req *r)
+static cJSON *session_create_body(struct http_req *r, struct sp_error **err)
 {
   struct monitor *m = r->app;
-  cleanup_error struct sp_error *err = NULL;
-  const struct sandbox *sb = monitor_sandbox_get(r, &err);
-  cleanup_json cJSON *body = sb ? http_body_json(r, &err) : NULL;
+  const struct sandbox *sb = monitor_sandbox_get(r, err);
+  cleanup_json cJSON *body = sb ? http_body_json(r, err) : NULL;
   const char *id, *cwd;
   int64_t timeout;
-  if (body == NULL || json_get_string(body, "id", NULL, &id, &err) < 0 ||
-      json_get_string(body, "cwd", NULL, &cwd, &err) < 0 ||
-      json_get_int(body, "commandTimeoutMs", 0, 0, 24LL * 3600 * 1000, &timeout, &err) < 0) {
-    http_reply_error(r, &err);
-    return;
-  }
+  if (body == NULL || json_get_string(body, "id", NULL, &id, err) < 0 ||
+      json_get_string(body, "cwd", NULL, &cwd, err) < 0 ||
+      json_get_int(body, "commandTimeoutMs", 0, 0, 24LL * 3600 * 1000, &timeout, err) < 0)
+    return NULL;
   cleanup_free char *gen = NULL;
   if (id == NULL)
     id = gen = xasprintf("session_%lld_%04x", (long long)sp_now_ms(), (unsigned)(rand() & 0xffff));
   const cJSON *env = cJSON_GetObjectItemCaseSensitive(body, "env");
   if (env && !cJSON_IsObject(env) && !cJSON_IsNull(env)) {
-    http_reply_errorf(r, 400, "VALIDATION_FAILED", "'env' must be an object of strings");
-    return;
+    sp_error_code(err, "VALIDATION_FAILED", 400, "'env' must be an object of strings");
+    return NULL;
   }
-  if (session_create(m->sandboxes, sb, id, cJSON_IsObject(env) ? env : NULL, cwd, timeout,
-                     &err) < 0) {
-    http_reply_error(r, &err);
-    return;
-  }
-  cleanup_json cJSON *j = json_success_new();
+  if (session_create(m->sandboxes, sb, id, cJSON_IsObject(env) ? env : NULL, cwd, timeout, err) < 0)
+    return NULL;
+  cJSON *j = json_success_new();
   cJSON_AddStringToObject(j, "id", id);
   cJSON_AddStringToObject(j, "message", "Session created");
   cJSON_AddNullToObject(j, "containerPlacementId");
-  monitor_reply(r, j);
+  return j;
+}
+
+static cJSON *session_delete_body(struct http_req *r, struct sp_error **err)
+{
+  struct monitor *m = r->app;
+  const struct sandbox *sb = monitor_sandbox_get(r, err);
+  cleanup_json cJSON *body = sb ? http_body_json(r, err) : NULL;
+  const char *id = NULL;
+  if (body && json_get_string(body, "sessionId", NULL, &id, err) == 0 && id == NULL)
+    sp_error_code(err, "VALIDATION_FAILED", 400, "'sessionId' is required");
+  if (id == NULL || session_delete(m->sandboxes, sb, id, err) < 0)
+    return NULL;
+  cJSON *j = json_success_new();
+  cJSON_AddStringToObject(j, "sessionId", id);
+  return j;
+}
+
+static cJSON *session_list_body(struct http_req *r, struct sp_error **err)
+{
+  struct monitor *m = r->app;
+  const struct sandbox *sb = monitor_sandbox_get(r, err);
+  if (sb == NULL)
+    return NULL;
+  cJSON *j = json_success_new();
+  cJSON *list = session_list(m->sandboxes, sb);
+  cJSON_AddItemToObject(j, "sessions", cJSON_Duplicate(list, true));
+  cJSON_AddItemToObject(j, "data", list);
+  return j;
+}
+
+void api_session_create(struct http_req *r)
+{
+  cleanup_error struct sp_error *err = NULL;
+  monitor_answer(r, session_create_body(r, &err), &err);
 }
 
 void api_session_delete(struct http_req *r)
 {
-  struct monitor *m = r->app;
   cleanup_error struct sp_error *err = NULL;
-  const struct sandbox *sb = monitor_sandbox_get(r, &err);
-  cleanup_json cJSON *body = sb ? http_body_json(r, &err) : NULL;
-  const char *id = NULL;
-  if (body && json_get_string(body, "sessionId", NULL, &id, &err) == 0 && id == NULL)
-    sp_error_code(&err, "VALIDATION_FAILED", 400, "'sessionId' is required");
-  if (id == NULL || session_delete(m->sandboxes, sb, id, &err) < 0) {
-    http_reply_error(r, &err);
-    return;
-  }
-  cleanup_json cJSON *j = json_success_new();
-  cJSON_AddStringToObject(j, "sessionId", id);
-  monitor_reply(r, j);
+  monitor_answer(r, session_delete_body(r, &err), &err);
 }
 
 void api_session_list(struct http_req *r)
 {
-  struct monitor *m = r->app;
   cleanup_error struct sp_error *err = NULL;
-  const struct sandbox *sb = monitor_sandbox_get(r, &err);
-  if (sb == NULL) {
-    http_reply_error(r, &err);
-    return;
-  }
-  cleanup_json cJSON *j = json_success_new();
-  cJSON *list = session_list(m->sandboxes, sb);
-  cJSON_AddItemToObject(j, "sessions", cJSON_Duplicate(list, true));
-  cJSON_AddItemToObject(j, "data", list);
-  monitor_reply(r, j);
+  monitor_answer(r, session_list_body(r, &err), &err);
 }
 
 /* ---- utilities ---- */
