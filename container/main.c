@@ -4,6 +4,7 @@
 #include <getopt.h>
 #include <grp.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,7 +71,48 @@ static void stop_accepting(void *ud)
   http_server_quiesce(m->http);
 }
 
-int main(int argc, char **argv)
+/* What the command line asks for, beyond struct monitor's own fields. */
+struct options {
+  const char *rules_path, *passwd;
+  int64_t uid_base, stop_timeout_ms, exec_output_max;
+  struct logstore_opts lo;
+  bool check_rules;
+};
+
+/* The numeric options: each one's range, its error, and where it goes
+ * (scale: the unit given on the command line in the unit stored). */
+struct number_option {
+  int opt;
+  long long min, max, scale;
+  const char *range;
+  size_t offset; /* of its int64_t in struct options */
+};
+
+/* 2147418112 in the message below */
+_Static_assert((1LL << 31) - SANDBOX_UIDS == 2147418112LL, "the --uid-base message");
+
+#define AT(field) offsetof(struct options, field)
+static const struct number_option numbers[] = {
+    {'U', 1000, (1LL << 31) - SANDBOX_UIDS, 1, "--uid-base must be 1000-2147418112",
+     AT(uid_base)},
+    {'G', 1, 3600 * 1000, 1, "--stop-timeout must be 1-3600000 milliseconds",
+     AT(stop_timeout_ms)},
+    {'O', 1, 1LL << 40, 1, "--exec-output-max must be a positive integer", AT(exec_output_max)},
+    {'L', 1, INT64_MAX / 1000, 1, "--log-max-lines must be a positive integer",
+     AT(lo.max_lines_per_process)},
+    {'B', 1, INT64_MAX / 1000, 1, "--log-max-bytes must be a positive integer",
+     AT(lo.max_bytes_per_process)},
+    {'T', 1, INT64_MAX / 1000, 1, "--log-max-total must be a positive integer",
+     AT(lo.max_total_bytes)},
+    {'E', 1, INT64_MAX / 1000, 1, "--error-max-count must be a positive integer",
+     AT(lo.error_max_count)},
+    {'A', 1, INT64_MAX / 1000, 1000, "--error-max-age must be a positive integer",
+     AT(lo.error_max_age_ms)},
+};
+#undef AT
+
+/* The command line into m and o: -1 to go on, else the exit status. */
+static int parse_options(int argc, char **argv, struct monitor *m, struct options *o)
 {
   static const struct option longopts[] = {
       {"socket", required_argument, NULL, 's'},
@@ -91,79 +133,36 @@ int main(int argc, char **argv)
       {"version", no_argument, NULL, 'V'},
       {NULL, 0, NULL, 0},
   };
-  struct monitor m = {
-      .socket_path = "/run/sandpit/monitor.sock",
-      .data_dir = "/var/lib/sandpit",
-      .workspace = "/workspace",
-      .exec_output_max = 16u << 20,
-  };
-  const char *rules_path = NULL;
-  const char *passwd = NULL;
-  uid_t uid_base = SANDBOX_UID_BASE;
-  const char *env_base = getenv("SANDPIT_UID_BASE");
   long long n;
+  const char *env_base = getenv("SANDPIT_UID_BASE");
   if (env_base && *env_base) {
-    if (!str_to_ll(env_base, 1000, (1LL << 31) - SANDBOX_UIDS, &n)) {
-      fprintf(stderr, "sandpit-monitor: SANDPIT_UID_BASE must be 1000-%lld\n",
-              (long long)((1LL << 31) - SANDBOX_UIDS));
+    if (!str_to_ll(env_base, numbers[0].min, numbers[0].max, &n)) {
+      fprintf(stderr, "sandpit-monitor: SANDPIT_UID_BASE must be 1000-%lld\n", numbers[0].max);
       return 2;
     }
-    uid_base = (uid_t)n;
+    o->uid_base = n;
   }
-  struct logstore_opts lo = {0};
-  int64_t stop_timeout_ms = 5000;
-  bool check_rules = false;
   int opt;
   while ((opt = getopt_long(argc, argv, "s:d:w:r:hV", longopts, NULL)) != -1) {
+    const struct number_option *num = NULL;
+    for (size_t i = 0; i < SP_ARRAY_SIZE(numbers); i++)
+      if (numbers[i].opt == opt)
+        num = &numbers[i];
+    if (num) {
+      if (!str_to_ll(optarg, num->min, num->max, &n)) {
+        fprintf(stderr, "sandpit-monitor: %s\n", num->range);
+        return 2;
+      }
+      *(int64_t *)((char *)o + num->offset) = n * num->scale;
+      continue;
+    }
     switch (opt) {
-    case 's': m.socket_path = optarg; break;
-    case 'd': m.data_dir = optarg; break;
-    case 'w': m.workspace = optarg; break;
-    case 'r': rules_path = optarg; break;
-    case 'R': check_rules = true; break;
-    case 'P': passwd = optarg; break;
-    case 'U':
-      if (!str_to_ll(optarg, 1000, (1LL << 31) - SANDBOX_UIDS, &n)) {
-        fprintf(stderr, "sandpit-monitor: --uid-base must be 1000-%lld\n",
-                (long long)((1LL << 31) - SANDBOX_UIDS));
-        return 2;
-      }
-      uid_base = (uid_t)n;
-      break;
-    case 'G':
-      if (!str_to_ll(optarg, 1, 3600 * 1000, &n)) {
-        fprintf(stderr, "sandpit-monitor: --stop-timeout must be 1-3600000 milliseconds\n");
-        return 2;
-      }
-      stop_timeout_ms = n;
-      break;
-    case 'O':
-      if (!str_to_ll(optarg, 1, 1LL << 40, &n)) {
-        fprintf(stderr, "sandpit-monitor: --exec-output-max must be a positive integer\n");
-        return 2;
-      }
-      m.exec_output_max = (size_t)n;
-      break;
-    case 'L':
-    case 'B':
-    case 'T':
-    case 'E':
-    case 'A':
-      if (!str_to_ll(optarg, 1, INT64_MAX / 1000, &n)) {
-        fprintf(stderr, "sandpit-monitor: %s must be a positive integer\n", argv[optind - 2]);
-        return 2;
-      }
-      if (opt == 'L')
-        lo.max_lines_per_process = n;
-      else if (opt == 'B')
-        lo.max_bytes_per_process = n;
-      else if (opt == 'T')
-        lo.max_total_bytes = n;
-      else if (opt == 'E')
-        lo.error_max_count = n;
-      else
-        lo.error_max_age_ms = n * 1000;
-      break;
+    case 's': m->socket_path = optarg; break;
+    case 'd': m->data_dir = optarg; break;
+    case 'w': m->workspace = optarg; break;
+    case 'r': o->rules_path = optarg; break;
+    case 'R': o->check_rules = true; break;
+    case 'P': o->passwd = optarg; break;
     case 'h': fputs(usage, stdout); return 0;
     case 'V': printf("sandpit-monitor %s\n", SANDPIT_VERSION); return 0;
     default: fputs(usage, stderr); return 2;
@@ -173,6 +172,26 @@ int main(int argc, char **argv)
     fprintf(stderr, "sandpit-monitor: unexpected argument '%s'\n%s", argv[optind], usage);
     return 2;
   }
+  return -1;
+}
+
+int main(int argc, char **argv)
+{
+  struct monitor m = {
+      .socket_path = "/run/sandpit/monitor.sock",
+      .data_dir = "/var/lib/sandpit",
+      .workspace = "/workspace",
+  };
+  struct options o = {
+      .uid_base = SANDBOX_UID_BASE,
+      .stop_timeout_ms = 5000,
+      .exec_output_max = 16 << 20,
+  };
+  int status = parse_options(argc, argv, &m, &o);
+  if (status >= 0)
+    return status;
+  m.exec_output_max = (size_t)o.exec_output_max;
+  const char *rules_path = o.rules_path;
   sp_log_set_prog("sandpit-monitor");
   sp_log_init_from_env();
   signal(SIGPIPE, SIG_IGN);
@@ -188,7 +207,7 @@ int main(int argc, char **argv)
     fprintf(stderr, "sandpit-monitor: %s\n", err->msg);
     return 2;
   }
-  if (check_rules) {
+  if (o.check_rules) {
     printf("%zu rules\n", classify_rules_count(m.rules));
     classify_rules_free(m.rules);
     return 0;
@@ -208,13 +227,13 @@ int main(int argc, char **argv)
   if (m.is_root && setgroups(0, NULL) < 0)
     sp_warn("cannot drop supplementary groups", LS("error", strerror(errno)));
   sessions = xasprintf("%s/sessions", m.data_dir);
-  m.sandboxes = sandboxes_new(m.workspace, m.is_root, uid_base, passwd, sessions, &err);
+  m.sandboxes = sandboxes_new(m.workspace, m.is_root, (uid_t)o.uid_base, o.passwd, sessions, &err);
   if (m.sandboxes == NULL) {
     sp_err("cannot set up the workspace", LS("path", m.workspace), LS("error", err->msg));
     goto out;
   }
   m.db_path = xasprintf("%s/monitor.db", m.data_dir);
-  m.ls = logstore_open(m.db_path, &lo, &err);
+  m.ls = logstore_open(m.db_path, &o.lo, &err);
   if (m.ls == NULL) {
     sp_err("cannot open the log store", LS("path", m.db_path), LS("error", err->msg));
     goto out;
@@ -222,7 +241,7 @@ int main(int argc, char **argv)
   struct supervisor_opts so = {
       .ls = m.ls,
       .rules = m.rules,
-      .stop_timeout_ms = stop_timeout_ms,
+      .stop_timeout_ms = o.stop_timeout_ms,
       .on_stop = stop_accepting,
       .ud = &m,
   };
