@@ -129,7 +129,15 @@ def stop_process(proc, timeout=15):
 
 class Client:
     """A daemon the tests run (self.proc), and HTTP to it: conn() and the
-    defaults come from the subclass."""
+    defaults come from the subclass.  In `with Monitor() as m:` its
+    cleanup() runs when the block ends, however it ends."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.cleanup()
+        return False
 
     def kill9(self):
         self.proc.kill()
