@@ -115,6 +115,15 @@ def local_instance_pids(data):
     return pids
 
 
+def rss_kb(pid):
+    """The resident set of process pid, in KiB (VmRSS)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
 def stop_process(proc, timeout=15):
     """SIGTERM, then SIGKILL after timeout seconds; its exit status."""
     if proc.poll() is None:

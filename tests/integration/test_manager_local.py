@@ -7,7 +7,7 @@ import sys
 import threading
 import time
 
-from harness import Manager, Suite
+from harness import Manager, Suite, rss_kb
 
 
 def fnv1a(s):
@@ -95,14 +95,6 @@ def test_streaming(t):
         t.check("an oversized chunked body gets the monitor's clear error",
                 r.status == 413 and b"PAYLOAD_TOO_LARGE" in body, (r.status, body[:200]))
         t.eq("sandpitd still answers", m.get("/health", auth=False).status, 200)
-
-
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def test_big_upload_bounded(t):

@@ -5,15 +5,7 @@ import statistics
 import threading
 import time
 
-from harness import Monitor, Suite
-
-
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+from harness import Monitor, Suite, rss_kb
 
 
 def proc(m, pid):
