@@ -287,6 +287,13 @@ class Suite:
         self.skipped += 1
         print("  SKIP %s: %s" % (what, why))
 
+    def needs_root(self, what, why):
+        """Whether the suite runs as root; when not, `what` is skipped."""
+        if os.geteuid() == 0:
+            return True
+        self.skip(what, why)
+        return False
+
     def require(self, what, why):
         """A prerequisite the suite needs is missing: a loud skip, but a
         failure under CI=true, where every prerequisite is promised."""

@@ -164,8 +164,7 @@ def test_output_cap_and_floods(t):
 
 
 def test_isolation(t):
-    if os.geteuid() != 0:
-        t.skip("isolation", "the monitor needs root to give sandboxes their own users")
+    if not t.needs_root("isolation", "the monitor needs root to give sandboxes their own users"):
         return
     with Monitor() as m:
         a, b = "alpha", "beta"

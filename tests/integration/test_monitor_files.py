@@ -195,8 +195,7 @@ def test_archives(t):
 
 
 def test_file_isolation(t):
-    if os.geteuid() != 0:
-        t.skip("file isolation", "needs root for per-sandbox users")
+    if not t.needs_root("file isolation", "needs root for per-sandbox users"):
         return
     with Monitor() as m:
         a, b = hdr("alpha"), hdr("beta")

@@ -1,7 +1,6 @@
 """Preview URLs over HTTP: tokens, routing by Host, keep-alive, bodies,
 streams, upgrades, forwarded headers, persistence, isolation."""
 import json
-import os
 import socket
 import time
 
@@ -205,8 +204,7 @@ def test_previews(t):
 
 
 def test_isolation(t):
-    if os.geteuid() != 0:
-        t.skip("preview isolation", "needs root for per-sandbox users")
+    if not t.needs_root("preview isolation", "needs root for per-sandbox users"):
         return
     with Manager(pools=['class_name = "Sandbox"\nbackend = "local"\nmax_instances = 1\n']) as m:
         start_server(m, "owner", 8100)
