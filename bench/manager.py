@@ -920,22 +920,29 @@ def ensure_packages(pkgs):
     return None
 
 
-UPSTREAM_CONF = """# the upstream: nginx as the sandbox's user, inside the instance
-worker_processes 1;
-daemon off;
+# What both nginx configurations below share.  Main context: in the
+# foreground, its pid file and error log in %(dir)s.
+NGINX_MAIN = """daemon off;
 pid %(dir)s/nginx.pid;
 error_log %(dir)s/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  default_type text/html;
-  keepalive_requests 1000000;
+"""
+# http context: a connection kept for all of wrk's requests, temporary files
+# in %(dir)s.
+NGINX_HTTP = """  keepalive_requests 1000000;
   client_body_temp_path %(dir)s/body;
   proxy_temp_path %(dir)s/proxy;
   fastcgi_temp_path %(dir)s/fastcgi;
   uwsgi_temp_path %(dir)s/uwsgi;
   scgi_temp_path %(dir)s/scgi;
-  server {
+"""
+
+UPSTREAM_CONF = """# the upstream: nginx as the sandbox's user, inside the instance
+worker_processes 1;
+""" + NGINX_MAIN + """events { worker_connections 1024; }
+http {
+  access_log off;
+  default_type text/html;
+""" + NGINX_HTTP + """  server {
     listen 127.0.0.1:%(port)d;
     root %(root)s;
     location / { }
@@ -945,19 +952,10 @@ http {
 
 PROXY_CONF = """# the reference: nginx on the host, reverse proxy to the same upstream
 worker_processes %(workers)s;
-daemon off;
-pid %(dir)s/nginx.pid;
-error_log %(dir)s/error.log warn;
-events { worker_connections 4096; }
+""" + NGINX_MAIN + """events { worker_connections 4096; }
 http {
   access_log off;
-  keepalive_requests 1000000;
-  client_body_temp_path %(dir)s/body;
-  proxy_temp_path %(dir)s/proxy;
-  fastcgi_temp_path %(dir)s/fastcgi;
-  uwsgi_temp_path %(dir)s/uwsgi;
-  scgi_temp_path %(dir)s/scgi;
-  upstream sandbox { server 127.0.0.1:%(up)d; keepalive 128; }
+""" + NGINX_HTTP + """  upstream sandbox { server 127.0.0.1:%(up)d; keepalive 128; }
   server {
     listen 127.0.0.1:%(port)d;
     location / {

@@ -115,6 +115,15 @@ def local_instance_pids(data):
     return pids
 
 
+def rss_kb(pid):
+    """The resident set of process pid, in KiB (VmRSS)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
 def stop_process(proc, timeout=15):
     """SIGTERM, then SIGKILL after timeout seconds; its exit status."""
     if proc.poll() is None:
@@ -129,7 +138,15 @@ def stop_process(proc, timeout=15):
 
 class Client:
     """A daemon the tests run (self.proc), and HTTP to it: conn() and the
-    defaults come from the subclass."""
+    defaults come from the subclass.  In `with Monitor() as m:` its
+    cleanup() runs when the block ends, however it ends."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.cleanup()
+        return False
 
     def kill9(self):
         self.proc.kill()
@@ -269,6 +286,13 @@ class Suite:
     def skip(self, what, why):
         self.skipped += 1
         print("  SKIP %s: %s" % (what, why))
+
+    def needs_root(self, what, why):
+        """Whether the suite runs as root; when not, `what` is skipped."""
+        if os.geteuid() == 0:
+            return True
+        self.skip(what, why)
+        return False
 
     def require(self, what, why):
         """A prerequisite the suite needs is missing: a loud skip, but a

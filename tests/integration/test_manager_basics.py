@@ -13,11 +13,17 @@ from harness import BIN, ROOT, Suite, free_port
 SANDPITD = os.path.join(BIN, "sandpitd")
 
 
-def check_config(text, env=None):
-    d = tempfile.mkdtemp(prefix="sp-cfg-")
-    path = os.path.join(d, "wrangler-like.toml")
+def write_config(prefix, name, text):
+    """text in a file `name` in a new temporary directory; (directory, path)."""
+    d = tempfile.mkdtemp(prefix=prefix)
+    path = os.path.join(d, name)
     with open(path, "w") as f:
         f.write(text)
+    return d, path
+
+
+def check_config(text, env=None):
+    _, path = write_config("sp-cfg-", "wrangler-like.toml", text)
     e = dict(os.environ)
     for k in ("SANDPIT_API_TOKEN", "MAX_SANDBOX_INSTANCES", "SANDBOX_INSTANCE_TYPE"):
         e.pop(k, None)
@@ -58,16 +64,20 @@ def test_unknown_key(t):
 
 
 def test_bad_values(t):
-    cases = [
-        ('listen = "127.0.0.1:99999"\n', "listen", 1),
-        ('[[containers]]\nbackend = "kubernetes"\n', "backend", 2),
-        ('[[containers]]\nmax_instances = 0\n', "max_instances", 2),
-        ('[[containers]]\nmax_instances = "3"\n', "max_instances", 2),
-        ('[[containers]]\nnetwork = "bridge"\n', "network", 2),
-        ('[[containers]]\nallocation = "round_robin"\n', "allocation", 2),
-        ('[[containers]]\nsleep_after = "ten minutes"\n', "sleep_after", 2),
-        ('[[containers]]\ninstance_type = "huge"\n', "huge", 2),
-        ('[[containers]]\ninstance_type = { vcpu = 1 }\n', "memory_mib", 2),
+    # (file, a word the message names, the line it names)
+    cases = [('listen = "127.0.0.1:99999"\n', "listen", 1)]
+    # a bad setting of a pool, on line 2 below its [[containers]]
+    cases += [("[[containers]]\n%s\n" % setting, word, 2) for setting, word in [
+        ('backend = "kubernetes"', "backend"),
+        ('max_instances = 0', "max_instances"),
+        ('max_instances = "3"', "max_instances"),
+        ('network = "bridge"', "network"),
+        ('allocation = "round_robin"', "allocation"),
+        ('sleep_after = "ten minutes"', "sleep_after"),
+        ('instance_type = "huge"', "huge"),
+        ('instance_type = { vcpu = 1 }', "memory_mib"),
+    ]]
+    cases += [
         ('[vars]\nMAX_SANDBOX_INSTANCES = "lots"\n', "MAX_SANDBOX_INSTANCES", 2),
         ('name = 5\n', "name", 1),
         ('[instance_types.big]\nvcpu = 1\nmemory_mib = 1024\nextra = 1\n', "extra", 4),
@@ -105,11 +115,9 @@ def test_inline_instance_type(t):
 
 
 def test_health_and_auth(t):
-    d = tempfile.mkdtemp(prefix="sp-run-")
     port = free_port()
-    path = os.path.join(d, "c.toml")
-    with open(path, "w") as f:
-        f.write('listen = "127.0.0.1:%d"\napi_token = "secret-token-1"\n' % port)
+    d, path = write_config("sp-run-", "c.toml",
+                           'listen = "127.0.0.1:%d"\napi_token = "secret-token-1"\n' % port)
     log = open(os.path.join(d, "log"), "wb")
     p = subprocess.Popen([SANDPITD, "--config", path], stdout=log, stderr=log)
     try:
@@ -157,11 +165,8 @@ def test_health_and_auth(t):
 
 
 def test_generated_token(t):
-    d = tempfile.mkdtemp(prefix="sp-tok-")
     port = free_port()
-    path = os.path.join(d, "c.toml")
-    with open(path, "w") as f:
-        f.write('listen = "127.0.0.1:%d"\n' % port)
+    d, path = write_config("sp-tok-", "c.toml", 'listen = "127.0.0.1:%d"\n' % port)
     env = dict(os.environ)
     env.pop("SANDPIT_API_TOKEN", None)
     tokens = []

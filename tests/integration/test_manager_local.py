@@ -7,7 +7,7 @@ import sys
 import threading
 import time
 
-from harness import Manager, Suite
+from harness import Manager, Suite, rss_kb
 
 
 def fnv1a(s):
@@ -19,8 +19,7 @@ def fnv1a(s):
 
 
 def test_routing_and_exec(t):
-    m = Manager(pools=['class_name = "Sandbox"\nbackend = "local"\nmax_instances = 3\n'])
-    try:
+    with Manager(pools=['class_name = "Sandbox"\nbackend = "local"\nmax_instances = 3\n']) as m:
         t0 = time.time()
         r = m.exec("chat-1", "echo hello; id -u; pwd")
         cold = (time.time() - t0) * 1000
@@ -52,13 +51,10 @@ def test_routing_and_exec(t):
         # errors from the monitor pass through unchanged
         r = m.get("/v1/sandboxes/chat-1/api/process/none")
         t.eq("monitor errors pass through", (r.status, r.json["code"]), (404, "PROCESS_NOT_FOUND"))
-    finally:
-        m.cleanup()
 
 
 def test_streaming(t):
-    m = Manager()
-    try:
+    with Manager() as m:
         m.exec("s1", "true")
         c = m.conn(30)
         c.request("POST", "/v1/sandboxes/s1/api/execute/stream",
@@ -99,21 +95,10 @@ def test_streaming(t):
         t.check("an oversized chunked body gets the monitor's clear error",
                 r.status == 413 and b"PAYLOAD_TOO_LARGE" in body, (r.status, body[:200]))
         t.eq("sandpitd still answers", m.get("/health", auth=False).status, 200)
-    finally:
-        m.cleanup()
-
-
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def test_big_upload_bounded(t):
-    m = Manager()
-    try:
+    with Manager() as m:
         m.exec("up-1", "true")
         before = rss_kb(m.proc.pid)
         peak = [before]
@@ -147,13 +132,10 @@ def test_big_upload_bounded(t):
         t.check("sandpitd's memory stays bounded meanwhile (grew %d KiB)" % grown, grown < 64 * 1024)
         print("  figure: 1 GiB through sandpitd in %.1f s, sandpitd RSS %d -> peak %d KiB" %
               (took, before, peak[0]))
-    finally:
-        m.cleanup()
 
 
 def test_management(t):
-    m = Manager()
-    try:
+    with Manager() as m:
         r = m.post("/v1/sandboxes", {"id": "made-1"})
         t.eq("POST /v1/sandboxes creates (201)", r.status, 201)
         t.eq("  with its slot", r.json["slot"], fnv1a("made-1") % 2)
@@ -201,13 +183,10 @@ def test_management(t):
         t.eq("no token is 401", m.get("/v1/sandboxes", auth=False).status, 401)
         t.eq("forwarding needs the token too",
              m.post("/v1/sandboxes/x/api/execute", {"command": "id"}, auth=False).status, 401)
-    finally:
-        m.cleanup()
 
 
 def test_crash_and_adoption(t):
-    m = Manager()
-    try:
+    with Manager() as m:
         m.exec("keep-1", "echo one > f.txt")
         m.exec("keep-2", "true")
         before = sorted(m.instance_pids())
@@ -233,22 +212,16 @@ def test_crash_and_adoption(t):
         inst = [i for i in m.get("/v1/instances").json["instances"] if i["slot"] == slot][0]
         t.eq("  and the restart is counted", inst["restarts"], 1)
         t.check("  victims were real", len(victim) >= 1)
-    finally:
-        m.cleanup()
 
 
 def test_min_warm(t):
-    m = Manager(pools=['class_name = "Sandbox"\nbackend = "local"\nmax_instances = 3\nmin_warm = 2\n'])
-    try:
+    with Manager(pools=['class_name = "Sandbox"\nbackend = "local"\nmax_instances = 3\nmin_warm = 2\n']) as m:
         states = [i["state"] for i in m.get("/v1/instances").json["instances"]]
         t.eq("min_warm instances run before any request", states, ["running", "running", "stopped"])
-    finally:
-        m.cleanup()
 
 
 def test_concurrent_first_requests(t):
-    m = Manager(pools=['class_name = "Sandbox"\nbackend = "local"\nmax_instances = 1\n'])
-    try:
+    with Manager(pools=['class_name = "Sandbox"\nbackend = "local"\nmax_instances = 1\n']) as m:
         results = []
 
         def go(i):
@@ -262,14 +235,11 @@ def test_concurrent_first_requests(t):
         inst = m.get("/v1/instances").json["instances"][0]
         t.eq("  and the instance started once", inst["starts"], 1)
         t.eq("  one instance process", len(m.instance_pids()), 1)
-    finally:
-        m.cleanup()
 
 
 def test_sleep_and_capacity(t):
-    m = Manager(pools=['class_name = "Sandbox"\nbackend = "local"\nmax_instances = 2\n'
-                       'allocation = "one_to_one"\nsleep_after = 2\n'])
-    try:
+    with Manager(pools=['class_name = "Sandbox"\nbackend = "local"\nmax_instances = 2\n'
+                        'allocation = "one_to_one"\nsleep_after = 2\n']) as m:
         m.exec("one", "echo kept > k.txt")
         m.exec("two", "true")
         r = m.exec("three", "true")
@@ -289,8 +259,6 @@ def test_sleep_and_capacity(t):
         m.delete("/v1/sandboxes/two")
         r = m.exec("three", "true")
         t.eq("deleting a sandbox frees its instance for another", r.status, 200)
-    finally:
-        m.cleanup()
 
 
 # A stand-in for an instance's monitor whose health pings are slow (they
@@ -379,8 +347,7 @@ def test_health_ping_does_not_hold_requests(t):
 def test_monitor_cli_through_manager(t):
     import subprocess
     from harness import BIN
-    m = Manager()
-    try:
+    with Manager() as m:
         m.post("/v1/sandboxes/cli-1/api/process/start", {"command": "echo via-manager", "processId": "p"})
         time.sleep(0.5)
         env = dict(os.environ, SANDPIT_API_TOKEN=m.TOKEN)
@@ -397,8 +364,6 @@ def test_monitor_cli_through_manager(t):
         p = subprocess.run(base + ["process", "list"], env=env, capture_output=True, text=True, timeout=30)
         t.check("  without the token it fails clearly", p.returncode == 1 and "UNAUTHORIZED" in p.stderr,
                 (p.returncode, p.stderr))
-    finally:
-        m.cleanup()
 
 
 if __name__ == "__main__":

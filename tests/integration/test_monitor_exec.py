@@ -13,8 +13,7 @@ def ex(m, body, sandbox=None, timeout=60):
 
 
 def test_execute(t):
-    m = Monitor()
-    try:
+    with Monitor() as m:
         r = ex(m, {"command": "echo hi; echo err >&2"})
         t.eq("echo is 200", r.status, 200)
         t.eq("stdout", r.json["stdout"], "hi\n")
@@ -40,13 +39,10 @@ def test_execute(t):
             r = ex(m, body)
             t.check("%r is refused with %s" % (body, code),
                     r.status == 400 and r.json["code"] == code, r)
-    finally:
-        m.cleanup()
 
 
 def test_sessions(t):
-    m = Monitor()
-    try:
+    with Monitor() as m:
         ex(m, {"command": "mkdir -p sub && cd sub && export GREETING=hello", "sessionId": "s1"})
         r = ex(m, {"command": "pwd; echo $GREETING", "sessionId": "s1"})
         ws = os.path.join(m.workspace, "default")
@@ -74,8 +70,6 @@ def test_sessions(t):
         r = ex(m, {"command": "pwd; echo $GREETING", "sessionId": "s1"})
         t.eq("sessions survive a kill -9 of the monitor", r.json["stdout"], "%s/sub\nhello\n" % ws)
         t.eq("  and deleted ones stay deleted", m.post("/api/session/delete", {"sessionId": "made"}).status, 404)
-    finally:
-        m.cleanup()
 
 
 def group_alive(marker):
@@ -84,8 +78,7 @@ def group_alive(marker):
 
 
 def test_timeout_kills_group(t):
-    m = Monitor()
-    try:
+    with Monitor() as m:
         t0 = time.time()
         r = ex(m, {"command": "sleep 1000 & sleep 1001; echo never", "timeoutMs": 500})
         took = time.time() - t0
@@ -98,13 +91,10 @@ def test_timeout_kills_group(t):
         evs = m.sse("POST", "/api/execute/stream", {"command": "echo a; sleep 30", "timeoutMs": 500})
         t.eq("stream ends with an error event on timeout", evs[-1]["type"], "error")
         t.eq("  with the code", evs[-1]["code"], "COMMAND_TIMEOUT")
-    finally:
-        m.cleanup()
 
 
 def test_stream(t):
-    m = Monitor()
-    try:
+    with Monitor() as m:
         evs = m.sse("POST", "/api/execute/stream",
                     {"command": "echo one; sleep 0.2; echo two >&2; exit 7"})
         t.eq("start first", evs[0]["type"], "start")
@@ -125,13 +115,10 @@ def test_stream(t):
              [e.get("data") for e in first if e["type"] == "stdout"], ["early\n"])
         r = m.req("POST", "/api/execute/stream", raw=b"{bad", headers={"Content-Type": "application/json"})
         t.eq("bad body is a JSON 400, not a stream", r.status, 400)
-    finally:
-        m.cleanup()
 
 
 def test_output_cap_and_floods(t):
-    m = Monitor(extra_args=["--exec-output-max", "1000"])
-    try:
+    with Monitor(extra_args=["--exec-output-max", "1000"]) as m:
         r = ex(m, {"command": "yes | head -c 100000"})
         t.eq("output cut at the cap", len(r.json["stdout"]), 1000)
         t.eq("  and flagged", r.json.get("truncated"), True)
@@ -174,16 +161,12 @@ def test_output_cap_and_floods(t):
         t.eq("monitor still answers after the fork bomb", m.get("/api/ping").status, 200)
         r = ex(m, {"command": "echo fine"})
         t.eq("and still runs commands", r.json["stdout"], "fine\n")
-    finally:
-        m.cleanup()
 
 
 def test_isolation(t):
-    if os.geteuid() != 0:
-        t.skip("isolation", "the monitor needs root to give sandboxes their own users")
+    if not t.needs_root("isolation", "the monitor needs root to give sandboxes their own users"):
         return
-    m = Monitor()
-    try:
+    with Monitor() as m:
         a, b = "alpha", "beta"
         r = ex(m, {"command": "echo secret > mine.txt; id -u"}, sandbox=a)
         uid_a = int(r.json["stdout"])
@@ -214,8 +197,6 @@ def test_isolation(t):
         m.start()
         r = ex(m, {"command": "id -u; cat mine.txt"}, sandbox=a)
         t.eq("after a restart A keeps its user and files", r.json["stdout"], "%d\nsecret\n" % uid_a)
-    finally:
-        m.cleanup()
 
 
 if __name__ == "__main__":

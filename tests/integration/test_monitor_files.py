@@ -14,8 +14,7 @@ def hdr(sandbox):
 
 
 def test_files(t):
-    m = Monitor()
-    try:
+    with Monitor() as m:
         ws = os.path.join(m.workspace, "default")
         r = m.post("/api/write", {"path": "notes/a.txt", "content": "héllo\n"})
         t.eq("write (creating parents) is 200", r.status, 200)
@@ -79,13 +78,10 @@ def test_files(t):
              b"".join(base64.b64decode(e["data"]) for e in evs if e["type"] == "chunk"), blob)
         evs = m.sse("POST", "/api/read/stream", {"path": "missing"})
         t.eq("a missing file's stream is an error event", evs[0]["type"], "error")
-    finally:
-        m.cleanup()
 
 
 def test_hostile_paths(t):
-    m = Monitor()
-    try:
+    with Monitor() as m:
         cases = [({"path": "a\u0000b", "content": "x"}, "NUL in a path"),
                  ({"path": "", "content": "x"}, "empty path"),
                  ({"path": "x" * 5000, "content": "x"}, "a 5000-byte path"),
@@ -103,8 +99,6 @@ def test_hostile_paths(t):
                   headers={"Content-Type": "application/json"})
         t.eq("a body over the limit is 413", r.status, 413)
         t.eq("the monitor keeps serving", m.get("/api/ping").status, 200)
-    finally:
-        m.cleanup()
 
 
 def make_tar(entries, gz=False):
@@ -139,8 +133,7 @@ def put_tar(m, path, data, sandbox=None):
 
 
 def test_archives(t):
-    m = Monitor()
-    try:
+    with Monitor() as m:
         ws = os.path.join(m.workspace, "default")
         tar = make_tar([{"name": "app", "type": "dir"}, {"name": "app/index.js", "data": b"console.log(1)\n"},
                         {"name": "app/link", "type": "sym", "target": "index.js"}])
@@ -199,16 +192,12 @@ def test_archives(t):
         t.eq("garbage is 400 INVALID_ARCHIVE", (r.status, r.json.get("code")), (400, "INVALID_ARCHIVE"))
         r = m.get("/api/archive?path=nope")
         t.eq("GET of a missing dir is 404", r.status, 404)
-    finally:
-        m.cleanup()
 
 
 def test_file_isolation(t):
-    if os.geteuid() != 0:
-        t.skip("file isolation", "needs root for per-sandbox users")
+    if not t.needs_root("file isolation", "needs root for per-sandbox users"):
         return
-    m = Monitor()
-    try:
+    with Monitor() as m:
         a, b = hdr("alpha"), hdr("beta")
         m.post("/api/write", {"path": "secret.txt", "content": "s3cret"}, headers=a)
         pa = os.path.join(m.workspace, "alpha", "secret.txt")
@@ -229,8 +218,6 @@ def test_file_isolation(t):
         t.eq("A's files belong to A", str(st.st_uid), uid)
         r = m.post("/api/read", {"path": "secret.txt"}, headers=a)
         t.eq("A reads its own file", r.json["content"], "s3cret")
-    finally:
-        m.cleanup()
 
 
 if __name__ == "__main__":

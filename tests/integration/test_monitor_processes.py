@@ -15,8 +15,7 @@ def proc(m, pid_or_id, sandbox=None):
 
 
 def test_start_and_complete(t):
-    m = Monitor()
-    try:
+    with Monitor() as m:
         r = m.post("/api/process/start", {"command": "echo hello; echo oops >&2; exit 3",
                                           "processId": "p1"})
         t.eq("start is 200", r.status, 200)
@@ -42,13 +41,10 @@ def test_start_and_complete(t):
         r = m.get("/api/process/nope")
         t.eq("unknown process is 404", r.status, 404)
         t.eq("  PROCESS_NOT_FOUND", r.json["code"], "PROCESS_NOT_FOUND")
-    finally:
-        m.cleanup()
 
 
 def test_bad_requests(t):
-    m = Monitor()
-    try:
+    with Monitor() as m:
         for raw, what in [(b"{", "truncated JSON"), (b"[1,2]", "array body"),
                           (b"", "empty body"), (b"{\"command\": 5}", "command not a string"),
                           (b"{\"command\": \"x\", \"port\": 70000}", "port out of range"),
@@ -67,13 +63,10 @@ def test_bad_requests(t):
         r = m.req("PUT", "/api/process/list")
         t.eq("wrong method is 405", r.status, 405)
         t.eq("ping still answers", m.get("/api/ping").json["message"], "pong")
-    finally:
-        m.cleanup()
 
 
 def test_signal_and_escalation(t):
-    m = Monitor()
-    try:
+    with Monitor() as m:
         # A process that ignores TERM: stop must escalate to KILL on the group.
         m.post("/api/process/start", {"command": "trap '' TERM; sleep 1000 & wait; sleep 1000",
                                       "processId": "stubborn"})
@@ -103,13 +96,10 @@ def test_signal_and_escalation(t):
         t.eq("kill-all is 200", r.status, 200)
         p = m.wait_for(lambda: (lambda x: x if x["status"] == "killed" else None)(proc(m, "usr")))
         t.check("kill-all stops it", p is not None)
-    finally:
-        m.cleanup()
 
 
 def test_restart_backoff(t):
-    m = Monitor()
-    try:
+    with Monitor() as m:
         m.post("/api/process/start", {"command": "echo run; exit 1", "processId": "crash",
                                       "autoRestart": True, "maxRestarts": 3})
         # restarts at +1 s, +2 s, +4 s after each crash, then gives up (3 restarts)
@@ -127,13 +117,10 @@ def test_restart_backoff(t):
         r = m.post("/api/process/crash/restart")
         t.eq("restart of a failed process is 200", r.status, 200)
         t.eq("it runs again", r.json["process"]["restarts"], 4)
-    finally:
-        m.cleanup()
 
 
 def test_port_probe(t):
-    m = Monitor()
-    try:
+    with Monitor() as m:
         port = free_port()
         cmd = "sleep 1; exec python3 -m http.server %d --bind 127.0.0.1" % port
         m.post("/api/process/start", {"command": cmd, "processId": "web", "port": port,
@@ -151,13 +138,10 @@ def test_port_probe(t):
         t.check("an unresponsive server is restarted and ready again", p is not None, proc(m, "web"))
         if p:
             t.eq("lastExit says why", p["lastExit"]["reason"], "unresponsive")
-    finally:
-        m.cleanup()
 
 
 def test_process_stream(t):
-    m = Monitor()
-    try:
+    with Monitor() as m:
         m.post("/api/process/start", {"command": "for i in 1 2 3; do echo line$i; sleep 0.2; done; echo bad >&2; exit 4",
                                       "processId": "s"})
         evs = m.sse("GET", "/api/process/s/stream", timeout=20)
@@ -173,13 +157,10 @@ def test_process_stream(t):
         t.eq("replay of a finished process", [e["type"] for e in evs2], types)
         r = m.get("/api/process/zzz/stream")
         t.eq("unknown process stream is a JSON 404", r.status, 404)
-    finally:
-        m.cleanup()
 
 
 def test_logs_api(t):
-    m = Monitor()
-    try:
+    with Monitor() as m:
         m.post("/api/process/start", {"command": "seq 1 500", "processId": "seq"})
         m.wait_for(lambda: proc(m, "seq")["status"] == "completed")
         r = m.get("/api/logs?process=seq&tail=5")
@@ -208,13 +189,10 @@ def test_logs_api(t):
         t.check("others kept", len(m.get("/api/logs?process=f").json["lines"]) == 3)
         r = m.get("/api/logs?tail=abc")
         t.eq("bad tail is 400", r.status, 400)
-    finally:
-        m.cleanup()
 
 
 def test_sandboxes_are_separate(t):
-    m = Monitor()
-    try:
+    with Monitor() as m:
         a = {"X-Sandpit-Sandbox": "alpha"}
         b = {"X-Sandpit-Sandbox": "beta"}
         m.req("POST", "/api/process/start", {"command": "echo from-a; sleep 30", "processId": "dev"}, headers=a)
@@ -233,13 +211,10 @@ def test_sandboxes_are_separate(t):
         ws = os.path.join(m.workspace, "alpha")
         t.check("workspace per sandbox", os.path.isdir(ws))
         t.eq("workspace mode 0700", oct(os.stat(ws).st_mode & 0o777), oct(0o700))
-    finally:
-        m.cleanup()
 
 
 def test_shutdown(t):
-    m = Monitor()
-    try:
+    with Monitor() as m:
         m.post("/api/process/start", {"command": "sleep 1000", "processId": "long"})
         pid = proc(m, "long")["pid"]
         rc = m.stop()
@@ -248,8 +223,6 @@ def test_shutdown(t):
         alive = subprocess.run(["kill", "-0", str(pid)], capture_output=True).returncode == 0
         t.check("children stopped on shutdown", not alive)
         t.check("socket removed", not os.path.exists(m.sock))
-    finally:
-        m.cleanup()
 
 
 if __name__ == "__main__":

@@ -5,15 +5,7 @@ import statistics
 import threading
 import time
 
-from harness import Monitor, Suite
-
-
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+from harness import Monitor, Suite, rss_kb
 
 
 def proc(m, pid):
@@ -21,9 +13,8 @@ def proc(m, pid):
 
 
 def test_kill9_keeps_committed_lines(t):
-    m = Monitor(extra_args=["--log-max-lines", "100000000", "--log-max-bytes", "1000000000",
-                            "--log-max-total", "2000000000"])
-    try:
+    with Monitor(extra_args=["--log-max-lines", "100000000", "--log-max-bytes", "1000000000",
+                             "--log-max-total", "2000000000"]) as m:
         m.post("/api/process/start", {"command": "seq 1 100000000", "processId": "flood"})
         time.sleep(1.5)
         r = m.get("/api/logs?process=flood&tail=1")
@@ -50,8 +41,6 @@ def test_kill9_keeps_committed_lines(t):
                 texts[:5])
         st = m.get("/api/status").json
         t.check("status counts the lines", st["database"]["lines"] >= n, st)
-    finally:
-        m.cleanup()
 
 
 def pings_during(m, seconds):
@@ -76,8 +65,7 @@ def report(t, what, lat):
 
 
 def test_hostile_output(t):
-    m = Monitor()
-    try:
+    with Monitor() as m:
         pid = m.proc.pid
         base = rss_kb(pid)
         # 1 GiB without a newline
@@ -124,8 +112,6 @@ def test_hostile_output(t):
         t.eq("nothing dropped", st["droppedLines"], 0)
         t.check("monitor still healthy", m.get("/api/ping").status == 200)
         print("  figure: monitor RSS after all this: %d KiB (start %d KiB)" % (rss_kb(pid), base))
-    finally:
-        m.cleanup()
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ a streamed command, a supervised process that ignores SIGTERM, log
 followers), sends SIGTERM and asserts what every client received, the exit
 status, the time to exit, and that no process of the sandbox is left behind
 (the standalone monitor has no pid namespace to clean up after it)."""
+import contextlib
 import json
 import os
 import random
@@ -20,6 +21,10 @@ from harness import Monitor, Suite
 # Headroom over the documented bound (stop timeout + 1 s) for a loaded machine.
 SLACK = 1.5
 STOP_MS = 2000
+# The monitor exits at most BOUND s after SIGTERM; with a process that
+# ignores SIGTERM, not before AT_TIMEOUT s.
+BOUND = STOP_MS / 1000 + 1 + SLACK
+AT_TIMEOUT = STOP_MS / 1000 - 0.1
 # Unique to this run, so concurrent runs and other suites never match.
 RUN = "%05d" % random.randrange(100000)
 
@@ -30,8 +35,16 @@ RUN = "%05d" % random.randrange(100000)
 UID_BASE = 400000 + 64 * random.randrange(5000)
 
 
-def mon(stop_ms):
-    return Monitor(extra_args=["--stop-timeout", str(stop_ms), "--uid-base", str(UID_BASE)])
+@contextlib.contextmanager
+def case_monitor(stop_ms, *marks):
+    """The monitor of one case; when the case ends, however it ends, the
+    processes with one of the marks are killed and the monitor cleaned up."""
+    m = Monitor(extra_args=["--stop-timeout", str(stop_ms), "--uid-base", str(UID_BASE)])
+    try:
+        yield m
+    finally:
+        kill_leftovers(*marks)
+        m.cleanup()
 
 
 def marker(n):
@@ -221,6 +234,9 @@ class Stream(threading.Thread):
     def count(self, typ):
         return sum(1 for e in self.events if e.get("type") == typ)
 
+    def last(self):
+        return self.events[-1] if self.events else {}
+
 
 def wait_until(fn, timeout=10, interval=0.05):
     deadline = time.monotonic() + timeout
@@ -237,6 +253,24 @@ def stdout_of(m, pid_or_id):
     return r.json.get("stdout", "") if r.status == 200 and r.json else ""
 
 
+def pid_of(r):
+    """The pid in the answer to POST /api/process/start."""
+    return r.json.get("pid") if r.json else None
+
+
+def start_ticker(m, mk):
+    """A supervised process, "ticker", printing line1, line2, ... every mk s."""
+    cmd = "i=0; while true; do i=$((i+1)); echo line$i; sleep %s; done" % mk
+    return m.post("/api/process/start", {"command": cmd, "processId": "ticker"})
+
+
+def stopped_stream_end(e):
+    """Whether e is a process stream's last event at shutdown: the exit,
+    or an error MONITOR_STOPPING."""
+    return e.get("type") == "exit" or (e.get("type") == "error" and
+                                       e.get("code") == "MONITOR_STOPPING")
+
+
 def start_stubborn(t, m, n, pid_name="stubborn"):
     """A supervised process that ignores SIGTERM and prints a line every
     ~0.1 s; returns its pid (= its process group) once it printed "up"."""
@@ -246,7 +280,7 @@ def start_stubborn(t, m, n, pid_name="stubborn"):
     t.eq("%s process started" % pid_name, r.status, 200)
     up = wait_until(lambda: stdout_of(m, pid_name).startswith("up\n"), timeout=5)
     t.check("%s process printed 'up'" % pid_name, up, stdout_of(m, pid_name))
-    return r.json.get("pid") if r.json else None
+    return pid_of(r)
 
 
 def check_exit(t, m, t0, lo, hi, what="monitor"):
@@ -270,15 +304,14 @@ def check_gone(t, what, marks, pgids=()):
 def test_foreground_command(t):
     """1. POST /api/execute in flight: 503 MONITOR_STOPPING with the output so far."""
     mk = marker(1)
-    m = mon(STOP_MS)
-    try:
+    with case_monitor(STOP_MS, mk) as m:
         cmd = "echo before; sleep %s; echo after" % mk
         call = Call(m, "POST", "/api/execute", {"command": cmd, "sessionId": "fg"})
         t.check("the command is running", wait_until(lambda: marked_pids(mk), timeout=5),
                 "no process with %s" % mk)
         time.sleep(0.2)
         t0 = term(m)
-        rc, took = check_exit(t, m, t0, 0, STOP_MS / 1000 + 1 + SLACK)
+        rc, took = check_exit(t, m, t0, 0, BOUND)
         call.join(5)
         t.check("the client got an answer", call.resp is not None, call.exc)
         # Without an answer every check below fails (none is skipped).
@@ -298,22 +331,18 @@ def test_foreground_command(t):
         check_gone(t, "the sleep", [mk])
         t.check("log says the monitor stopped with code 0",
                 '"monitor stopped","code":0' in m.logtext(), m.logtext()[-800:])
-    finally:
-        kill_leftovers(mk)
-        m.cleanup()
 
 
 def test_streamed_command(t):
     """2. POST /api/execute/stream in flight: start, stdout, then an error event."""
     mk = marker(2)
-    m = mon(STOP_MS)
-    try:
+    with case_monitor(STOP_MS, mk) as m:
         cmd = "echo before; sleep %s; echo after" % mk
         s = Stream(m, "POST", "/api/execute/stream", {"command": cmd, "sessionId": "st"})
         got = wait_until(lambda: s.count("stdout") >= 1, timeout=5)
         t.check("stream is under way (start and stdout seen)", got, s.events)
         t0 = term(m)
-        check_exit(t, m, t0, 0, STOP_MS / 1000 + 1 + SLACK)
+        check_exit(t, m, t0, 0, BOUND)
         s.join(5)
         t.check("the stream ended (no hang)", not s.is_alive())
         t.check("  with its terminating chunk (not cut off)", s.terminated, s.exc)
@@ -321,33 +350,26 @@ def test_streamed_command(t):
         t.eq("first event is start", types[:1], ["start"])
         t.eq("stdout so far", "".join(e.get("data", "") for e in s.events
                                       if e.get("type") == "stdout"), "before\n")
-        last = s.events[-1] if s.events else {}
+        last = s.last()
         t.eq("last event is an error", last.get("type"), "error")
         t.eq("  with code MONITOR_STOPPING", last.get("code"), "MONITOR_STOPPING")
         t.eq("no complete event", types.count("complete"), 0)
         check_gone(t, "the sleep", [mk])
-    finally:
-        kill_leftovers(mk)
-        m.cleanup()
 
 
 def test_stubborn_process(t):
     """3. A supervised process ignoring SIGTERM is killed at the stop timeout."""
     mk = tick(3)
-    m = mon(STOP_MS)
-    try:
+    with case_monitor(STOP_MS, mk) as m:
         pid = start_stubborn(t, m, 3)
         t0 = term(m)
         time.sleep(0.5)
         t.check("the process still runs 0.5 s after SIGTERM (it ignores it)",
                 group_pids(pid) if pid else False, pid)
-        check_exit(t, m, t0, STOP_MS / 1000 - 0.1, STOP_MS / 1000 + 1 + SLACK)
+        check_exit(t, m, t0, AT_TIMEOUT, BOUND)
         check_gone(t, "the shell and its sleeps", [mk], [pid])
         log = m.logtext()
         t.check("log mentions the stop timeout", "stop timeout" in log, log[-1500:])
-    finally:
-        kill_leftovers(mk)
-        m.cleanup()
 
 
 def store_lines(m, process):
@@ -370,12 +392,10 @@ def store_lines(m, process):
 def test_followers(t):
     """4. Log followers end with a final event; they miss no stored line."""
     mk = tick(4)
-    m = mon(STOP_MS)
-    try:
-        cmd = "i=0; while true; do i=$((i+1)); echo line$i; sleep %s; done" % mk
-        r = m.post("/api/process/start", {"command": cmd, "processId": "ticker"})
+    with case_monitor(STOP_MS, mk) as m:
+        r = start_ticker(m, mk)
         t.eq("ticker started", r.status, 200)
-        pid = r.json.get("pid") if r.json else None
+        pid = pid_of(r)
         ps = Stream(m, "GET", "/api/process/ticker/stream")
         ls = Stream(m, "GET", "/api/logs?process=ticker&follow=1")
         t.check("process stream receives lines",
@@ -383,22 +403,19 @@ def test_followers(t):
         t.check("logs follow receives lines",
                 wait_until(lambda: len(ls.events) >= 3, timeout=5), ls.events)
         t0 = term(m)
-        hi = STOP_MS / 1000 + 1 + SLACK
-        check_exit(t, m, t0, 0, hi)
+        check_exit(t, m, t0, 0, BOUND)
         for s in (ps, ls):
-            s.join(max(0.1, t0 + hi - time.monotonic()))
+            s.join(max(0.1, t0 + BOUND - time.monotonic()))
         for what, s in (("process stream", ps), ("logs follow", ls)):
-            t.check("%s ended within %.1f s of SIGTERM (no hang)" % (what, hi),
-                    not s.is_alive() and s.done_at - t0 <= hi,
+            t.check("%s ended within %.1f s of SIGTERM (no hang)" % (what, BOUND),
+                    not s.is_alive() and s.done_at - t0 <= BOUND,
                     s.done_at and s.done_at - t0)
             t.check("  with its terminating chunk (not cut off)", s.terminated, s.exc)
         types = [e.get("type") for e in ps.events]
         t.eq("process stream starts with process_info", types[:1], ["process_info"])
-        last = ps.events[-1] if ps.events else {}
         t.check("process stream's last event is exit or error MONITOR_STOPPING",
-                last.get("type") == "exit" or
-                (last.get("type") == "error" and last.get("code") == "MONITOR_STOPPING"), last)
-        last = ls.events[-1] if ls.events else {}
+                stopped_stream_end(ps.last()), ps.last())
+        last = ls.last()
         t.eq("logs follow's last event is an error", last.get("type"), "error")
         t.eq("  with code MONITOR_STOPPING", last.get("code"), "MONITOR_STOPPING")
         # What the followers received against what the store kept.
@@ -409,16 +426,12 @@ def test_followers(t):
         t.eq("process stream got every stored line, in order", got_ps, stored)
         t.eq("logs follow got every stored line, in order", got_ls, stored)
         check_gone(t, "the ticker", [mk], [pid])
-    finally:
-        kill_leftovers(mk)
-        m.cleanup()
 
 
 def test_refuses_new_connections(t):
     """5. During the grace period the socket is gone and connect fails."""
     mk = tick(5)
-    m = mon(STOP_MS)
-    try:
+    with case_monitor(STOP_MS, mk) as m:
         pid = start_stubborn(t, m, 5)
         t0 = term(m)
         gone = wait_until(lambda: not os.path.exists(m.sock), timeout=1, interval=0.01)
@@ -443,17 +456,13 @@ def test_refuses_new_connections(t):
         t.check("  while the monitor is still running (%.2f s in)" % (time.monotonic() - t0),
                 m.proc.poll() is None and time.monotonic() - t0 < STOP_MS / 1000,
                 m.proc.returncode)
-        check_exit(t, m, t0, STOP_MS / 1000 - 0.1, STOP_MS / 1000 + 1 + SLACK)
+        check_exit(t, m, t0, AT_TIMEOUT, BOUND)
         check_gone(t, "the stubborn process", [mk], [pid])
-    finally:
-        kill_leftovers(mk)
-        m.cleanup()
 
 
 def second_signal(t, sig, n):
     mk = tick(n)
-    m = mon(10000)
-    try:
+    with case_monitor(10000, mk) as m:
         pid = start_stubborn(t, m, n)
         t0 = term(m)
         time.sleep(0.3)
@@ -464,9 +473,6 @@ def second_signal(t, sig, n):
         check_gone(t, "the stubborn process", [mk], [pid])
         t.check("log says it stopped at once", "stopping at once" in m.logtext(),
                 m.logtext()[-1500:])
-    finally:
-        kill_leftovers(mk)
-        m.cleanup()
 
 
 def test_second_sigterm(t):
@@ -484,13 +490,9 @@ def test_everything_at_once(t):
     two followers in one monitor: every client gets its final answer."""
     mk_fg, mk_st, mk_stub, mk_tick = marker(8), marker(9), tick(8), tick(9)
     marks = [mk_fg, mk_st, mk_stub, mk_tick]
-    m = mon(STOP_MS)
-    try:
+    with case_monitor(STOP_MS, *marks) as m:
         stub = start_stubborn(t, m, 8)
-        r = m.post("/api/process/start", {
-            "command": "i=0; while true; do i=$((i+1)); echo line$i; sleep %s; done" % mk_tick,
-            "processId": "ticker"})
-        tick_pid = r.json.get("pid") if r.json else None
+        tick_pid = pid_of(start_ticker(m, mk_tick))
         fg_cmd = "echo before; sleep %s" % mk_fg
         call = Call(m, "POST", "/api/execute", {"command": fg_cmd, "sessionId": "fg"})
         st = Stream(m, "POST", "/api/execute/stream",
@@ -505,54 +507,46 @@ def test_everything_at_once(t):
                 (marked_pids(mk_fg), st.events, len(ps.events), len(ps2.events), len(ls.events)))
         time.sleep(0.2)
         t0 = term(m)
-        hi = STOP_MS / 1000 + 1 + SLACK
-        check_exit(t, m, t0, STOP_MS / 1000 - 0.1, hi)
+        check_exit(t, m, t0, AT_TIMEOUT, BOUND)
         for th in (call, st, ps, ps2, ls):
-            th.join(max(0.1, t0 + hi - time.monotonic()))
+            th.join(max(0.1, t0 + BOUND - time.monotonic()))
         r = call.resp
         t.check("foreground: answered", r is not None, call.exc)
         j = (r and r.json) or {}
         t.eq("foreground: 503 MONITOR_STOPPING with its output",
              (r and r.status, j.get("code"), (j.get("context") or {}).get("stdout")),
              (503, "MONITOR_STOPPING", "before\n"))
-        last = st.events[-1] if st.events else {}
+        last = st.last()
         t.check("streamed command: ended with its terminating chunk", st.terminated, st.exc)
         t.eq("streamed command: last event error MONITOR_STOPPING",
              (last.get("type"), last.get("code")), ("error", "MONITOR_STOPPING"))
         for what, s in (("ticker follower", ps), ("stubborn follower", ps2)):
-            last = s.events[-1] if s.events else {}
             t.check("%s: ended with its terminating chunk" % what, s.terminated, s.exc)
             t.check("%s: last event exit or error MONITOR_STOPPING" % what,
-                    last.get("type") == "exit" or
-                    (last.get("type") == "error" and last.get("code") == "MONITOR_STOPPING"),
-                    last)
-        last = ls.events[-1] if ls.events else {}
+                    stopped_stream_end(s.last()), s.last())
+        last = ls.last()
         t.check("logs follower: ended with its terminating chunk", ls.terminated, ls.exc)
         t.eq("logs follower: last event error MONITOR_STOPPING",
              (last.get("type"), last.get("code")), ("error", "MONITOR_STOPPING"))
         for what, th in (("foreground", call), ("streamed command", st), ("ticker follower", ps),
                          ("stubborn follower", ps2), ("logs follower", ls)):
-            t.check("%s: answered within %.1f s of SIGTERM" % (what, hi),
-                    not th.is_alive() and th.done_at - t0 <= hi,
+            t.check("%s: answered within %.1f s of SIGTERM" % (what, BOUND),
+                    not th.is_alive() and th.done_at - t0 <= BOUND,
                     th.done_at and th.done_at - t0)
         check_gone(t, "all four", marks, [stub, tick_pid])
-    finally:
-        kill_leftovers(*marks)
-        m.cleanup()
 
 
 def test_committed_lines_survive(t):
     """8. Lines printed before SIGTERM are in the store after exit, and a
     monitor restarted on the same data directory serves them."""
     mk = tick(10)
-    m = mon(STOP_MS)
-    try:
+    with case_monitor(STOP_MS, mk) as m:
         pid = start_stubborn(t, m, 10)
         wait_until(lambda: stdout_of(m, "stubborn").count("tick") >= 3, timeout=5)
         before = stdout_of(m, "stubborn").splitlines()
         t.check("lines printed before SIGTERM", len(before) >= 4, before)
         t0 = term(m)
-        check_exit(t, m, t0, STOP_MS / 1000 - 0.1, STOP_MS / 1000 + 1 + SLACK)
+        check_exit(t, m, t0, AT_TIMEOUT, BOUND)
         check_gone(t, "the stubborn process", [mk], [pid])
         name, stored = store_lines(m, "stubborn")
         t.check("the store has the process", name is not None, stored)
@@ -569,9 +563,6 @@ def test_committed_lines_survive(t):
         t.eq("  and those of the grace period", texts, stored)
         t.check("the restarted monitor did not bring the process back",
                 not marked_pids(mk), marked_pids(mk))
-    finally:
-        kill_leftovers(mk)
-        m.cleanup()
 
 
 if __name__ == "__main__":

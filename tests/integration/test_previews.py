@@ -1,7 +1,6 @@
 """Preview URLs over HTTP: tokens, routing by Host, keep-alive, bodies,
 streams, upgrades, forwarded headers, persistence, isolation."""
 import json
-import os
 import socket
 import time
 
@@ -100,8 +99,7 @@ def raw_request(m, host, payload, read_until=None, timeout=10):
 
 
 def test_previews(t):
-    m = Manager()
-    try:
+    with Manager() as m:
         t.check("the sandbox's server starts", start_server(m, "web-1", 8000))
         r = m.post("/v1/sandboxes/web-1/ports", {"port": 8000, "name": "dev"})
         t.eq("expose is 201", r.status, 201)
@@ -203,16 +201,12 @@ def test_previews(t):
         t.check("an unexposed port is 404", data.startswith(b"HTTP/1.1 404"), data[:100])
         r = m.delete("/v1/sandboxes/web-1/ports/8000")
         t.eq("unexposing it again is 404", r.status, 404)
-    finally:
-        m.cleanup()
 
 
 def test_isolation(t):
-    if os.geteuid() != 0:
-        t.skip("preview isolation", "needs root for per-sandbox users")
+    if not t.needs_root("preview isolation", "needs root for per-sandbox users"):
         return
-    m = Manager(pools=['class_name = "Sandbox"\nbackend = "local"\nmax_instances = 1\n'])
-    try:
+    with Manager(pools=['class_name = "Sandbox"\nbackend = "local"\nmax_instances = 1\n']) as m:
         start_server(m, "owner", 8100)
         r = m.post("/v1/sandboxes/thief/ports", {"port": 8100, "token": "steal"})
         t.eq("another sandbox may expose the number", r.status, 201)
@@ -223,8 +217,6 @@ def test_isolation(t):
         t.eq("deleting a sandbox", r.status, 200)
         r = m.get("/v1/sandboxes/thief/ports")
         t.eq("  keeps other sandboxes' ports", len(r.json["ports"]), 1)
-    finally:
-        m.cleanup()
 
 
 if __name__ == "__main__":

@@ -157,6 +157,27 @@ def dump_page(page, what):
         print("    " + line)
 
 
+def start_and_expose(t, m, name, command, port, cwd, started, exposed):
+    """Start a dev server as the supervised process `name` and expose its
+    port (checks `started` and `exposed`); the preview URL and its token."""
+    r = m.post(api("process/start"), {"command": command, "processId": name,
+                                      "port": port, "cwd": cwd})
+    t.check(started, r.status == 200, r)
+    r = m.post("/v1/sandboxes/%s/ports" % SID, {"port": port, "name": name})
+    t.check(exposed, r.status in (200, 201), r)
+    return r.json["url"], r.json["token"]
+
+
+def open_page(t, url, what):
+    """A new browser page on url (check `what`); the page and when it
+    began loading."""
+    page = browser().new_page()
+    t0 = time.time()
+    res = page.navigate(url)
+    t.check(what, not res.get("errorText"), res)
+    return page, t0
+
+
 def ws_urls(page, since=0):
     return [p.get("url", "") for m, p in page.events[since:] if m == "Network.webSocketCreated"]
 
@@ -211,10 +232,9 @@ PAGE = """<!doctype html>
 
 
 def test_websocket_hot_reload(t):
-    m = CTX["m"]
-    failed_before = t.failed
     if not npm_ready(t, "WebSocket hot reload (needs the ws package)"):
         return
+    m, failed_before = CTX["m"], t.failed
     port = free_port()
     with open(os.path.join(BROWSER_DIR, "devserver.js")) as f:
         server_js = f.read()
@@ -222,12 +242,9 @@ def test_websocket_hot_reload(t):
          write(m, WS + "/hot/devserver.js", server_js).status, 200)
     t.eq("index.html is written through the files API",
          write(m, WS + "/hot/site/index.html", PAGE % ("#b00", "Hello from sandpit v1", SID)).status, 200)
-    r = m.post(api("process/start"), {"command": "node devserver.js %d" % port, "processId": "hot",
-                                      "port": port, "cwd": WS + "/hot"})
-    t.eq("the dev server starts as a supervised process", r.status, 200)
-    r = m.post("/v1/sandboxes/%s/ports" % SID, {"port": port, "name": "hot"})
-    t.check("POST /ports exposes it", r.status in (200, 201), r)
-    url, token = r.json["url"], r.json["token"]
+    url, token = start_and_expose(t, m, "hot", "node devserver.js %d" % port, port, WS + "/hot",
+                                  "the dev server starts as a supervised process",
+                                  "POST /ports exposes it")
     want = "http://%d-%s-%s.localhost:%d/" % (port, SID, token, m.port)
     t.eq("  at http://{port}-{id}-{token}.localhost:{listen}/", url, want)
     t0 = time.time()
@@ -238,11 +255,7 @@ def test_websocket_hot_reload(t):
         print(process_logs(m, "hot")[-2000:])
         return
 
-    b = browser()
-    page = b.new_page()
-    t0 = time.time()
-    res = page.navigate(url)
-    t.check("Chromium opens the preview URL", not res.get("errorText"), res)
+    page, t0 = open_page(t, url, "Chromium opens the preview URL")
     text = page.wait_for("document.body && document.body.innerText", timeout=10) or ""
     t.check("the page shows the initial text", "Hello from sandpit v1" in text, repr(text[:300]))
     state = page.wait_for("document.documentElement.dataset.ws === 'open' && 'open'", timeout=10)
@@ -281,7 +294,7 @@ def test_websocket_hot_reload(t):
     if t.failed > failed_before:
         dump_page(page, "hot reload")
     page.close()
-    b.pages.remove(page)
+    browser().pages.remove(page)
 
 
 # ------------------------------------------------------------------- Vite --
@@ -307,10 +320,9 @@ BROKEN_LINE = 4
 
 
 def test_vite(t):
-    m = CTX["m"]
-    failed_before = t.failed
     if not npm_ready(t, "Vite dev server"):
         return
+    m, failed_before = CTX["m"], t.failed
     scaffold = create_vite()
     t0 = time.time()
     r = execute(m, "npm create -y %s app -- --template vanilla-ts --no-interactive </dev/null 2>&1"
@@ -332,13 +344,10 @@ def test_vite(t):
     figure("npm create vite + npm install", time.time() - t0)
 
     port = free_port()
-    r = m.post(api("process/start"), {
-        "command": "npm run dev -- --host 127.0.0.1 --port %d --strictPort" % port,
-        "processId": "vite", "port": port, "cwd": WS + "/app"})
-    t.check("npm run dev starts as a supervised process", r.status == 200, r)
-    r = m.post("/v1/sandboxes/%s/ports" % SID, {"port": port, "name": "vite"})
-    t.check("POST /ports exposes Vite's port", r.status in (200, 201), r)
-    url, token = r.json["url"], r.json["token"]
+    url, token = start_and_expose(t, m, "vite",
+                                  "npm run dev -- --host 127.0.0.1 --port %d --strictPort" % port,
+                                  port, WS + "/app", "npm run dev starts as a supervised process",
+                                  "POST /ports exposes Vite's port")
     preview_host = "%d-%s-%s.localhost:%d" % (port, SID, token, m.port)
     t0 = time.time()
     got = wait_preview(m, url, "/@vite/client", timeout=40)
@@ -348,11 +357,7 @@ def test_vite(t):
     if not (got and got[0] == 200):
         return
 
-    b = browser()
-    page = b.new_page()
-    t0 = time.time()
-    res = page.navigate(url)
-    t.check("Chromium opens Vite's preview URL", not res.get("errorText"), res)
+    page, t0 = open_page(t, url, "Chromium opens Vite's preview URL")
     text = page.wait_for("(document.querySelector('#app')||{}).innerText", timeout=20) or ""
     t.check("the template's page renders (#app has content)", len(text.strip()) > 0,
             repr(page.evaluate("document.documentElement.outerHTML")[:500]))
