@@ -1590,34 +1590,6 @@ int supervisor_forget_sandbox(struct supervisor *s, const char *sandbox, int64_t
   return a.n;
 }
 
-static bool do_remove(struct supervisor *s, void *arg)
-{
-  struct req *a = arg;
-  for (struct proc *p = s->procs; p; p = p->next) {
-    if (strcmp(p->id, a->id) != 0 || (a->sandbox && strcmp(p->sandbox, a->sandbox) != 0))
-      continue;
-    if (!p->finished_at) {
-      sp_error_code(a->err, "PROCESS_RUNNING", 409, "process '%s' is still running", a->id);
-      a->n = -1;
-      return true;
-    }
-    unlink_proc(&s->procs, p);
-    proc_free(s, p);
-    return true;
-  }
-  a->n = not_found(a->err, a->id);
-  return true;
-}
-
-int supervisor_remove(struct supervisor *s, const char *sandbox, const char *id,
-                      struct sp_error **err)
-{
-  struct req a = {.sandbox = sandbox, .id = id, .err = err};
-  if (call(s, do_remove, &a, err) < 0)
-    return -1;
-  return a.n;
-}
-
 static bool do_state(struct supervisor *s, void *arg)
 {
   struct req *a = arg;

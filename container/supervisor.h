@@ -104,9 +104,6 @@ int supervisor_kill_all(struct supervisor *s, const char *sandbox);
 /* SIGKILL every process group of a sandbox, wait (at most timeout_ms) for
  * them to be reaped, clear their logs and forget them.  Returns how many. */
 int supervisor_forget_sandbox(struct supervisor *s, const char *sandbox, int64_t timeout_ms);
-/* Forget finished processes of a sandbox. */
-int supervisor_remove(struct supervisor *s, const char *sandbox, const char *id,
-                      struct sp_error **err);
 
 /* What a log follower needs to know to end its stream. */
 struct proc_state {

@@ -1491,12 +1491,3 @@ struct toml_value *toml_parse(const char *text, size_t len, const char *filename
   }
   return &p.root->v;
 }
-
-struct toml_value *toml_parse_file(const char *path, struct sp_error **err)
-{
-  size_t len = 0;
-  cleanup_free char *text = sp_read_file(path, 0, &len, err);
-  if (text == NULL)
-    return NULL;
-  return toml_parse(text, len, path, err);
-}

@@ -60,8 +60,6 @@ struct toml_value {
 /* Parse `len` bytes of `text`.  `filename` is used in error messages only. */
 struct toml_value *toml_parse(const char *text, size_t len, const char *filename,
                               struct sp_error **err);
-/* Read and parse a file. */
-struct toml_value *toml_parse_file(const char *path, struct sp_error **err);
 void toml_free(struct toml_value *v);
 
 /* Member of a table, or NULL. */

@@ -773,15 +773,6 @@ START_TEST(test_large_documents)
 }
 END_TEST
 
-START_TEST(test_parse_file)
-{
-  cleanup_error struct sp_error *err = NULL;
-  cleanup_toml struct toml_value *doc = toml_parse_file("/nonexistent/sandpit.toml", &err);
-  ck_assert_ptr_null(doc);
-  ck_assert_str_eq(err->code, "FILE_NOT_FOUND");
-}
-END_TEST
-
 static Suite *toml_suite(void)
 {
   Suite *s = suite_create("toml");
@@ -799,7 +790,6 @@ static Suite *toml_suite(void)
   tcase_add_test(unit, test_int64_range);
   tcase_add_test(unit, test_truncated_input);
   tcase_add_test(unit, test_large_documents);
-  tcase_add_test(unit, test_parse_file);
   suite_add_tcase(s, unit);
   return s;
 }
