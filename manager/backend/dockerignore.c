@@ -50,12 +50,14 @@ struct dockerignore *dockerignore_load(const char *path, struct sp_error **err)
     return ig;
   char *save = NULL;
   for (char *line = strtok_r(txt, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+    if (line[0] == '#') /* a comment only in column 1, as Docker reads it */
+      continue;
     while (isspace((unsigned char)*line))
       line++;
     size_t n = strlen(line);
     while (n > 0 && isspace((unsigned char)line[n - 1]))
       line[--n] = '\0';
-    if (n == 0 || line[0] == '#')
+    if (n == 0)
       continue;
     bool neg = false;
     if (line[0] == '!') {
@@ -64,17 +66,30 @@ struct dockerignore *dockerignore_load(const char *path, struct sp_error **err)
       while (isspace((unsigned char)*line))
         line++;
     }
-    /* clean: no leading "/" or "./", no empty or "." segments, no trailing "/" */
+    /* clean: no leading "/" or "./", no empty or "." segments, no trailing
+     * "/", and ".." takes the segment before it away (none leaves the
+     * context's root) */
     struct sbuf p = SBUF_INIT;
     char *seg_save = NULL;
+    bool rooted = line[0] == '/', outside = false;
     for (char *seg = strtok_r(line, "/", &seg_save); seg; seg = strtok_r(NULL, "/", &seg_save)) {
       if (strcmp(seg, ".") == 0)
         continue;
+      if (strcmp(seg, "..") == 0) {
+        /* above a relative pattern's start it names nothing in the
+         * context; above "/" it stays at "/" */
+        outside |= p.len == 0 && !rooted;
+        char *last = p.len ? memrchr(p.buf, '/', p.len) : NULL;
+        p.len = last ? (size_t)(last - p.buf) : 0;
+        if (p.buf)
+          p.buf[p.len] = '\0';
+        continue;
+      }
       if (p.len)
         sbuf_addch(&p, '/');
       sbuf_addstr(&p, seg);
     }
-    if (p.len == 0) {
+    if (p.len == 0 || outside) {
       sbuf_release(&p);
       continue;
     }

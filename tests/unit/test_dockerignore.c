@@ -96,12 +96,20 @@ static const struct row rows[] = {
     /* '#' in column 1 is a comment; blank lines are nothing */
     {EXCLUDED, "# comment\n", "# comment", false},
     {EXCLUDED, "#*\n", "a", false},
+    /* only in column 1: after spaces, '#' begins a pattern */
+    {EXCLUDED, "  #foo\n", "#foo", true},
     {EXCLUDED, "\n\n   \n\t\n", "a", false},
     {EXCLUDED, "\n\nfoo\n\n", "foo", true},
     /* whitespace around a pattern is trimmed; CRLF lines read as LF */
     {EXCLUDED, "  foo \t\n", "foo", true},
     {EXCLUDED, "foo\r\nbar\r\n", "bar", true},
     {EXCLUDED, "foo", "foo", true},
+    /* ".." takes away the segment before it; above the start, nothing */
+    {EXCLUDED, "foo/../bar\n", "bar", true},
+    {EXCLUDED, "foo/../bar\n", "foo", false},
+    {EXCLUDED, "a/b/../../c\n", "c", true},
+    {EXCLUDED, "../a\n", "a", false},
+    {EXCLUDED, "/../a\n", "a", true},
     /* paths are relative to the context and anchored at its root */
     {EXCLUDED, "foo/bar\n", "foo/bar", true},
     {EXCLUDED, "foo/bar\n", "foo/bar/baz", true},
