@@ -163,8 +163,8 @@ static const struct row grammar[BLOCK_STATES] = {
         }},
 };
 
-/* The BLOCK_NONE row runs for nearly every line: there, the loop over its
- * arcs is unrolled, and their tests and actions are inlined. */
+/* The BLOCK_NONE row runs for nearly every line: the loop over its arcs is
+ * unrolled (they are constants), and their tests and actions inlined. */
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
 /* A line, with what the tests have found out about it so far. */
@@ -531,52 +531,45 @@ ALWAYS_INLINE enum outcome act(struct classifier *c, struct line *l, const struc
   return TAKEN;
 }
 
-static __attribute__((noinline)) enum outcome
-act_out_of_line(struct classifier *c, struct line *l, const struct arc *a, int64_t now,
-                classify_cb cb, void *ud)
+/* The arc's action, or NEXT_ARC if the arc does not apply to the line. */
+ALWAYS_INLINE enum outcome try_arc(struct classifier *c, struct line *l, const struct arc *a,
+                                   int64_t now, classify_cb cb, void *ud)
 {
+  if ((a->open && !open_to_rules(&c->p)) || !test(c, l, a->test))
+    return NEXT_ARC;
   return act(c, l, a, now, cb, ud);
 }
 
-/* The arcs of one row: does one take the line?  `inlined` (and `row`
- * constant) for BLOCK_NONE. */
-ALWAYS_INLINE enum outcome take_row(struct classifier *c, struct line *l,
-                                    const struct row *row, int64_t now, classify_cb cb,
-                                    void *ud, bool inlined)
-{
-  read_as(l, row->read);
-#pragma GCC unroll 16
-  for (size_t i = 0; i < SP_ARRAY_SIZE(row->arcs); i++) {
-    const struct arc *a = &row->arcs[i];
-    if (a->test == T_NONE)
-      break;
-    if (a->open && !open_to_rules(&c->p))
-      continue;
-    if (!(inlined ? test(c, l, a->test) : test_out_of_line(c, l, a->test)))
-      continue;
-    enum outcome o =
-        inlined ? act(c, l, a, now, cb, ud) : act_out_of_line(c, l, a, now, cb, ud);
-    if (o != NEXT_ARC)
-      return o;
-  }
-  return NEXT_ARC;
-}
-
 /* Does the pending block take the line? */
-static bool take(struct classifier *c, struct line *l, int64_t now, classify_cb cb,
-                 void *ud)
+static __attribute__((noinline)) bool take(struct classifier *c, struct line *l, int64_t now,
+                                           classify_cb cb, void *ud)
 {
   const struct pending *p = &c->p;
   if (p->lines >= BLOCK_MAX_LINES ||
       (!p->classified && !grammar[p->state].patient && p->lines >= TENTATIVE_MAX_LINES))
     return false;
   for (const struct row *row = &grammar[p->state];; row = &grammar[row->then]) {
-    enum outcome o = take_row(c, l, row, now, cb, ud, false);
-    if (o != NEXT_ARC)
-      return o == TAKEN;
+    read_as(l, row->read);
+    for (const struct arc *a = row->arcs; a->test != T_NONE; a++) {
+      enum outcome o = try_arc(c, l, a, now, cb, ud);
+      if (o != NEXT_ARC)
+        return o == TAKEN;
+    }
     if (row->then == BLOCK_NONE)
       return false;
   }
+}
+
+/* The BLOCK_NONE row: a block may start with the line. */
+ALWAYS_INLINE void start(struct classifier *c, struct line *l, int64_t now, classify_cb cb,
+                         void *ud)
+{
+  const struct row *row = &grammar[BLOCK_NONE];
+  read_as(l, row->read);
+#pragma GCC unroll 16
+  for (size_t i = 0; i < SP_ARRAY_SIZE(row->arcs); i++)
+    if (row->arcs[i].test == T_NONE || try_arc(c, l, &row->arcs[i], now, cb, ud) != NEXT_ARC)
+      return;
 }
 
 /* One line: the pending block takes it, or it ends the block and may start
@@ -598,7 +591,7 @@ void cl_block_line(struct classifier *c, const char *s, size_t n, size_t full,
       return;
     cl_emit(c, cb, ud);
   }
-  take_row(c, &l, &grammar[BLOCK_NONE], now, cb, ud, true);
+  start(c, &l, now, cb, ud);
 }
 
 /* Length of the prefix that a log multiplexer puts in front of every line:
