@@ -172,7 +172,6 @@ struct line {
   const char *s;
   size_t n, full; /* full: before the cut to CLASSIFY_LINE_MAX */
   const char *b;  /* after leading blanks */
-  bool blank, indented;
   const char *t;  /* the text the row reads */
   size_t tn;
   bool rule;      /* READ_AFTER_GUTTER: a gutter's rule */
@@ -336,7 +335,6 @@ static bool traceback(struct line *l)
 }
 
 static bool starts_block(struct classifier *c, const struct line *l);
-static bool test_out_of_line(struct classifier *c, struct line *l, enum test t);
 
 ALWAYS_INLINE bool test(struct classifier *c, struct line *l, enum test t)
 {
@@ -350,11 +348,11 @@ ALWAYS_INLINE bool test(struct classifier *c, struct line *l, enum test t)
   case T_ANY:
     return true;
   case T_BLANK:
-    return l->blank;
+    return l->b == l->s + l->n;
   case T_INDENTED:
-    return l->indented || (l->n > 0 && (l->s[0] == '}' || l->s[0] == ']' || l->s[0] == ')'));
+    return l->b != l->s || (l->n > 0 && (l->s[0] == '}' || l->s[0] == ']' || l->s[0] == ')'));
   case T_FLUSH_LEFT:
-    return !l->indented && !l->blank;
+    return l->b == l->s && l->n > 0;
   case T_PINO:
     return cl_pino_candidate(l->s, l->n);
   case T_MATCH:
@@ -399,19 +397,13 @@ ALWAYS_INLINE bool test(struct classifier *c, struct line *l, enum test t)
   return false;
 }
 
-static __attribute__((noinline)) bool test_out_of_line(struct classifier *c,
-                                                        struct line *l, enum test t)
-{
-  return test(c, l, t);
-}
-
 /* Would the line start a block of its own, if nothing continued it? */
 static bool starts_block(struct classifier *c, const struct line *l)
 {
   struct line as_new = *l;
   read_as(&as_new, grammar[BLOCK_NONE].read);
   for (const struct arc *a = grammar[BLOCK_NONE].arcs; a->test != T_NONE; a++)
-    if (test_out_of_line(c, &as_new, a->test))
+    if (test(c, &as_new, a->test))
       return a->action != A_END;
   return false;
 }
@@ -582,8 +574,6 @@ void cl_block_line(struct classifier *c, const char *s, size_t n, size_t full,
   l.n = n;
   l.full = full;
   l.b = cl_skip_ws(s, s + n);
-  l.blank = l.b == s + n;
-  l.indented = l.b != s;
   l.matched = -1;
   l.shaped = false;
   if (c->p.state != BLOCK_NONE) {
