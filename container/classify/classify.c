@@ -54,19 +54,13 @@ void classifier_feed(struct classifier *c, const char *line, size_t len,
     full -= skip;
   }
   size_t n = SP_MIN(full, CLASSIFY_LINE_MAX);
-  c->has_carry = false;
-  if (c->p.active) {
-    if (cl_continue_block(c, s, n, now_ms))
-      return;
-    cl_emit(c, cb, ud);
-  }
-  cl_fresh_line(c, s, n, full, now_ms, cb, ud);
+  cl_block_line(c, s, n, full, now_ms, cb, ud);
 }
 
 void classifier_flush(struct classifier *c, int64_t now_ms, int64_t idle_ms,
                       classify_cb cb, void *ud)
 {
-  if (c == NULL || !c->p.active)
+  if (c == NULL || c->p.state == BLOCK_NONE)
     return;
   if (idle_ms > 0 && now_ms - c->p.last_ms < idle_ms)
     return;

@@ -92,11 +92,19 @@ struct classify_rules {
   uint32_t max_groups;
 };
 
-enum mode {
-  MODE_NORMAL,
-  MODE_PYTHON,     /* inside a traceback, before its final line */
-  MODE_PYTHON_END, /* after the final line: only a chained traceback follows */
-  MODE_NPM,        /* npm ERR! block */
+/* The kind of block being assembled, which decides what a following line
+ * may be: each state's row in grammar[] (blocks.c) says which lines continue
+ * the block, which end it, and the state that comes next. */
+enum block {
+  BLOCK_NONE,         /* no pending event: its row says which lines start one */
+  BLOCK_ERROR,        /* an error and its stack, code frames, locations */
+  BLOCK_THROW_SITE,   /* Node's throw-site header: its source line comes next */
+  BLOCK_NPM,          /* npm ERR! lines */
+  BLOCK_PY,           /* a Python traceback, before its final line */
+  BLOCK_PY_END,       /* after the final line: only a chained traceback follows */
+  BLOCK_PY_GROUP,     /* BLOCK_PY inside an exception group (behind a gutter) */
+  BLOCK_PY_GROUP_END, /* BLOCK_PY_END inside an exception group */
+  BLOCK_STATES
 };
 
 enum loc_rank {
@@ -108,9 +116,9 @@ enum loc_rank {
 };
 
 struct pending {
-  bool active;
+  enum block state;
   bool classified; /* a rule matched; otherwise tentative */
-  bool generic, keep_tool, restart, merged;
+  bool generic, keep_tool, restart; /* the matched rule's */
   const char *rule, *tool, *category, *severity;
   char *message;
   char *file;
@@ -123,13 +131,10 @@ struct pending {
   struct sbuf held; /* a plain line held back: kept if a frame follows */
   struct sbuf last; /* the block's last line (short ones only) */
   bool bun_frame;   /* the block began with a code frame (Bun's style) */
-  bool source_next; /* a throw-site header: its source line comes next */
-  bool header_loc;  /* the location is a throw-site header's (no column) */
-  bool had_frame;   /* a stack frame was seen */
-  bool py_group;    /* a Python exception group (lines behind a gutter) */
+  bool header_column; /* the location is a throw-site header's, without a
+                         column: the first stack frame may give it */
   int depth;        /* inside a dumped error object "{ code: 'X', ... }" */
   int depth_lines;
-  enum mode mode;
   int64_t last_ms;
 };
 
@@ -152,9 +157,6 @@ struct classifier {
   uint32_t gen;
   struct sbuf clean;
   struct pending p;
-  /* A match cl_continue_block() found for a line that starts a new event. */
-  struct match carry;
-  bool has_carry;
 };
 
 /* ASCII lower case (bytes above 0x7f are left alone). */
@@ -237,14 +239,13 @@ enum shape cl_line_shape(const char *s, size_t n, bool typescript, const char **
                          size_t *flen, int *line, int *col);
 bool cl_pino_candidate(const char *s, size_t n);
 size_t cl_py_gutter(const char *s, size_t n, bool *rule);
-bool cl_is_starter(const char *s, size_t n);
 
 /* pending.c */
 bool cl_echo(const struct pending *p, const struct match *m);
 void cl_adopt(struct pending *p, const struct match *m);
 void cl_pending_reset(struct pending *p);
 void cl_block_start(struct pending *p, const char *s, size_t n, int64_t now,
-                    enum mode mode);
+                    enum block state);
 void cl_emit(struct classifier *c, classify_cb cb, void *ud);
 void cl_block_add(struct pending *p, const char *s, size_t n, int64_t now);
 
@@ -254,8 +255,7 @@ bool cl_pino_line(struct classifier *c, const char *s, size_t n, int64_t now,
 
 /* blocks.c */
 size_t cl_mux_prefix(const char *s, size_t n);
-bool cl_continue_block(struct classifier *c, const char *s, size_t n, int64_t now);
-void cl_fresh_line(struct classifier *c, const char *s, size_t n, size_t full,
+void cl_block_line(struct classifier *c, const char *s, size_t n, size_t full,
                    int64_t now, classify_cb cb, void *ud);
 
 static inline bool is_space(unsigned char c) { return c == ' ' || c == '\t'; }

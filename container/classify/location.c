@@ -128,7 +128,7 @@ void cl_set_location(struct pending *p, const char *f, size_t n, int line,
     return;
   if (col < 0)
     col = 0;
-  p->header_loc = false;
+  p->header_column = false;
   free(p->file);
   p->file = cl_path_dup(f, n);
   p->line = line;
@@ -166,14 +166,13 @@ void cl_frame_seen(struct pending *p, const char *f, size_t n, int line, int col
 {
   /* Node's throw-site header has no column: the first frame gives it when it
    * points at the same place. */
-  if (!p->had_frame && f && p->header_loc && p->column == 0 && col > 0 &&
-      line == p->line) {
+  if (p->header_column && f && p->column == 0 && col > 0 && line == p->line) {
     char *path = cl_path_dup(f, n);
     if (strcmp(path, p->file) == 0)
       p->column = col;
     free(path);
   }
-  p->had_frame = true;
+  p->header_column = false;
   if (f && !runtime_internal(f, n))
     cl_set_location(p, f, n, line, col, path_in_project(f, n) ? RANK_FRAME : RANK_OTHER,
                  false);

@@ -54,11 +54,10 @@ void cl_block_add(struct pending *p, const char *s, size_t n, int64_t now)
 }
 
 void cl_block_start(struct pending *p, const char *s, size_t n, int64_t now,
-                    enum mode mode)
+                    enum block state)
 {
   cl_pending_reset(p);
-  p->active = true;
-  p->mode = mode;
+  p->state = state;
   cl_block_add(p, s, n, now);
 }
 
@@ -86,15 +85,14 @@ void cl_adopt(struct pending *p, const struct match *m)
   p->message = cl_dup_utf8(m->msg, m->msg_len);
   if (m->file)
     cl_set_location(p, m->file, m->file_len, m->line, m->column, RANK_CAPTURE, true);
-  if (strcmp(m->tool, "npm") == 0 && p->mode == MODE_NORMAL)
-    p->mode = MODE_NPM;
 }
 
 /* The same error reported twice in a row (a bare message, then the same
- * message with its context): one event. */
+ * message with its context): one event.  Only a block of one line can be
+ * echoed, so an echo is merged once. */
 bool cl_echo(const struct pending *p, const struct match *m)
 {
-  if (p->merged || p->lines > 1 || p->rank != RANK_NONE)
+  if (p->lines > 1 || p->rank != RANK_NONE)
     return false;
   if (strcmp(p->tool, m->tool) != 0 || strcmp(p->category, m->category) != 0)
     return false;
@@ -108,7 +106,7 @@ bool cl_echo(const struct pending *p, const struct match *m)
 void cl_emit(struct classifier *c, classify_cb cb, void *ud)
 {
   struct pending *p = &c->p;
-  if (p->active && p->classified && cb) {
+  if (p->state != BLOCK_NONE && p->classified && cb) {
     /* The same message in two files is two errors to fix; the same one at
      * another line of one file (after an edit) is still one. */
     cleanup_free char *keyed =

@@ -68,7 +68,7 @@ bool cl_pino_line(struct classifier *c, const char *s, size_t n, int64_t now,
     stack = json_str(j, "stack"); /* older pino: the error's fields inline */
 
   struct pending *p = &c->p;
-  cl_block_start(p, s, n, now, MODE_NORMAL);
+  cl_block_start(p, s, n, now, BLOCK_ERROR);
   p->classified = true;
   p->rule = "pino";
   p->tool = "pino";

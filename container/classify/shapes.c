@@ -202,19 +202,6 @@ bool cl_throw_site(const char *s, size_t n, const char **f, size_t *flen, int *l
           (s[2] == '\\' || s[2] == '/'));
 }
 
-/* Does the line open a block of its own (without a rule matching it)? */
-bool cl_is_starter(const char *s, size_t n)
-{
-  const char *t = cl_skip_ws(s, s + n);
-  size_t m = (size_t)(s + n - t);
-  const char *f;
-  size_t flen;
-  int line;
-  return cl_is_traceback_header(t, m) || cl_python_frame(t, m, &f, &flen, &line) ||
-         cl_throw_site(s, n, &f, &flen, &line) || (t == s && cl_bare_path(t, m)) ||
-         (m > 0 && is_digit((unsigned char)t[0]) && cl_is_code_frame(t, m));
-}
-
 bool cl_pino_candidate(const char *s, size_t n)
 {
   const char *t = cl_skip_ws(s, s + n);

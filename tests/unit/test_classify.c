@@ -124,38 +124,104 @@ static void feed_text(const struct classify_rules *r, const char *text,
   classifier_free(c);
 }
 
-/* Classify `text` and expect exactly one event with these fields (file NULL
- * = unknown, line/column 0 = unknown). */
-static void expect_one(const char *text, const char *tool, const char *category,
-                       const char *severity, const char *file, int line, int column)
+static void expect_str(const char *where, size_t i, const char *field, const char *got,
+                       const char *want)
 {
-  struct evlist l = {.keep = true};
-  feed_text(rules, text, &l);
-  if (l.n != 1) {
-    for (size_t i = 0; i < l.n; i++)
-      fprintf(stderr, "event %zu: %s %s %s\n", i, l.v[i].rule, l.v[i].tool,
-              l.v[i].message);
-  }
-  ck_assert_uint_eq(l.n, 1);
-  struct ev *e = &l.v[0];
-  ck_assert_str_eq(e->tool, tool);
-  ck_assert_str_eq(e->category, category);
-  ck_assert_str_eq(e->severity, severity);
-  if (file == NULL)
-    ck_assert_ptr_null(e->file);
-  else
-    ck_assert_pstr_eq(e->file, file);
-  ck_assert_int_eq(e->line, line);
-  ck_assert_int_eq(e->column, column);
-  evlist_release(&l);
+  if (want == NULL)
+    return;
+  ck_assert_msg(got != NULL && strcmp(got, want) == 0, "%s #%zu: %s \"%s\", want \"%s\"",
+                where, i, field, got ? got : "(null)", want);
 }
 
-static struct ev first_event(const char *text, struct evlist *l)
+static void expect_int(const char *where, size_t i, const char *field, long got, long want)
 {
-  l->keep = true;
-  feed_text(rules, text, l);
-  ck_assert_uint_ge(l->n, 1);
-  return l->v[0];
+  ck_assert_msg(got == want, "%s #%zu: %s %ld, want %ld", where, i, field, got, want);
+}
+
+/* A text that gives exactly one event, with these fields (file NULL:
+ * unknown; line and column 0: unknown). */
+struct one {
+  const char *text, *tool, *category, *severity, *file;
+  int line, column;
+};
+
+/* Classifies each row's text and checks its event; a failure names
+ * `where` and the row. */
+static void expect_ones(const char *where, const struct one *rows, size_t n)
+{
+  for (size_t i = 0; i < n; i++) {
+    const struct one *w = &rows[i];
+    struct evlist l = {.keep = true};
+    feed_text(rules, w->text, &l);
+    for (size_t k = 0; k < l.n && l.n != 1; k++)
+      fprintf(stderr, "%s #%zu: event %zu: %s %s %s\n", where, i, k, l.v[k].rule,
+              l.v[k].tool, l.v[k].message);
+    expect_int(where, i, "events", (long)l.n, 1);
+    const struct ev *e = &l.v[0];
+    expect_str(where, i, "tool", e->tool, w->tool);
+    expect_str(where, i, "category", e->category, w->category);
+    expect_str(where, i, "severity", e->severity, w->severity);
+    if (w->file == NULL)
+      ck_assert_msg(e->file == NULL, "%s #%zu: file \"%s\", want none", where, i, e->file);
+    else
+      expect_str(where, i, "file", e->file, w->file);
+    expect_int(where, i, "line", e->line, w->line);
+    expect_int(where, i, "column", e->column, w->column);
+    evlist_release(&l);
+  }
+}
+
+/* struct first's file for "no file". */
+static const char NO_FILE[] = "(none)";
+
+/* What the first event a text gives must be: what a row names is checked,
+ * not a NULL string, a line or column of 0, RESTART_ANY or raw_max 0. */
+struct first {
+  const char *text;
+  bool only; /* and the only event */
+  const char *tool, *category, *severity, *message;
+  const char *file; /* or NO_FILE */
+  int line, column;
+  enum { RESTART_ANY, FATAL, NOT_FATAL } restart;
+  const char *raw_has; /* the raw text contains it */
+  const char *raw_is;
+  bool raw_plain; /* the raw text has no escape sequence */
+  size_t raw_max; /* bytes of raw text at most */
+};
+
+static void expect_firsts(const char *where, const struct first *rows, size_t n)
+{
+  for (size_t i = 0; i < n; i++) {
+    const struct first *w = &rows[i];
+    struct evlist l = {.keep = true};
+    feed_text(rules, w->text, &l);
+    ck_assert_msg(l.n >= 1, "%s #%zu: no event", where, i);
+    if (w->only)
+      expect_int(where, i, "events", (long)l.n, 1);
+    const struct ev *e = &l.v[0];
+    expect_str(where, i, "tool", e->tool, w->tool);
+    expect_str(where, i, "category", e->category, w->category);
+    expect_str(where, i, "severity", e->severity, w->severity);
+    expect_str(where, i, "message", e->message, w->message);
+    if (w->file == NO_FILE)
+      ck_assert_msg(e->file == NULL, "%s #%zu: file \"%s\", want none", where, i, e->file);
+    else
+      expect_str(where, i, "file", e->file, w->file);
+    if (w->line != 0)
+      expect_int(where, i, "line", e->line, w->line);
+    if (w->column != 0)
+      expect_int(where, i, "column", e->column, w->column);
+    if (w->restart != RESTART_ANY)
+      expect_int(where, i, "restart", e->restart, w->restart == FATAL);
+    ck_assert_msg(w->raw_has == NULL || strstr(e->raw, w->raw_has) != NULL,
+                  "%s #%zu: raw text lacks \"%s\": %s", where, i, w->raw_has, e->raw);
+    expect_str(where, i, "raw text", e->raw, w->raw_is);
+    ck_assert_msg(!w->raw_plain || strchr(e->raw, '\x1b') == NULL,
+                  "%s #%zu: an escape sequence in the raw text", where, i);
+    ck_assert_msg(w->raw_max == 0 || strlen(e->raw) <= w->raw_max,
+                  "%s #%zu: %zu bytes of raw text", where, i, strlen(e->raw));
+    evlist_release(&l);
+  }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -163,405 +229,370 @@ static struct ev first_event(const char *text, struct evlist *l)
 
 START_TEST(test_vite)
 {
-  expect_one("2:14:07 PM [vite] Internal server error: Failed to resolve import "
-             "\"./Header\" from \"src/main.tsx\". Does the file exist?\n"
-             "  Plugin: vite:import-analysis\n"
-             "  File: /work/app/src/main.tsx:3:19\n"
-             "  1  |  import React from \"react\";\n"
-             "  3  |  import Header from \"./Header\";\n"
-             "     |                     ^\n"
-             "      at formatError (file:///work/app/node_modules/vite/dist/node/chunks/dep-3f1a.js:100:46)\n"
-             "      at process.processTicksAndRejections (node:internal/process/task_queues:95:5)\n",
-             "vite", "module-resolution", "error", "/work/app/src/main.tsx", 3, 19);
-  /* The overlay form: a location line of its own. */
-  expect_one("[plugin:vite:import-analysis] Failed to resolve import \"./x\" from "
-             "\"src/a.ts\". Does the file exist?\n"
-             "/srv/site/src/a.ts:7:9\n"
-             "6  |  const a = 1;\n"
-             "7  |  import x from \"./x\";\n",
-             "vite", "module-resolution", "error", "/srv/site/src/a.ts", 7, 9);
-  /* A wrapper: the quoted error decides the category, Vite stays the tool. */
-  expect_one("4:23:27 PM [vite] Pre-transform error: [BABEL] /srv/site/src/main.tsx: "
-             "Cannot find module '/srv/site/node_modules/gen-mapping/dist/x.js'\n"
-             "  Plugin: vite:react-babel\n"
-             "  File: /srv/site/src/main.tsx\n",
-             "vite", "module-resolution", "error", NULL, 0, 0);
-  /* esbuild inside Vite keeps Vite as the tool. */
-  expect_one("[plugin:vite:esbuild] Transform failed with 1 error:\n"
-             "/srv/site/src/b.ts:12:4: ERROR: Unexpected \"}\"\n",
-             "vite", "syntax", "error", "/srv/site/src/b.ts", 12, 4);
-  expect_one("(!) Some chunks are larger than 500 kB after minification.\n", "vite",
-             "warning", "warning", NULL, 0, 0);
-  /* Babel's syntax errors through Vite. */
-  expect_one("9:01:12 AM [vite] Internal server error: /srv/site/src/App.jsx: "
-             "Unexpected token, expected \",\" (12:4)\n"
-             "  10 |   return (\n"
-             "> 12 |     <p>hi</p>\n"
-             "     |     ^\n"
-             "  Plugin: vite:react-babel\n"
-             "  File: /srv/site/src/App.jsx:12:4\n",
-             "vite", "syntax", "error", "/srv/site/src/App.jsx", 12, 4);
-  /* Vite 8 (oxc), as captured from a real dev server by
+  static const struct one ones[] = {
+      {"2:14:07 PM [vite] Internal server error: Failed to resolve import "
+       "\"./Header\" from \"src/main.tsx\". Does the file exist?\n"
+       "  Plugin: vite:import-analysis\n"
+       "  File: /work/app/src/main.tsx:3:19\n"
+       "  1  |  import React from \"react\";\n"
+       "  3  |  import Header from \"./Header\";\n"
+       "     |                     ^\n"
+       "      at formatError (file:///work/app/node_modules/vite/dist/node/chunks/dep-3f1a.js:100:46)\n"
+       "      at process.processTicksAndRejections (node:internal/process/task_queues:95:5)\n",
+       "vite", "module-resolution", "error", "/work/app/src/main.tsx", 3, 19},
+      /* The overlay form: a location line of its own. */
+      {"[plugin:vite:import-analysis] Failed to resolve import \"./x\" from "
+       "\"src/a.ts\". Does the file exist?\n"
+       "/srv/site/src/a.ts:7:9\n"
+       "6  |  const a = 1;\n"
+       "7  |  import x from \"./x\";\n",
+       "vite", "module-resolution", "error", "/srv/site/src/a.ts", 7, 9},
+      /* A wrapper: the quoted error decides the category, Vite stays the tool. */
+      {"4:23:27 PM [vite] Pre-transform error: [BABEL] /srv/site/src/main.tsx: "
+       "Cannot find module '/srv/site/node_modules/gen-mapping/dist/x.js'\n"
+       "  Plugin: vite:react-babel\n"
+       "  File: /srv/site/src/main.tsx\n",
+       "vite", "module-resolution", "error", NULL, 0, 0},
+      /* esbuild inside Vite keeps Vite as the tool. */
+      {"[plugin:vite:esbuild] Transform failed with 1 error:\n"
+       "/srv/site/src/b.ts:12:4: ERROR: Unexpected \"}\"\n",
+       "vite", "syntax", "error", "/srv/site/src/b.ts", 12, 4},
+      {"(!) Some chunks are larger than 500 kB after minification.\n", "vite",
+       "warning", "warning", NULL, 0, 0},
+      /* Babel's syntax errors through Vite. */
+      {"9:01:12 AM [vite] Internal server error: /srv/site/src/App.jsx: "
+       "Unexpected token, expected \",\" (12:4)\n"
+       "  10 |   return (\n"
+       "> 12 |     <p>hi</p>\n"
+       "     |     ^\n"
+       "  Plugin: vite:react-babel\n"
+       "  File: /srv/site/src/App.jsx:12:4\n",
+       "vite", "syntax", "error", "/srv/site/src/App.jsx", 12, 4},
+      /* Vite 8 (oxc), as captured from a real dev server by
    * tests/integration/test_previews_browser.py: the location is in a
    * miette frame, the full path in "File:". */
-  expect_one(
-             "7:35:29 AM [vite] Internal server error: Transform failed with 1 error:\n"
-             "\n"
-             "\x1b[31m[PARSE_ERROR] \x1b[0mUnexpected token\n"
-             "   \x1b[38;5;246m\xe2\x95\xad\x1b[0m\x1b[38;5;246m\xe2\x94\x80\x1b[0m\x1b[38;5;246m[\x1b[0m src/main.ts:4:16 \x1b[38;5;246m]\x1b[0m\n"
-             "   \x1b[38;5;246m\xe2\x94\x82\x1b[0m\n"
-             " \x1b[38;5;246m4 \xe2\x94\x82\x1b[0m \x1b[38;5;249mc\x1b[0m\x1b[38;5;249mo\x1b[0m\x1b[38;5;249mn\x1b[0m\x1b[38;5;249ms\x1b[0m\x1b[38;5;249mt\x1b[0m\x1b[38;5;249m \x1b[0m\x1b[38;5;249mb\x1b[0m\x1b[38;5;249mr\x1b[0m\x1b[38;5;249mo\x1b[0m\x1b[38;5;249mk\x1b[0m\x1b[38;5;249me\x1b[0m\x1b[38;5;249mn\x1b[0m\x1b[38;5;249m \x1b[0m\x1b[38;5;249m=\x1b[0m\x1b[38;5;249m \x1b[0m;\n"
-             " \x1b[38;5;240m  \xe2\x94\x82\x1b[0m                \xe2\x94\xac  \n"
-             " \x1b[38;5;240m  \xe2\x94\x82\x1b[0m                \xe2\x95\xb0\xe2\x94\x80\xe2\x94\x80 \n"
-             "\x1b[38;5;246m\xe2\x94\x80\xe2\x94\x80\xe2\x94\x80\xe2\x95\xaf\x1b[0m\n"
-             "\n"
-             "  Plugin: vite:oxc\n"
-             "  File: /workspace/browser-1/app/src/main.ts\n"
-             "      at transformWithOxc (file:///workspace/browser-1/app/node_modules/vite/dist/node/chunks/node.js:7673:19)\n"
-             "      at TransformPluginContext.transform (file:///workspace/browser-1/app/node_modules/vite/dist/node/chunks/node.js:7747:26)\n"
-             "      at EnvironmentPluginContainer.transform (file:///workspace/browser-1/app/node_modules/vite/dist/node/chunks/node.js:8636:51)\n"
-             "      at async loadAndTransform (file:///workspace/browser-1/app/node_modules/vite/dist/node/chunks/node.js:20112:26)\n"
-             "      at async viteTransformMiddleware (file:///workspace/browser-1/app/node_modules/vite/dist/node/chunks/node.js:20332:20)\n",
-             "vite", "syntax", "error", "/workspace/browser-1/app/src/main.ts", 4, 16);
+      {"7:35:29 AM [vite] Internal server error: Transform failed with 1 error:\n"
+       "\n"
+       "\x1b[31m[PARSE_ERROR] \x1b[0mUnexpected token\n"
+       "   \x1b[38;5;246m\xe2\x95\xad\x1b[0m\x1b[38;5;246m\xe2\x94\x80\x1b[0m\x1b[38;5;246m[\x1b[0m src/main.ts:4:16 \x1b[38;5;246m]\x1b[0m\n"
+       "   \x1b[38;5;246m\xe2\x94\x82\x1b[0m\n"
+       " \x1b[38;5;246m4 \xe2\x94\x82\x1b[0m \x1b[38;5;249mc\x1b[0m\x1b[38;5;249mo\x1b[0m\x1b[38;5;249mn\x1b[0m\x1b[38;5;249ms\x1b[0m\x1b[38;5;249mt\x1b[0m\x1b[38;5;249m \x1b[0m\x1b[38;5;249mb\x1b[0m\x1b[38;5;249mr\x1b[0m\x1b[38;5;249mo\x1b[0m\x1b[38;5;249mk\x1b[0m\x1b[38;5;249me\x1b[0m\x1b[38;5;249mn\x1b[0m\x1b[38;5;249m \x1b[0m\x1b[38;5;249m=\x1b[0m\x1b[38;5;249m \x1b[0m;\n"
+       " \x1b[38;5;240m  \xe2\x94\x82\x1b[0m                \xe2\x94\xac  \n"
+       " \x1b[38;5;240m  \xe2\x94\x82\x1b[0m                \xe2\x95\xb0\xe2\x94\x80\xe2\x94\x80 \n"
+       "\x1b[38;5;246m\xe2\x94\x80\xe2\x94\x80\xe2\x94\x80\xe2\x95\xaf\x1b[0m\n"
+       "\n"
+       "  Plugin: vite:oxc\n"
+       "  File: /workspace/browser-1/app/src/main.ts\n"
+       "      at transformWithOxc (file:///workspace/browser-1/app/node_modules/vite/dist/node/chunks/node.js:7673:19)\n"
+       "      at TransformPluginContext.transform (file:///workspace/browser-1/app/node_modules/vite/dist/node/chunks/node.js:7747:26)\n"
+       "      at EnvironmentPluginContainer.transform (file:///workspace/browser-1/app/node_modules/vite/dist/node/chunks/node.js:8636:51)\n"
+       "      at async loadAndTransform (file:///workspace/browser-1/app/node_modules/vite/dist/node/chunks/node.js:20112:26)\n"
+       "      at async viteTransformMiddleware (file:///workspace/browser-1/app/node_modules/vite/dist/node/chunks/node.js:20332:20)\n",
+       "vite", "syntax", "error", "/workspace/browser-1/app/src/main.ts", 4, 16},
+  };
+  expect_ones("vite", ones, SP_ARRAY_SIZE(ones));
 }
 END_TEST
 
 START_TEST(test_esbuild)
 {
-  expect_one("✘ [ERROR] Could not resolve \"left-pad\"\n"
-             "\n"
-             "    src/util/pad.ts:1:20:\n"
-             "      1 │ import leftPad from \"left-pad\";\n"
-             "        ╵                     ~~~~~~~~~~\n"
-             "\n"
-             "  You can mark the path \"left-pad\" as external to exclude it from the bundle.\n"
-             "\n"
-             "1 error\n",
-             "esbuild", "module-resolution", "error", "src/util/pad.ts", 1, 20);
-  expect_one("✘ [ERROR] Expected \";\" but found \"y\"\n"
-             "\n"
-             "    lib/x.js:4:8:\n"
-             "      4 │ let x = y y\n"
-             "        ╵         ^\n",
-             "esbuild", "syntax", "error", "lib/x.js", 4, 8);
-  /* The JavaScript API's thrown error. */
-  expect_one("Error: Build failed with 1 error:\n"
-             "src/app.ts:9:2: ERROR: Could not resolve \"zod\"\n"
-             "    at failureErrorWithLog (/p/node_modules/esbuild/lib/main.js:1476:15)\n",
-             "esbuild", "module-resolution", "error", "src/app.ts", 9, 2);
+  static const struct one ones[] = {
+      {"✘ [ERROR] Could not resolve \"left-pad\"\n"
+       "\n"
+       "    src/util/pad.ts:1:20:\n"
+       "      1 │ import leftPad from \"left-pad\";\n"
+       "        ╵                     ~~~~~~~~~~\n"
+       "\n"
+       "  You can mark the path \"left-pad\" as external to exclude it from the bundle.\n"
+       "\n"
+       "1 error\n",
+       "esbuild", "module-resolution", "error", "src/util/pad.ts", 1, 20},
+      {"✘ [ERROR] Expected \";\" but found \"y\"\n"
+       "\n"
+       "    lib/x.js:4:8:\n"
+       "      4 │ let x = y y\n"
+       "        ╵         ^\n",
+       "esbuild", "syntax", "error", "lib/x.js", 4, 8},
+      /* The JavaScript API's thrown error. */
+      {"Error: Build failed with 1 error:\n"
+       "src/app.ts:9:2: ERROR: Could not resolve \"zod\"\n"
+       "    at failureErrorWithLog (/p/node_modules/esbuild/lib/main.js:1476:15)\n",
+       "esbuild", "module-resolution", "error", "src/app.ts", 9, 2},
+  };
+  expect_ones("esbuild", ones, SP_ARRAY_SIZE(ones));
 }
 END_TEST
 
 START_TEST(test_typescript)
 {
-  expect_one("src/models/user.ts(41,7): error TS2322: Type 'string' is not "
-             "assignable to type 'number'.\n",
-             "typescript", "type", "error", "src/models/user.ts", 41, 7);
-  expect_one("src/models/user.ts:41:7 - error TS2322: Type 'string' is not "
-             "assignable to type 'number'.\n"
-             "\n"
-             "41   const age: number = input.age;\n"
-             "           ~~~\n"
-             "\n"
-             "Found 1 error in src/models/user.ts:41\n",
-             "typescript", "type", "error", "src/models/user.ts", 41, 7);
-  expect_one("src/index.ts:2:22 - error TS2307: Cannot find module './routes' or "
-             "its corresponding type declarations.\n",
-             "typescript", "module-resolution", "error", "src/index.ts", 2, 22);
-  expect_one("src/index.ts(5,1): error TS1128: Declaration or statement expected.\n",
-             "typescript", "syntax", "error", "src/index.ts", 5, 1);
+  static const struct one ones[] = {
+      {"src/models/user.ts(41,7): error TS2322: Type 'string' is not "
+       "assignable to type 'number'.\n",
+       "typescript", "type", "error", "src/models/user.ts", 41, 7},
+      {"src/models/user.ts:41:7 - error TS2322: Type 'string' is not "
+       "assignable to type 'number'.\n"
+       "\n"
+       "41   const age: number = input.age;\n"
+       "           ~~~\n"
+       "\n"
+       "Found 1 error in src/models/user.ts:41\n",
+       "typescript", "type", "error", "src/models/user.ts", 41, 7},
+      {"src/index.ts:2:22 - error TS2307: Cannot find module './routes' or "
+       "its corresponding type declarations.\n",
+       "typescript", "module-resolution", "error", "src/index.ts", 2, 22},
+      {"src/index.ts(5,1): error TS1128: Declaration or statement expected.\n",
+       "typescript", "syntax", "error", "src/index.ts", 5, 1},
+  };
+  expect_ones("typescript", ones, SP_ARRAY_SIZE(ones));
 }
 END_TEST
 
 START_TEST(test_react)
 {
-  expect_one("Warning: Each child in a list should have a unique \"key\" prop.\n"
-             "\n"
-             "Check the render method of `TodoList`.\n"
-             "    in li (at TodoList.jsx:12)\n"
-             "    in TodoList (at App.jsx:8)\n",
-             "react", "warning", "warning", "TodoList.jsx", 12, 0);
-  expect_one("Error: Too many re-renders. React limits the number of renders to "
-             "prevent an infinite loop.\n"
-             "    at renderWithHooks (/app/node_modules/react-dom/cjs/react-dom.development.js:16317:19)\n"
-             "    at Counter (/app/src/Counter.jsx:4:3)\n",
-             "react", "runtime", "error", "/app/src/Counter.jsx", 4, 3);
+  static const struct one ones[] = {
+      {"Warning: Each child in a list should have a unique \"key\" prop.\n"
+       "\n"
+       "Check the render method of `TodoList`.\n"
+       "    in li (at TodoList.jsx:12)\n"
+       "    in TodoList (at App.jsx:8)\n",
+       "react", "warning", "warning", "TodoList.jsx", 12, 0},
+      {"Error: Too many re-renders. React limits the number of renders to "
+       "prevent an infinite loop.\n"
+       "    at renderWithHooks (/app/node_modules/react-dom/cjs/react-dom.development.js:16317:19)\n"
+       "    at Counter (/app/src/Counter.jsx:4:3)\n",
+       "react", "runtime", "error", "/app/src/Counter.jsx", 4, 3},
+  };
+  expect_ones("react", ones, SP_ARRAY_SIZE(ones));
 }
 END_TEST
 
 START_TEST(test_nextjs)
 {
-  expect_one(" ⨯ ./app/dashboard/page.tsx:3:1\n"
-             "Module not found: Can't resolve '@/lib/db'\n"
-             "  1 | import { Suspense } from 'react'\n"
-             "> 3 | import { db } from '@/lib/db'\n"
-             "\n"
-             "https://nextjs.org/docs/messages/module-not-found\n",
-             "nextjs", "module-resolution", "error", "./app/dashboard/page.tsx", 3, 1);
-  struct evlist l = {0};
-  struct ev e = first_event("Failed to compile.\n"
-                            "\n"
-                            "./app/page.tsx:10:5\n"
-                            "Type error: Property 'title' does not exist on type 'Props'.\n",
-                            &l);
-  ck_assert_uint_eq(l.n, 1);
-  ck_assert_str_eq(e.tool, "nextjs");
-  ck_assert_str_eq(e.category, "type");
-  ck_assert_pstr_eq(e.file, "./app/page.tsx");
-  ck_assert_int_eq(e.line, 10);
-  ck_assert_int_eq(e.column, 5);
-  ck_assert(e.restart); /* "Failed to compile" stays fatal when refined */
-  evlist_release(&l);
-  expect_one("Port 3000 is already in use.\n", "nextjs", "port-in-use", "error", NULL,
-             0, 0);
-  e = first_event(" ⨯ Error: listen EADDRINUSE: address already in use :::3000\n"
-                            "    at Server.setupListenHandle [as _listen2] (node:net:1817:16)\n",
-                            &l);
-  ck_assert_str_eq(e.tool, "nextjs");
-  ck_assert_str_eq(e.category, "port-in-use");
-  ck_assert(e.restart);
-  evlist_release(&l);
+  static const struct one ones[] = {
+      {" ⨯ ./app/dashboard/page.tsx:3:1\n"
+       "Module not found: Can't resolve '@/lib/db'\n"
+       "  1 | import { Suspense } from 'react'\n"
+       "> 3 | import { db } from '@/lib/db'\n"
+       "\n"
+       "https://nextjs.org/docs/messages/module-not-found\n",
+       "nextjs", "module-resolution", "error", "./app/dashboard/page.tsx", 3, 1},
+      {"Port 3000 is already in use.\n", "nextjs", "port-in-use", "error", NULL, 0, 0},
+  };
+  static const struct first firsts[] = {
+      /* "Failed to compile" stays fatal when refined. */
+      {.text = "Failed to compile.\n"
+               "\n"
+               "./app/page.tsx:10:5\n"
+               "Type error: Property 'title' does not exist on type 'Props'.\n",
+       .only = true, .tool = "nextjs", .category = "type", .file = "./app/page.tsx",
+       .line = 10, .column = 5, .restart = FATAL},
+      {.text = " ⨯ Error: listen EADDRINUSE: address already in use :::3000\n"
+               "    at Server.setupListenHandle [as _listen2] (node:net:1817:16)\n",
+       .tool = "nextjs", .category = "port-in-use", .restart = FATAL},
+  };
+  expect_ones("nextjs", ones, SP_ARRAY_SIZE(ones));
+  expect_firsts("nextjs", firsts, SP_ARRAY_SIZE(firsts));
 }
 END_TEST
 
 START_TEST(test_node)
 {
-  /* Uncaught error: the first frame inside the project. */
-  expect_one("TypeError: Cannot read properties of null (reading 'id')\n"
-             "    at getUser (/srv/api/node_modules/orm/lib/query.js:88:12)\n"
-             "    at handler (/srv/api/src/routes/users.js:21:30)\n"
-             "    at process.processTicksAndRejections (node:internal/process/task_queues:95:5)\n"
-             "\n"
-             "Node.js v20.11.0\n",
-             "node", "runtime", "error", "/srv/api/src/routes/users.js", 21, 30);
-  /* Throw-site header before a SyntaxError. */
-  expect_one("/srv/api/src/config.js:14\n"
-             "  port: 8080,,\n"
-             "             ^\n"
-             "\n"
-             "SyntaxError: Unexpected token ','\n"
-             "    at internalCompileFunction (node:internal/vm:76:18)\n",
-             "node", "syntax", "error", "/srv/api/src/config.js", 14, 0);
-  struct evlist l = {0};
-  struct ev e = first_event("node:internal/modules/cjs/loader:1148\n"
-                            "  throw err;\n"
-                            "  ^\n"
-                            "\n"
-                            "Error: Cannot find module 'dotenv'\n"
-                            "Require stack:\n"
-                            "- /srv/api/index.js\n"
-                            "    at Module._resolveFilename (node:internal/modules/cjs/loader:1145:15)\n"
-                            "    at Object.<anonymous> (/srv/api/index.js:1:1)\n"
-                            "  code: 'MODULE_NOT_FOUND',\n"
-                            "}\n",
-                            &l);
-  ck_assert_uint_eq(l.n, 1);
-  ck_assert_str_eq(e.tool, "node");
-  ck_assert_str_eq(e.category, "module-resolution");
-  ck_assert_pstr_eq(e.file, "/srv/api/index.js");
-  ck_assert_int_eq(e.line, 1);
-  ck_assert(e.restart);
-  ck_assert_ptr_nonnull(strstr(e.raw, "Require stack:"));
-  evlist_release(&l);
-
-  e = first_event("Error: listen EADDRINUSE: address already in use :::4000\n"
-                  "    at Server.setupListenHandle [as _listen2] (node:net:1817:16)\n",
-                  &l);
-  ck_assert_str_eq(e.category, "port-in-use");
-  ck_assert(e.restart);
-  ck_assert_ptr_null(e.file);
-  evlist_release(&l);
-
-  e = first_event("<--- JS stacktrace --->\n"
-                  "\n"
-                  "FATAL ERROR: Ineffective mark-compacts near heap limit Allocation "
-                  "failed - JavaScript heap out of memory\n"
-                  " 1: 0xb7a940 node::Abort() [node]\n",
-                  &l);
-  ck_assert_str_eq(e.category, "memory");
-  ck_assert(e.restart);
-  evlist_release(&l);
-
-  expect_one("node:internal/process/promises:289\n"
-             "            triggerUncaughtException(err, true /* fromPromise */);\n"
-             "            ^\n"
-             "\n"
-             "[UnhandledPromiseRejection: This error originated either by throwing "
-             "inside of an async function without a catch block.]\n",
-             "node", "runtime", "error", NULL, 0, 0);
-  expect_one("node:internal/errors:496\n"
-             "    ErrorCaptureStackTrace(err);\n"
-             "    ^\n"
-             "\n"
-             "Error [ERR_MODULE_NOT_FOUND]: Cannot find module '/srv/api/src/db' "
-             "imported from /srv/api/src/index.js\n"
-             "    at new NodeError (node:internal/errors:405:5)\n",
-             "node", "module-resolution", "error", "/srv/api/src/index.js", 0, 0);
-  expect_one("(node:4242) [DEP0040] DeprecationWarning: The `punycode` module is "
-             "deprecated.\n",
-             "node", "warning", "warning", NULL, 0, 0);
-  expect_one("ERROR in ./src/index.js 5:0-24\n"
-             "Module not found: Error: Can't resolve './App' in '/srv/web/src'\n",
-             "webpack", "module-resolution", "error", "./src/index.js", 5, 0);
-  expect_one("Error: connect ECONNREFUSED 127.0.0.1:6379\n"
-             "    at TCPConnectWrap.afterConnect [as oncomplete] (node:net:1555:16)\n",
-             "node", "network", "error", NULL, 0, 0);
+  static const struct one ones[] = {
+      /* Uncaught error: the first frame inside the project. */
+      {"TypeError: Cannot read properties of null (reading 'id')\n"
+       "    at getUser (/srv/api/node_modules/orm/lib/query.js:88:12)\n"
+       "    at handler (/srv/api/src/routes/users.js:21:30)\n"
+       "    at process.processTicksAndRejections (node:internal/process/task_queues:95:5)\n"
+       "\n"
+       "Node.js v20.11.0\n",
+       "node", "runtime", "error", "/srv/api/src/routes/users.js", 21, 30},
+      /* Throw-site header before a SyntaxError. */
+      {"/srv/api/src/config.js:14\n"
+       "  port: 8080,,\n"
+       "             ^\n"
+       "\n"
+       "SyntaxError: Unexpected token ','\n"
+       "    at internalCompileFunction (node:internal/vm:76:18)\n",
+       "node", "syntax", "error", "/srv/api/src/config.js", 14, 0},
+      {"node:internal/process/promises:289\n"
+       "            triggerUncaughtException(err, true /* fromPromise */);\n"
+       "            ^\n"
+       "\n"
+       "[UnhandledPromiseRejection: This error originated either by throwing "
+       "inside of an async function without a catch block.]\n",
+       "node", "runtime", "error", NULL, 0, 0},
+      {"node:internal/errors:496\n"
+       "    ErrorCaptureStackTrace(err);\n"
+       "    ^\n"
+       "\n"
+       "Error [ERR_MODULE_NOT_FOUND]: Cannot find module '/srv/api/src/db' "
+       "imported from /srv/api/src/index.js\n"
+       "    at new NodeError (node:internal/errors:405:5)\n",
+       "node", "module-resolution", "error", "/srv/api/src/index.js", 0, 0},
+      {"(node:4242) [DEP0040] DeprecationWarning: The `punycode` module is "
+       "deprecated.\n",
+       "node", "warning", "warning", NULL, 0, 0},
+      {"ERROR in ./src/index.js 5:0-24\n"
+       "Module not found: Error: Can't resolve './App' in '/srv/web/src'\n",
+       "webpack", "module-resolution", "error", "./src/index.js", 5, 0},
+      {"Error: connect ECONNREFUSED 127.0.0.1:6379\n"
+       "    at TCPConnectWrap.afterConnect [as oncomplete] (node:net:1555:16)\n",
+       "node", "network", "error", NULL, 0, 0},
+  };
+  static const struct first firsts[] = {
+      {.text = "node:internal/modules/cjs/loader:1148\n"
+               "  throw err;\n"
+               "  ^\n"
+               "\n"
+               "Error: Cannot find module 'dotenv'\n"
+               "Require stack:\n"
+               "- /srv/api/index.js\n"
+               "    at Module._resolveFilename (node:internal/modules/cjs/loader:1145:15)\n"
+               "    at Object.<anonymous> (/srv/api/index.js:1:1)\n"
+               "  code: 'MODULE_NOT_FOUND',\n"
+               "}\n",
+       .only = true, .tool = "node", .category = "module-resolution",
+       .file = "/srv/api/index.js", .line = 1, .restart = FATAL,
+       .raw_has = "Require stack:"},
+      {.text = "Error: listen EADDRINUSE: address already in use :::4000\n"
+               "    at Server.setupListenHandle [as _listen2] (node:net:1817:16)\n",
+       .category = "port-in-use", .file = NO_FILE, .restart = FATAL},
+      {.text = "<--- JS stacktrace --->\n"
+               "\n"
+               "FATAL ERROR: Ineffective mark-compacts near heap limit Allocation "
+               "failed - JavaScript heap out of memory\n"
+               " 1: 0xb7a940 node::Abort() [node]\n",
+       .category = "memory", .restart = FATAL},
+  };
+  expect_ones("node", ones, SP_ARRAY_SIZE(ones));
+  expect_firsts("node", firsts, SP_ARRAY_SIZE(firsts));
 }
 END_TEST
 
 START_TEST(test_package_managers)
 {
-  struct evlist l = {0};
-  struct ev e = first_event("npm ERR! code ERESOLVE\n"
-                            "npm ERR! ERESOLVE could not resolve\n"
-                            "npm ERR! \n"
-                            "npm ERR! While resolving: app@1.0.0\n"
-                            "npm ERR! Found: vite@5.0.0\n"
-                            "\n"
-                            "npm ERR! A complete log of this run can be found in:\n"
-                            "npm ERR!     /root/.npm/_logs/debug-0.log\n",
-                            &l);
-  ck_assert_uint_eq(l.n, 1); /* the whole block is one event */
-  ck_assert_str_eq(e.tool, "npm");
-  ck_assert_str_eq(e.category, "dependency");
-  evlist_release(&l);
-
-  expect_one("npm error code ENOENT\n"
-             "npm error syscall open\n"
-             "npm error path /work/app/package.json\n"
-             "npm error errno -2\n",
-             "npm", "dependency", "error", "/work/app/package.json", 0, 0);
-  expect_one(" ERR_PNPM_NO_MATCHING_VERSION  No matching version found for "
-             "react@^99.0.0\n"
-             "\n"
-             "This error happened while installing the dependencies of app@1.0.0\n",
-             "pnpm", "dependency", "error", NULL, 0, 0);
-  expect_one("error: left-padd@^1.0.0 failed to resolve\n", "bun", "dependency",
-             "error", NULL, 0, 0);
-  /* Bun prints the code frame before the error. */
-  expect_one("3 | const r = undefinedThing.run();\n"
-             "              ^\n"
-             "ReferenceError: undefinedThing is not defined\n"
-             "      at /srv/bunapp/index.ts:3:11\n",
-             "bun", "runtime", "error", "/srv/bunapp/index.ts", 3, 11);
+  static const struct one ones[] = {
+      {"npm error code ENOENT\n"
+       "npm error syscall open\n"
+       "npm error path /work/app/package.json\n"
+       "npm error errno -2\n",
+       "npm", "dependency", "error", "/work/app/package.json", 0, 0},
+      {" ERR_PNPM_NO_MATCHING_VERSION  No matching version found for "
+       "react@^99.0.0\n"
+       "\n"
+       "This error happened while installing the dependencies of app@1.0.0\n",
+       "pnpm", "dependency", "error", NULL, 0, 0},
+      {"error: left-padd@^1.0.0 failed to resolve\n", "bun", "dependency",
+       "error", NULL, 0, 0},
+      /* Bun prints the code frame before the error. */
+      {"3 | const r = undefinedThing.run();\n"
+       "              ^\n"
+       "ReferenceError: undefinedThing is not defined\n"
+       "      at /srv/bunapp/index.ts:3:11\n",
+       "bun", "runtime", "error", "/srv/bunapp/index.ts", 3, 11},
+  };
+  static const struct first firsts[] = {
+      {.text = "npm ERR! code ERESOLVE\n"
+               "npm ERR! ERESOLVE could not resolve\n"
+               "npm ERR! \n"
+               "npm ERR! While resolving: app@1.0.0\n"
+               "npm ERR! Found: vite@5.0.0\n"
+               "\n"
+               "npm ERR! A complete log of this run can be found in:\n"
+               "npm ERR!     /root/.npm/_logs/debug-0.log\n",
+       .only = true, /* the whole block is one event */
+       .tool = "npm", .category = "dependency"},
+  };
+  expect_ones("package managers", ones, SP_ARRAY_SIZE(ones));
+  expect_firsts("package managers", firsts, SP_ARRAY_SIZE(firsts));
 }
 END_TEST
 
 START_TEST(test_python)
 {
-  struct evlist l = {0};
-  struct ev e = first_event("Traceback (most recent call last):\n"
-                            "  File \"/srv/py/app.py\", line 3, in <module>\n"
-                            "    from views import home\n"
-                            "  File \"/srv/py/views.py\", line 1, in <module>\n"
-                            "    import requests\n"
-                            "ModuleNotFoundError: No module named 'requests'\n",
-                            &l);
-  ck_assert_uint_eq(l.n, 1);
-  ck_assert_str_eq(e.tool, "python");
-  ck_assert_str_eq(e.category, "module-resolution");
-  ck_assert_str_eq(e.message, "ModuleNotFoundError: No module named 'requests'");
-  ck_assert_pstr_eq(e.file, "/srv/py/views.py"); /* the innermost frame */
-  ck_assert_int_eq(e.line, 1);
-  ck_assert_ptr_nonnull(strstr(e.raw, "Traceback"));
-  evlist_release(&l);
-
-  expect_one("  File \"/srv/py/app.py\", line 9\n"
-             "    def f(:\n"
-             "          ^\n"
-             "SyntaxError: invalid syntax\n",
-             "python", "syntax", "error", "/srv/py/app.py", 9, 0);
-  /* A chained traceback is one event: the exception that propagated. */
-  e = first_event("Traceback (most recent call last):\n"
-                  "  File \"/srv/py/db.py\", line 5, in get\n"
-                  "    return cache[k]\n"
-                  "KeyError: 'k'\n"
-                  "\n"
-                  "During handling of the above exception, another exception occurred:\n"
-                  "\n"
-                  "Traceback (most recent call last):\n"
-                  "  File \"/srv/py/db.py\", line 7, in get\n"
-                  "    raise LookupError(k)\n"
-                  "LookupError: k\n",
-                  &l);
-  ck_assert_uint_eq(l.n, 1);
-  ck_assert_str_eq(e.message, "LookupError: k");
-  ck_assert_int_eq(e.line, 7);
-  ck_assert_str_eq(e.category, "runtime");
-  evlist_release(&l);
-
-  /* Django logs a line before the traceback: still one event. */
-  e = first_event("Internal Server Error: /api/items/\n"
-                  "Traceback (most recent call last):\n"
-                  "  File \"/usr/lib/python3/site-packages/django/core/handlers/base.py\", "
-                  "line 197, in _get_response\n"
-                  "    response = wrapped_callback(request, *args, **kwargs)\n"
-                  "  File \"/srv/py/api/views.py\", line 12, in get\n"
-                  "    return item.name\n"
-                  "AttributeError: 'NoneType' object has no attribute 'name'\n",
-                  &l);
-  ck_assert_uint_eq(l.n, 1);
-  ck_assert_str_eq(e.category, "runtime");
-  ck_assert_str_eq(e.message, "AttributeError: 'NoneType' object has no attribute 'name'");
-  ck_assert_pstr_eq(e.file, "/srv/py/api/views.py");
-  ck_assert_int_eq(e.line, 12);
-  evlist_release(&l);
-
-  /* Python 3.11 exception groups: the sub-exception is the error. */
-  e = first_event("ERROR:    Exception in ASGI application\n"
-                  "  + Exception Group Traceback (most recent call last):\n"
-                  "  |   File \"/venv/lib/python3.12/site-packages/anyio/_core.py\", line 9, in x\n"
-                  "  |     raise BaseExceptionGroup(\n"
-                  "  | ExceptionGroup: unhandled errors in a TaskGroup (1 sub-exception)\n"
-                  "  +-+---------------- 1 ----------------\n"
-                  "    | Traceback (most recent call last):\n"
-                  "    |   File \"/srv/py/main.py\", line 21, in list_items\n"
-                  "    |     return db.fetch_all()\n"
-                  "    | AttributeError: 'NoneType' object has no attribute 'fetch_all'\n"
-                  "    +------------------------------------\n"
-                  "INFO:     127.0.0.1:50001 - \"GET /health HTTP/1.1\" 200 OK\n",
-                  &l);
-  ck_assert_uint_eq(l.n, 1);
-  ck_assert_str_eq(e.message, "AttributeError: 'NoneType' object has no attribute 'fetch_all'");
-  ck_assert_pstr_eq(e.file, "/srv/py/main.py");
-  ck_assert_int_eq(e.line, 21);
-  evlist_release(&l);
-
-  e = first_event("ERROR:    [Errno 98] error while attempting to bind on address "
-                  "('0.0.0.0', 8000): address already in use\n",
-                  &l);
-  ck_assert_str_eq(e.category, "port-in-use");
-  ck_assert(e.restart);
-  evlist_release(&l);
+  static const struct one ones[] = {
+      {"  File \"/srv/py/app.py\", line 9\n"
+       "    def f(:\n"
+       "          ^\n"
+       "SyntaxError: invalid syntax\n",
+       "python", "syntax", "error", "/srv/py/app.py", 9, 0},
+  };
+  static const struct first firsts[] = {
+      {.text = "Traceback (most recent call last):\n"
+               "  File \"/srv/py/app.py\", line 3, in <module>\n"
+               "    from views import home\n"
+               "  File \"/srv/py/views.py\", line 1, in <module>\n"
+               "    import requests\n"
+               "ModuleNotFoundError: No module named 'requests'\n",
+       .only = true, .tool = "python", .category = "module-resolution",
+       .message = "ModuleNotFoundError: No module named 'requests'",
+       .file = "/srv/py/views.py", /* the innermost frame */
+       .line = 1, .raw_has = "Traceback"},
+      /* A chained traceback is one event: the exception that propagated. */
+      {.text = "Traceback (most recent call last):\n"
+               "  File \"/srv/py/db.py\", line 5, in get\n"
+               "    return cache[k]\n"
+               "KeyError: 'k'\n"
+               "\n"
+               "During handling of the above exception, another exception occurred:\n"
+               "\n"
+               "Traceback (most recent call last):\n"
+               "  File \"/srv/py/db.py\", line 7, in get\n"
+               "    raise LookupError(k)\n"
+               "LookupError: k\n",
+       .only = true, .category = "runtime", .message = "LookupError: k", .line = 7},
+      /* Django logs a line before the traceback: still one event. */
+      {.text = "Internal Server Error: /api/items/\n"
+               "Traceback (most recent call last):\n"
+               "  File \"/usr/lib/python3/site-packages/django/core/handlers/base.py\", "
+               "line 197, in _get_response\n"
+               "    response = wrapped_callback(request, *args, **kwargs)\n"
+               "  File \"/srv/py/api/views.py\", line 12, in get\n"
+               "    return item.name\n"
+               "AttributeError: 'NoneType' object has no attribute 'name'\n",
+       .only = true, .category = "runtime",
+       .message = "AttributeError: 'NoneType' object has no attribute 'name'",
+       .file = "/srv/py/api/views.py", .line = 12},
+      /* Python 3.11 exception groups: the sub-exception is the error. */
+      {.text = "ERROR:    Exception in ASGI application\n"
+               "  + Exception Group Traceback (most recent call last):\n"
+               "  |   File \"/venv/lib/python3.12/site-packages/anyio/_core.py\", line 9, in x\n"
+               "  |     raise BaseExceptionGroup(\n"
+               "  | ExceptionGroup: unhandled errors in a TaskGroup (1 sub-exception)\n"
+               "  +-+---------------- 1 ----------------\n"
+               "    | Traceback (most recent call last):\n"
+               "    |   File \"/srv/py/main.py\", line 21, in list_items\n"
+               "    |     return db.fetch_all()\n"
+               "    | AttributeError: 'NoneType' object has no attribute 'fetch_all'\n"
+               "    +------------------------------------\n"
+               "INFO:     127.0.0.1:50001 - \"GET /health HTTP/1.1\" 200 OK\n",
+       .only = true,
+       .message = "AttributeError: 'NoneType' object has no attribute 'fetch_all'",
+       .file = "/srv/py/main.py", .line = 21},
+      {.text = "ERROR:    [Errno 98] error while attempting to bind on address "
+               "('0.0.0.0', 8000): address already in use\n",
+       .category = "port-in-use", .restart = FATAL},
+  };
+  expect_ones("python", ones, SP_ARRAY_SIZE(ones));
+  expect_firsts("python", firsts, SP_ARRAY_SIZE(firsts));
 }
 END_TEST
 
 START_TEST(test_pino)
 {
-  struct evlist l = {0};
-  struct ev e = first_event(
-      "{\"level\":30,\"time\":1,\"msg\":\"server listening\"}\n"
-      "{\"level\":50,\"time\":2,\"pid\":7,\"msg\":\"request failed\",\"err\":{\"type\":"
-      "\"Error\",\"message\":\"boom\",\"stack\":\"Error: boom\\n    at run "
-      "(/srv/node_modules/x/y.js:1:1)\\n    at handler (/srv/src/h.js:10:15)\"}}\n",
-      &l);
-  ck_assert_uint_eq(l.n, 1);
-  ck_assert_str_eq(e.tool, "pino");
-  ck_assert_str_eq(e.category, "runtime");
-  ck_assert_str_eq(e.severity, "error");
-  ck_assert_str_eq(e.message, "request failed: boom");
-  ck_assert_pstr_eq(e.file, "/srv/src/h.js");
-  ck_assert_int_eq(e.line, 10);
-  ck_assert_int_eq(e.column, 15);
-  ck_assert(!e.restart);
-  evlist_release(&l);
-
-  e = first_event("{\"level\":60,\"msg\":\"listen EADDRINUSE: address already in use "
-                  ":::3000\"}\n",
-                  &l);
-  ck_assert_str_eq(e.category, "port-in-use");
-  ck_assert(e.restart);
-  evlist_release(&l);
+  static const struct first firsts[] = {
+      {.text = "{\"level\":30,\"time\":1,\"msg\":\"server listening\"}\n"
+               "{\"level\":50,\"time\":2,\"pid\":7,\"msg\":\"request failed\",\"err\":{\"type\":"
+               "\"Error\",\"message\":\"boom\",\"stack\":\"Error: boom\\n    at run "
+               "(/srv/node_modules/x/y.js:1:1)\\n    at handler (/srv/src/h.js:10:15)\"}}\n",
+       .only = true, .tool = "pino", .category = "runtime", .severity = "error",
+       .message = "request failed: boom", .file = "/srv/src/h.js", .line = 10,
+       .column = 15, .restart = NOT_FATAL},
+      {.text = "{\"level\":60,\"msg\":\"listen EADDRINUSE: address already in use "
+               ":::3000\"}\n",
+       .category = "port-in-use", .restart = FATAL},
+  };
+  expect_firsts("pino", firsts, SP_ARRAY_SIZE(firsts));
 
   /* A line longer than what is matched as text is still parsed whole. */
   struct sbuf big = SBUF_INIT;
@@ -571,17 +602,14 @@ START_TEST(test_pino)
     sbuf_addf(&big, "\\n    at f%d (/srv/node_modules/m/i.js:%d:1)", i, i + 1);
   sbuf_addstr(&big, "\\n    at main (/srv/src/main.js:3:4)\"}}\n");
   ck_assert_uint_gt(big.len, 2 * CLASSIFY_LINE_MAX);
-  e = first_event(sbuf_str(&big), &l);
-  ck_assert_uint_eq(l.n, 1);
-  ck_assert_str_eq(e.tool, "pino");
-  ck_assert_str_eq(e.message, "crash: deep");
-  ck_assert_pstr_eq(e.file, "/srv/src/main.js");
-  ck_assert_uint_le(strlen(e.raw), CLASSIFY_RAW_MAX_BYTES);
-  evlist_release(&l);
+  const struct first whole = {.text = sbuf_str(&big), .only = true, .tool = "pino",
+                              .message = "crash: deep", .file = "/srv/src/main.js",
+                              .raw_max = CLASSIFY_RAW_MAX_BYTES};
+  expect_firsts("pino, a long line", &whole, 1);
   sbuf_release(&big);
 
   /* Info lines are not errors even when they mention one. */
-  l.keep = true;
+  struct evlist l = {.keep = true};
   feed_text(rules,
             "{\"level\":30,\"msg\":\"Error: handled and retried\"}\n"
             "{\"level\":20,\"msg\":\"TypeError: x is not a function\"}\n",
@@ -629,30 +657,29 @@ END_TEST
 
 START_TEST(test_ansi)
 {
-  /* tsc --pretty with colours; an OSC hyperlink; cursor movement. */
-  expect_one("\x1b[96msrc/a.ts\x1b[0m:\x1b[93m4\x1b[0m:\x1b[93m2\x1b[0m - "
-             "\x1b[91merror\x1b[0m\x1b[90m TS2304: \x1b[0mCannot find name "
-             "'\x1b]8;;file:///x\x07foo\x1b]8;;\x07'.\n"
-             "\n"
-             "\x1b[7m4\x1b[0m  foo();\n"
-             "\x1b[7m \x1b[0m \x1b[91m ~~~\x1b[0m\n",
-             "typescript", "type", "error", "src/a.ts", 4, 2);
-  /* Carriage-return overwrites: only what is visible last counts. */
-  struct evlist l = {0};
-  struct ev e = first_event("building... 10%\rbuilding... 50%\r\x1b[2K"
-                            "Error: connect ECONNREFUSED 10.0.0.5:5432\r\n",
-                            &l);
-  ck_assert_str_eq(e.message, "Error: connect ECONNREFUSED 10.0.0.5:5432");
-  ck_assert_str_eq(e.raw, "Error: connect ECONNREFUSED 10.0.0.5:5432");
-  evlist_release(&l);
-  /* Escape sequences never reach messages or raw text. */
-  e = first_event("\x1b[31mError: \x1b[1mboom\x1b[22m\x1b[39m\n"
-                  "\x1b[90m    at x (/srv/a.js:1:2)\x1b[39m\n",
-                  &l);
-  ck_assert_str_eq(e.message, "Error: boom");
-  ck_assert_ptr_null(strchr(e.raw, '\x1b'));
-  ck_assert_pstr_eq(e.file, "/srv/a.js");
-  evlist_release(&l);
+  static const struct one ones[] = {
+      /* tsc --pretty with colours; an OSC hyperlink; cursor movement. */
+      {"\x1b[96msrc/a.ts\x1b[0m:\x1b[93m4\x1b[0m:\x1b[93m2\x1b[0m - "
+       "\x1b[91merror\x1b[0m\x1b[90m TS2304: \x1b[0mCannot find name "
+       "'\x1b]8;;file:///x\x07foo\x1b]8;;\x07'.\n"
+       "\n"
+       "\x1b[7m4\x1b[0m  foo();\n"
+       "\x1b[7m \x1b[0m \x1b[91m ~~~\x1b[0m\n",
+       "typescript", "type", "error", "src/a.ts", 4, 2},
+  };
+  static const struct first firsts[] = {
+      /* Carriage-return overwrites: only what is visible last counts. */
+      {.text = "building... 10%\rbuilding... 50%\r\x1b[2K"
+               "Error: connect ECONNREFUSED 10.0.0.5:5432\r\n",
+       .message = "Error: connect ECONNREFUSED 10.0.0.5:5432",
+       .raw_is = "Error: connect ECONNREFUSED 10.0.0.5:5432"},
+      /* Escape sequences never reach messages or raw text. */
+      {.text = "\x1b[31mError: \x1b[1mboom\x1b[22m\x1b[39m\n"
+               "\x1b[90m    at x (/srv/a.js:1:2)\x1b[39m\n",
+       .message = "Error: boom", .file = "/srv/a.js", .raw_plain = true},
+  };
+  expect_ones("ansi", ones, SP_ARRAY_SIZE(ones));
+  expect_firsts("ansi", firsts, SP_ARRAY_SIZE(firsts));
 }
 END_TEST
 
@@ -714,69 +741,55 @@ START_TEST(test_normalise)
 }
 END_TEST
 
-static void expect_rules_error(const char *text, const char *const *needles)
-{
-  struct sp_error *err = NULL;
-  struct classify_rules *r = classify_rules_parse(text, strlen(text), "rules.toml", &err);
-  ck_assert_ptr_null(r);
-  ck_assert_ptr_nonnull(err);
-  for (const char *const *n = needles; *n; n++) {
-    if (strstr(err->msg, *n) == NULL)
-      fprintf(stderr, "error \"%s\" lacks \"%s\"\n", err->msg, *n);
-    ck_assert_ptr_nonnull(strstr(err->msg, *n));
-  }
-  sp_error_free(err);
-}
-
 START_TEST(test_bad_rules)
 {
-  static const char head[] = "[[rule]]\nname = \"ok\"\ntool = \"x\"\ncategory = "
-                             "\"build\"\npattern = 'abc'\n\n";
-  char *t;
-  t = xasprintf("%s[[rule]]\nname = \"bad-regex\"\ntool = \"vite\"\ncategory = "
-                "\"build\"\npattern = '''Failed (to'''\n",
-                head);
-  expect_rules_error(t, (const char *const[]){"rules.toml:11:", "\"bad-regex\"",
-                                              "pattern", NULL});
-  free(t);
-  t = xasprintf("%s[[rule]]\nname = \"typo\"\ntool = \"vite\"\ncategory = "
-                "\"build\"\npattern = 'x+y'\nrestrat = true\n",
-                head);
-  expect_rules_error(t, (const char *const[]){"rules.toml:12:", "\"typo\"",
-                                              "unknown key \"restrat\"", NULL});
-  free(t);
-  t = xasprintf("%s[[rule]]\nname = \"wrong-type\"\ntool = \"vite\"\ncategory = "
-                "\"build\"\npattern = 'xyz'\nrestart = \"yes\"\n",
-                head);
-  expect_rules_error(t, (const char *const[]){"rules.toml:12:", "\"wrong-type\"",
-                                              "restart", "boolean", NULL});
-  free(t);
-  t = xasprintf("%s[[rule]]\nname = \"cat\"\ntool = \"vite\"\ncategory = "
-                "\"explosions\"\npattern = 'xyz'\n",
-                head);
-  expect_rules_error(t, (const char *const[]){"rules.toml:10:", "\"cat\"",
-                                              "explosions", NULL});
-  free(t);
-  t = xasprintf("%s[[rule]]\nname = \"nopat\"\ntool = \"vite\"\ncategory = \"build\"\n",
-                head);
-  expect_rules_error(t, (const char *const[]){"rules.toml:7:", "\"nopat\"",
-                                              "missing key \"pattern\"", NULL});
-  free(t);
-  t = xasprintf("%s[[rule]]\nname = \"capture\"\ntool = \"vite\"\ncategory = "
-                "\"build\"\npattern = '(?<fle>x)yz'\n",
-                head);
-  expect_rules_error(t, (const char *const[]){"rules.toml:11:", "\"capture\"", "fle",
-                                              NULL});
-  free(t);
-  t = xasprintf("%s[[rule]]\nname = \"ok\"\ntool = \"x\"\ncategory = \"build\"\n"
-                "pattern = 'abc'\n",
-                head);
-  expect_rules_error(t, (const char *const[]){"rules.toml:8:", "duplicate", NULL});
-  free(t);
-  expect_rules_error("[[benign]]\npattern = '(['\n",
-                     (const char *const[]){"rules.toml:2:", "benign #1", NULL});
-  expect_rules_error("[[rules]]\nname = \"x\"\n",
-                     (const char *const[]){"rules.toml:", "unknown key \"rules\"", NULL});
+  /* Each text fails to load, with an error that says all of `says`; most
+   * come after a valid rule. */
+  static const char ok_rule[] = "[[rule]]\nname = \"ok\"\ntool = \"x\"\ncategory = "
+                                "\"build\"\npattern = 'abc'\n\n";
+  static const struct {
+    bool after_ok;
+    const char *text;
+    const char *says[5];
+  } bad[] = {
+      {true,
+       "[[rule]]\nname = \"bad-regex\"\ntool = \"vite\"\ncategory = \"build\"\n"
+       "pattern = '''Failed (to'''\n",
+       {"rules.toml:11:", "\"bad-regex\"", "pattern"}},
+      {true,
+       "[[rule]]\nname = \"typo\"\ntool = \"vite\"\ncategory = \"build\"\n"
+       "pattern = 'x+y'\nrestrat = true\n",
+       {"rules.toml:12:", "\"typo\"", "unknown key \"restrat\""}},
+      {true,
+       "[[rule]]\nname = \"wrong-type\"\ntool = \"vite\"\ncategory = \"build\"\n"
+       "pattern = 'xyz'\nrestart = \"yes\"\n",
+       {"rules.toml:12:", "\"wrong-type\"", "restart", "boolean"}},
+      {true,
+       "[[rule]]\nname = \"cat\"\ntool = \"vite\"\ncategory = \"explosions\"\n"
+       "pattern = 'xyz'\n",
+       {"rules.toml:10:", "\"cat\"", "explosions"}},
+      {true, "[[rule]]\nname = \"nopat\"\ntool = \"vite\"\ncategory = \"build\"\n",
+       {"rules.toml:7:", "\"nopat\"", "missing key \"pattern\""}},
+      {true,
+       "[[rule]]\nname = \"capture\"\ntool = \"vite\"\ncategory = \"build\"\n"
+       "pattern = '(?<fle>x)yz'\n",
+       {"rules.toml:11:", "\"capture\"", "fle"}},
+      {true, "[[rule]]\nname = \"ok\"\ntool = \"x\"\ncategory = \"build\"\npattern = 'abc'\n",
+       {"rules.toml:8:", "duplicate"}},
+      {false, "[[benign]]\npattern = '(['\n", {"rules.toml:2:", "benign #1"}},
+      {false, "[[rules]]\nname = \"x\"\n", {"rules.toml:", "unknown key \"rules\""}},
+  };
+  for (size_t i = 0; i < SP_ARRAY_SIZE(bad); i++) {
+    cleanup_free char *text = xasprintf("%s%s", bad[i].after_ok ? ok_rule : "", bad[i].text);
+    struct sp_error *err = NULL;
+    struct classify_rules *r = classify_rules_parse(text, strlen(text), "rules.toml", &err);
+    ck_assert_msg(r == NULL, "bad rules #%zu: loaded", i);
+    ck_assert_msg(err != NULL, "bad rules #%zu: no error", i);
+    for (const char *const *say = bad[i].says; *say; say++)
+      ck_assert_msg(strstr(err->msg, *say) != NULL,
+                    "bad rules #%zu: error \"%s\" lacks \"%s\"", i, err->msg, *say);
+    sp_error_free(err);
+  }
 
   /* A loader error names the file. */
   struct sp_error *err = NULL;
