@@ -640,13 +640,13 @@ static void h_errors(struct http_req *r)
     return;
   }
   cJSON *arr = cJSON_CreateArray();
-  if (errorstore_query(m->ls, since, scope, error_cb, arr, &err) < 0) {
+  if (errorstore_query(logstore_errors(m->ls), since, scope, error_cb, arr, &err) < 0) {
     cJSON_Delete(arr);
     http_reply_error(r, &err);
     return;
   }
   const char *reset = http_query(r, "reset");
-  if (reset && strcmp(reset, "1") == 0 && errorstore_clear(m->ls, scope, &err) < 0) {
+  if (reset && strcmp(reset, "1") == 0 && errorstore_clear(logstore_errors(m->ls), scope, &err) < 0) {
     cJSON_Delete(arr);
     http_reply_error(r, &err);
     return;
@@ -662,7 +662,7 @@ static void h_errors_stats(struct http_req *r)
   struct monitor *m = r->app;
   cleanup_error struct sp_error *err = NULL;
   const char *scope;
-  cJSON *stats = observed_scope(r, &scope, &err) == 0 ? errorstore_stats(m->ls, scope, &err) : NULL;
+  cJSON *stats = observed_scope(r, &scope, &err) == 0 ? errorstore_stats(logstore_errors(m->ls), scope, &err) : NULL;
   cJSON *resp = stats ? json_success_new() : NULL;
   if (resp)
     cJSON_AddItemToObject(resp, "stats", stats);
@@ -674,7 +674,7 @@ static void h_errors_clear(struct http_req *r)
   struct monitor *m = r->app;
   cleanup_error struct sp_error *err = NULL;
   const char *scope;
-  if (observed_scope(r, &scope, &err) < 0 || errorstore_clear(m->ls, scope, &err) < 0) {
+  if (observed_scope(r, &scope, &err) < 0 || errorstore_clear(logstore_errors(m->ls), scope, &err) < 0) {
     http_reply_error(r, &err);
     return;
   }

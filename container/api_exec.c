@@ -15,6 +15,7 @@
 #include "id.h"
 #include "json.h"
 #include "log.h"
+#include "logstore.h"
 #include "monitor.h"
 #include "ports.h"
 #include "sandbox.h"
@@ -468,7 +469,7 @@ void api_sandbox_delete(struct http_req *r)
   cleanup_free char *cmd = xasprintf("find '%s' -mindepth 1 -delete 2>/dev/null; exit 0", sb->workspace);
   monitor_run_as(m, sb, cmd);
   cleanup_free char *ws = xstrdup(sb->workspace);
-  if (errorstore_clear(m->ls, id, &err) < 0 || sandboxes_remove(m->sandboxes, id, &err) < 0) {
+  if (errorstore_clear(logstore_errors(m->ls), id, &err) < 0 || sandboxes_remove(m->sandboxes, id, &err) < 0) {
     sp_error_prefix(&err, "cannot remove sandbox '%s'", id);
     http_reply_error(r, &err);
     return;

@@ -13,7 +13,6 @@
 
 #include "error.h"
 #include "json.h"
-#include "logstore.h"
 #include "sqldb.h"
 #include "util.h"
 
@@ -202,12 +201,11 @@ static int record_fn(struct errorstore *es, void *arg)
   return retain(es, a->now);
 }
 
-int errorstore_record(struct logstore *ls, const struct error_input *e, int64_t ts_ms,
+int errorstore_record(struct errorstore *es, const struct error_input *e, int64_t ts_ms,
                       struct sp_error **err)
 {
   if (e == NULL)
     return sp_error_code(err, "INVALID_REQUEST", 400, "no error to record");
-  struct errorstore *es = logstore_errors(ls);
   struct record_arg a = {e, ts_ms, SP_MAX(ts_ms, sp_now_ms())};
   sqldb_lock(es->db);
   int ret = run_txn(es, record_fn, &a, "record error", err);
@@ -241,10 +239,9 @@ static int query_row(void *ud, sqlite3_stmt *s)
   return q->cb(q->ud, &r);
 }
 
-int errorstore_query(struct logstore *ls, int64_t since_ms, const char *session_id,
+int errorstore_query(struct errorstore *es, int64_t since_ms, const char *session_id,
                      errorstore_cb cb, void *ud, struct sp_error **err)
 {
-  struct errorstore *es = logstore_errors(ls);
   struct query q = {cb, ud};
   sqldb_lock(es->db);
   sqlite3_stmt *s = es->st[ES_QUERY];
@@ -267,9 +264,8 @@ static int clear_fn(struct errorstore *es, void *arg)
   return rc;
 }
 
-int errorstore_clear(struct logstore *ls, const char *session_id, struct sp_error **err)
+int errorstore_clear(struct errorstore *es, const char *session_id, struct sp_error **err)
 {
-  struct errorstore *es = logstore_errors(ls);
   sqldb_lock(es->db);
   int ret = run_txn(es, clear_fn, (void *)session_id, "clear errors", err);
   sqldb_unlock(es->db);
@@ -321,10 +317,9 @@ static int stats_locked(struct errorstore *es, cJSON *obj, const char *session_i
   return 0;
 }
 
-struct cJSON *errorstore_stats(struct logstore *ls, const char *session_id,
+struct cJSON *errorstore_stats(struct errorstore *es, const char *session_id,
                                struct sp_error **err)
 {
-  struct errorstore *es = logstore_errors(ls);
   cleanup_json cJSON *obj = cJSON_CreateObject();
   sqldb_lock(es->db);
   int ret = stats_locked(es, obj, session_id, err);

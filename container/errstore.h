@@ -1,5 +1,7 @@
 /* The monitor's store for classified errors: the `errors` table of the log
- * store's database (logstore.h opens it and keeps the error store in it).
+ * store's database (logstore.h opens it and keeps the error store in it;
+ * logstore_errors() gives it to callers; this module knows nothing of the
+ * log store).
  *
  * Errors are de-duplicated by (hash, session) and kept by age and count.
  * Each write is committed before it returns, in its own transaction, so a
@@ -13,7 +15,7 @@
 
 struct sp_error;
 struct cJSON;
-struct logstore;
+struct errorstore;
 struct sqldb;
 
 /* Errors.  session_id NULL and "" are the same session ("no session"). */
@@ -44,22 +46,22 @@ typedef int (*errorstore_cb)(void *ud, const struct error_record *rec);
  * retention (by age against max(ts_ms, now), then by count); an error whose
  * ts_ms is already older than error_max_age_ms is dropped at once.  On
  * failure nothing is stored, write_failures is counted and -1 returned. */
-int errorstore_record(struct logstore *ls, const struct error_input *e, int64_t ts_ms,
+int errorstore_record(struct errorstore *es, const struct error_input *e, int64_t ts_ms,
                       struct sp_error **err);
 
 /* Errors with last_seen >= since_ms (0 = all), of one session (NULL = all),
  * newest last_seen first. */
-int errorstore_query(struct logstore *ls, int64_t since_ms, const char *session_id,
+int errorstore_query(struct errorstore *es, int64_t since_ms, const char *session_id,
                      errorstore_cb cb, void *ud, struct sp_error **err);
 
 /* Delete the errors of one session (all when NULL). */
-int errorstore_clear(struct logstore *ls, const char *session_id, struct sp_error **err);
+int errorstore_clear(struct errorstore *es, const char *session_id, struct sp_error **err);
 
 /* {"total": occurrences, "unique": distinct errors, "byCategory": {...},
  *  "bySeverity": {...}, "byTool": {...}} for one session (NULL = all), a
  * new cJSON object.  The by* maps count occurrences; a NULL field is
  * counted under "unknown". */
-struct cJSON *errorstore_stats(struct logstore *ls, const char *session_id,
+struct cJSON *errorstore_stats(struct errorstore *es, const char *session_id,
                                struct sp_error **err);
 
 /* ---- for the log store, which opens the database ---- */
@@ -75,8 +77,6 @@ struct cJSON *errorstore_stats(struct logstore *ls, const char *session_id,
   " first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL, count INTEGER NOT NULL);" \
   "CREATE UNIQUE INDEX errors_hash_session ON errors(hash, session);"                  \
   "CREATE INDEX errors_last_seen ON errors(last_seen);"
-
-struct errorstore;
 
 /* Prepare the store in an open database (not yet shared with other
  * threads) and apply retention: drop errors not seen for max_age_ms, then

@@ -102,7 +102,7 @@ static void write_round(struct logwriter *w)
     w->n--;
     pthread_mutex_unlock(&w->mu);
     struct sp_error *err = NULL;
-    if (errorstore_record(w->ls, &qe.in, qe.ts_ms, &err) < 0) {
+    if (errorstore_record(logstore_errors(w->ls), &qe.in, qe.ts_ms, &err) < 0) {
       sp_warn("cannot record error", LS("process", qe.in.process_id), LS("error", err->msg));
       sp_error_free(err);
     }

@@ -688,7 +688,7 @@ static struct got_errs *errs_query(struct logstore *ls, int64_t since, const cha
   static struct got_errs g;
   errs_free(&g);
   struct sp_error *err = NULL;
-  ck_assert_int_eq(errorstore_query(ls, since, session, collect_err, &g, &err), 0);
+  ck_assert_int_eq(errorstore_query(logstore_errors(ls), since, session, collect_err, &g, &err), 0);
   return &g;
 }
 
@@ -700,7 +700,7 @@ static void record(struct logstore *ls, uint64_t hash, const char *session, cons
                           .column = 3, .message = "Unexpected token", .raw = raw,
                           .process_id = "web", .session_id = session};
   struct sp_error *err = NULL;
-  ck_assert_msg(errorstore_record(ls, &e, ts, &err) == 0, "record: %s", err ? err->msg : "?");
+  ck_assert_msg(errorstore_record(logstore_errors(ls), &e, ts, &err) == 0, "record: %s", err ? err->msg : "?");
 }
 
 /* All stored errors, asserting there are n and that the status counts n. */
@@ -781,7 +781,7 @@ START_TEST(test_errors_retention)
 
   /* by age: older than the limit is dropped at once */
   struct sp_error *err = NULL;
-  ck_assert_int_eq(errorstore_clear(ls, NULL, &err), 0);
+  ck_assert_int_eq(errorstore_clear(logstore_errors(ls), NULL, &err), 0);
   record(ls, 100, "s", "type", "r", now - 120000);
   record(ls, 101, "s", "type", "r", now - 30000);
   expect_hashes(ls, (const uint64_t[]){101}, 1);
@@ -805,28 +805,28 @@ START_TEST(test_errors_stats_and_clear)
   record(ls, 3, "s2", "syntax", "r", now);
   struct error_input e = {.hash = 4, .message = "bare", .session_id = "s2"};
   struct sp_error *err = NULL;
-  ck_assert_int_eq(errorstore_record(ls, &e, now, &err), 0);
+  ck_assert_int_eq(errorstore_record(logstore_errors(ls), &e, now, &err), 0);
 
-  cleanup_json cJSON *all = errorstore_stats(ls, NULL, &err);
+  cleanup_json cJSON *all = errorstore_stats(logstore_errors(ls), NULL, &err);
   ck_assert_ptr_nonnull(all);
   cleanup_free char *all_s = json_print(all);
   ck_assert_str_eq(all_s, "{\"total\":5,\"unique\":4,"
                           "\"byCategory\":{\"syntax\":3,\"type\":1,\"unknown\":1},"
                           "\"bySeverity\":{\"error\":4,\"unknown\":1},"
                           "\"byTool\":{\"unknown\":1,\"vite\":4}}");
-  cleanup_json cJSON *s1 = errorstore_stats(ls, "s1", &err);
+  cleanup_json cJSON *s1 = errorstore_stats(logstore_errors(ls), "s1", &err);
   cleanup_free char *s1_s = json_print(s1);
   ck_assert_str_eq(s1_s, "{\"total\":3,\"unique\":2,\"byCategory\":{\"syntax\":2,\"type\":1},"
                          "\"bySeverity\":{\"error\":3},\"byTool\":{\"vite\":3}}");
 
-  ck_assert_int_eq(errorstore_clear(ls, "s1", &err), 0);
+  ck_assert_int_eq(errorstore_clear(logstore_errors(ls), "s1", &err), 0);
   struct got_errs *g = errors_stored(ls, 2);
   ck_assert_str_eq(g->v[0].session, "s2");
-  cleanup_json cJSON *none = errorstore_stats(ls, "s1", &err);
+  cleanup_json cJSON *none = errorstore_stats(logstore_errors(ls), "s1", &err);
   cleanup_free char *none_s = json_print(none);
   ck_assert_str_eq(none_s, "{\"total\":0,\"unique\":0,\"byCategory\":{},\"bySeverity\":{},"
                            "\"byTool\":{}}");
-  ck_assert_int_eq(errorstore_clear(ls, NULL, &err), 0);
+  ck_assert_int_eq(errorstore_clear(logstore_errors(ls), NULL, &err), 0);
   g = errs_query(ls, 0, NULL);
   ck_assert_uint_eq(g->n, 0);
   errs_free(g);
@@ -907,7 +907,7 @@ static void *errors_thread(void *arg)
     struct error_input e = {.hash = i++ % 7, .category = "runtime", .session_id = "t"};
     struct sp_error *err = NULL;
     struct logstore_status st;
-    if (errorstore_record(ls, &e, sp_now_ms(), &err) < 0 || logstore_status(ls, &st, &err) < 0) {
+    if (errorstore_record(logstore_errors(ls), &e, sp_now_ms(), &err) < 0 || logstore_status(ls, &st, &err) < 0) {
       atomic_fetch_add(&thread_faults, 1);
       sp_error_free(err);
     }
