@@ -215,9 +215,12 @@ int main(int argc, char **argv)
 
   int rc = 1;
   cleanup_free char *sessions = NULL;
+  /* one monitor per data directory, for as long as it runs */
+  cleanup_close int lockfd = -1;
   cleanup_free char *sockdir = parent_dir(m.socket_path);
   if ((sockdir && sp_mkdir_p(sockdir, 0755, &err) < 0) ||
-      sp_mkdir_p(m.data_dir, 0700, &err) < 0) {
+      sp_mkdir_p(m.data_dir, 0700, &err) < 0 ||
+      (lockfd = sp_lock_dir(m.data_dir, "monitor.lock", &err)) < 0) {
     sp_err("cannot start", LS("error", err->msg));
     goto out;
   }

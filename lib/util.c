@@ -136,6 +136,35 @@ int sp_write_file_atomic(const char *path, const void *buf, size_t len,
   return 0;
 }
 
+int sp_lock_dir(const char *dir, const char *name, struct sp_error **err)
+{
+  cleanup_free char *path = xasprintf("%s/%s", dir, name);
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0)
+    return sp_error_set(err, errno, "cannot open the lock file %s", path);
+  struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+  if (fcntl(fd, F_SETLK, &fl) < 0) {
+    int e = errno;
+    struct flock who = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    bool held = (e == EACCES || e == EAGAIN) && fcntl(fd, F_GETLK, &who) == 0 &&
+                who.l_type != F_UNLCK;
+    close(fd);
+    if (held)
+      return sp_error_code(err, "DIRECTORY_IN_USE", 409,
+                           "the data directory %s is in use by pid %ld (its lock file %s)", dir,
+                           (long)who.l_pid, path);
+    return sp_error_set(err, e, "cannot lock %s", path);
+  }
+  char pid[32];
+  int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+  if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+    int e = errno;
+    close(fd);
+    return sp_error_set(err, e, "cannot write %s", path);
+  }
+  return fd;
+}
+
 int sp_mkdir_p(const char *path, mode_t mode, struct sp_error **err)
 {
   cleanup_free char *p = xstrdup(path);

@@ -52,6 +52,13 @@ struct sp_names {
 };
 int sp_dir_names(int dfd, struct sp_names *out);
 void sp_names_release(struct sp_names *l);
+/* An exclusive lock on directory dir for as long as this process lives:
+ * a record lock on dir/name, which also holds this process's pid as text.
+ * Children do not inherit it, and the kernel drops it when the process
+ * ends, however it ends.  The lock file's descriptor (keep it open), or -1
+ * with *err: DIRECTORY_IN_USE (409) naming the directory and the pid that
+ * holds it. */
+int sp_lock_dir(const char *dir, const char *name, struct sp_error **err);
 /* mkdir -p; existing directories are fine. */
 int sp_mkdir_p(const char *path, mode_t mode, struct sp_error **err);
 

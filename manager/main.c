@@ -174,8 +174,12 @@ int main(int argc, char **argv)
   m.metrics = metrics_new();
   drain_init(&m);
   cleanup_close int sigfd = -1;
+  /* one sandpitd per data directory, for as long as it runs */
+  cleanup_close int lockfd = -1;
   if (((sigfd = signalfd(-1, &set, SFD_CLOEXEC)) < 0 && sp_error_set(&err, errno, "signalfd") < 0) ||
-      sp_mkdir_p(m.cfg->data_dir, 0700, &err) < 0 || (m.state = state_open(db, &err)) == NULL ||
+      sp_mkdir_p(m.cfg->data_dir, 0700, &err) < 0 ||
+      (lockfd = sp_lock_dir(m.cfg->data_dir, "sandpitd.lock", &err)) < 0 ||
+      (m.state = state_open(db, &err)) == NULL ||
       pools_init(&m, &err) < 0 || sandboxes_load(&m, &err) < 0 ||
       manager_load_token(&m, &err) < 0) {
     sp_err("cannot start", LS("error", err->msg));

@@ -1,6 +1,7 @@
 """sandpitd: configuration checking, /health, authentication."""
 import json
 import os
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -8,7 +9,7 @@ import time
 import urllib.request
 import urllib.error
 
-from harness import BIN, ROOT, Suite, free_port
+from harness import BIN, ROOT, Manager, Suite, free_port
 
 SANDPITD = os.path.join(BIN, "sandpitd")
 
@@ -201,8 +202,24 @@ def test_cli(t):
     t.check("  and says so", "/nonexistent/x.toml" in p.stderr, p.stderr)
 
 
+def test_one_sandpitd_per_data_dir(t):
+    with Manager() as m:
+        d, path = write_config("spm-second-", "sandpit.toml",
+                               'listen = "127.0.0.1:%d"\ndata_dir = "%s"\n' % (free_port(), m.data))
+        p = subprocess.run([SANDPITD, "--config", path], capture_output=True, text=True, timeout=30)
+        shutil.rmtree(d)
+        t.eq("a second sandpitd on the same data directory exits 1", p.returncode, 1)
+        t.check("  naming the directory and the pid that holds it",
+                m.data in p.stderr and "pid %d" % m.proc.pid in p.stderr, p.stderr)
+        t.eq("the first still answers", m.req("GET", "/health", auth=False).status, 200)
+        m.stop()
+        m.start()
+        t.eq("once the first has stopped, a new one starts on it",
+             m.req("GET", "/health", auth=False).status, 200)
+
+
 if __name__ == "__main__":
     Suite("sandpitd basics").run([test_repo_config, test_defaults, test_unknown_key,
                                   test_bad_values, test_env_overrides,
                                   test_inline_instance_type, test_health_and_auth,
-                                  test_generated_token, test_cli])
+                                  test_generated_token, test_cli, test_one_sandpitd_per_data_dir])

@@ -1,11 +1,12 @@
 """sandpit-monitor: crash safety of the log store, hostile process output."""
 import os
 import sqlite3
+import subprocess
 import statistics
 import threading
 import time
 
-from harness import Monitor, Suite, rss_kb
+from harness import BIN, Monitor, Suite, rss_kb
 
 
 def proc(m, pid):
@@ -114,5 +115,25 @@ def test_hostile_output(t):
         print("  figure: monitor RSS after all this: %d KiB (start %d KiB)" % (rss_kb(pid), base))
 
 
+def test_one_monitor_per_data_dir(t):
+    with Monitor() as m:
+        other = os.path.join(m.tmp, "other")
+        os.makedirs(os.path.join(other, "workspace"))
+        p = subprocess.run([os.path.join(BIN, "sandpit-monitor"), "--socket",
+                            os.path.join(other, "monitor.sock"), "--data", m.data,
+                            "--workspace", os.path.join(other, "workspace")],
+                           capture_output=True, text=True, timeout=20)
+        t.eq("a second monitor on the same data directory exits 1", p.returncode, 1)
+        t.check("  naming the directory and the pid that holds it",
+                m.data in p.stderr and "pid %d" % m.proc.pid in p.stderr, p.stderr)
+        t.check("  and it never served", not os.path.exists(os.path.join(other, "monitor.sock")))
+        t.eq("the first still answers", m.get("/api/ping").status, 200)
+        m.kill9()
+        m.start()
+        t.eq("once the first is gone (kill -9), a new one starts on it",
+             m.get("/api/ping").status, 200)
+
+
 if __name__ == "__main__":
-    Suite("monitor robustness").run([test_kill9_keeps_committed_lines, test_hostile_output])
+    Suite("monitor robustness").run([test_kill9_keeps_committed_lines, test_hostile_output,
+                                    test_one_monitor_per_data_dir])
