@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "config.h"
 #include "error.h"
 #include "hash.h"
@@ -117,78 +118,21 @@ static void __attribute__((sentinel)) addv(char ***v, size_t *n, ...)
   va_end(ap);
 }
 
-/* Write one limit file of a cgroup (cgroupfs takes a plain write, not a
- * rename).  A limit that does not take is said, not hidden. */
-static bool write_limit(const char *dir, const char *name, long long value)
-{
-  cleanup_free char *file = xasprintf("%s/%s", dir, name);
-  char v[32];
-  int len = snprintf(v, sizeof v, "%lld", value);
-  int fd = open(file, O_WRONLY | O_CLOEXEC);
-  bool ok = fd >= 0 && write(fd, v, (size_t)len) == len;
-  if (!ok)
-    sp_warn("cannot set a cgroup limit", LS("file", file), LS("error", strerror(errno)));
-  if (fd >= 0)
-    close(fd);
-  return ok;
-}
-
-/* Resource limits: a cgroup (v1 or v2) when this machine lets us make one
- * and its memory limit takes, else none beyond the monitor's per-sandbox
- * process limits.  Returns the cgroup's procs files to join, or NULL. */
-static char *make_cgroup(const struct backend_spec *s)
+/* The instance's cgroup, named after the data directory (two sandpitd's
+ * data never share one) and the slot: the procs files to join, or NULL;
+ * *in_force names the limits that took. */
+static char *make_cgroup(const struct backend_spec *s, struct sbuf *in_force)
 {
   cleanup_free char *name = xasprintf("sandpit-%016llx/%s-%d",
                                       (unsigned long long)sp_hash64(s->data_root, strlen(s->data_root)),
                                       s->pool, s->slot);
-  long long mem = (long long)s->cfg->itype.memory_mib << 20;
-  long long cpu_quota = (long long)(s->cfg->itype.vcpu * 100000);
-  struct stat st;
-  bool v2 = stat("/sys/fs/cgroup/cgroup.controllers", &st) == 0;
-  /* v2: one tree; v1: one hierarchy per controller, join all that work */
-  static const struct {
-    const char *ctrl, *file; /* ctrl is v1's hierarchy */
-  } limits[] = {{"memory", "memory.limit_in_bytes"}, {"pids", "pids.max"}, {"cpu", "cpu.cfs_quota_us"}};
-  struct sbuf procs = SBUF_INIT;
-  bool mem_ok = false;
-  for (size_t i = 0; i < (v2 ? 1 : SP_ARRAY_SIZE(limits)); i++) {
-    cleanup_free char *dir = v2 ? xasprintf("/sys/fs/cgroup/%s", name)
-                                : xasprintf("/sys/fs/cgroup/%s/%s", limits[i].ctrl, name);
-    struct sp_error *err = NULL;
-    if (sp_mkdir_p(dir, 0755, &err) < 0) {
-      sp_error_free(err);
-      continue;
-    }
-    if (v2)
-      mem_ok = write_limit(dir, "memory.max", mem);
-    else if (i == 0)
-      mem_ok = write_limit(dir, limits[i].file, mem);
-    else
-      write_limit(dir, limits[i].file, i == 1 ? 4096 : cpu_quota);
-    sbuf_addf(&procs, "%s%s/cgroup.procs", procs.len ? "\n" : "", dir);
-  }
-  if (procs.len == 0 || !mem_ok) {
-    sbuf_release(&procs);
-    return NULL;
-  }
-  return sbuf_detach(&procs, NULL);
-}
-
-static void join_cgroups(const char *procs)
-{
-  char pid[32];
-  snprintf(pid, sizeof pid, "%d", (int)getpid());
-  cleanup_free char *copy = xstrdup(procs);
-  char *save = NULL;
-  for (char *f = strtok_r(copy, "\n", &save); f; f = strtok_r(NULL, "\n", &save)) {
-    int fd = open(f, O_WRONLY | O_CLOEXEC);
-    if (fd >= 0) {
-      if (write(fd, pid, strlen(pid)) < 0) {
-        /* not this controller */
-      }
-      close(fd);
-    }
-  }
+  struct cgroup_limits l = {
+      .memory_bytes = (long long)s->cfg->itype.memory_mib << 20,
+      .pids = 4096,
+      .cpu_quota_us = (long long)(s->cfg->itype.vcpu * 100000),
+      .cpu_period_us = 100000,
+  };
+  return cgroup_make("/sys/fs/cgroup", name, &l, in_force);
 }
 
 static int local_start(struct backend *b, const struct backend_spec *s, char **id,
@@ -266,7 +210,8 @@ static int local_start(struct backend *b, const struct backend_spec *s, char **i
        "--passwd", "/run/sandpit/passwd", NULL);
 
   cleanup_free char *logpath = xasprintf("%s/monitor.log", s->dir);
-  cleanup_free char *cg = make_cgroup(s);
+  cleanup_sbuf struct sbuf limits = SBUF_INIT;
+  cleanup_free char *cg = make_cgroup(s, &limits);
   int info[2];
   if (pipe2(info, O_CLOEXEC) < 0) {
     for (size_t i = 0; i < n; i++)
@@ -299,7 +244,7 @@ static int local_start(struct backend *b, const struct backend_spec *s, char **i
     for (int fd = 4; fd < 1024; fd++)
       close(fd);
     if (cg)
-      join_cgroups(cg);
+      cgroup_join(cg);
     execvp("bwrap", argv);
     _exit(127);
   }
@@ -339,7 +284,7 @@ static int local_start(struct backend *b, const struct backend_spec *s, char **i
   cleanup_free char *content = xasprintf("%s\n%s\n%d\n", *id, s->pool, s->slot);
   sp_write_file_atomic(pidfile, content, strlen(content), 0600, NULL);
   sp_info("instance launched", LS("backend", "local"), LS("pool", s->pool), LI("slot", s->slot),
-          LI("pid", child), LS("limits", cg ? "cgroup" : "rlimits only"));
+          LI("pid", child), LS("limits", sbuf_str(&limits)));
   return 0;
 }
 
