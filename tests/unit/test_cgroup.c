@@ -28,6 +28,14 @@ static void lay_out(const char *dir, const char *const *files)
     put(P("%s/%s", dir + strlen(scratch) + 1, *f), "", 0);
 }
 
+/* Each file below the scratch root holds its text: {file, text} rows,
+ * ending with {NULL}. */
+static void expect_files(const char *const (*rows)[2])
+{
+  for (; rows[0][0]; rows++)
+    assert_file_text(P("%s", rows[0][0]), rows[0][1]);
+}
+
 START_TEST(v2_writes_every_limit)
 {
   put(P("cgroup.controllers"), "cpuset cpu io memory pids\n", 26);
@@ -38,10 +46,13 @@ START_TEST(v2_writes_every_limit)
   struct sbuf in_force = SBUF_INIT;
   char *procs = cgroup_make(scratch, "sandpit-1/Sandbox-0", &half, &in_force);
   ck_assert_str_eq(procs, P("sandpit-1/Sandbox-0/cgroup.procs"));
-  assert_file_text(P("sandpit-1/cgroup.subtree_control"), "+memory +pids +cpu");
-  assert_file_text(P("sandpit-1/Sandbox-0/memory.max"), "536870912");
-  assert_file_text(P("sandpit-1/Sandbox-0/pids.max"), "4096");
-  assert_file_text(P("sandpit-1/Sandbox-0/cpu.max"), "50000 100000");
+  static const char *const files[][2] = {
+      {"sandpit-1/cgroup.subtree_control", "+memory +pids +cpu"},
+      {"sandpit-1/Sandbox-0/memory.max", "536870912"},
+      {"sandpit-1/Sandbox-0/pids.max", "4096"},
+      {"sandpit-1/Sandbox-0/cpu.max", "50000 100000"},
+      {NULL, NULL}};
+  expect_files(files);
   ck_assert_str_eq(sbuf_str(&in_force), "memory=512MiB pids=4096 cpu=0.50");
   free(procs);
   sbuf_release(&in_force);
@@ -76,10 +87,13 @@ START_TEST(v1_writes_each_hierarchy)
   sbuf_addf(&want, "%s/pids/sandpit-1/Sandbox-0/cgroup.procs\n", scratch);
   sbuf_addf(&want, "%s/cpu/sandpit-1/Sandbox-0/cgroup.procs", scratch);
   ck_assert_str_eq(procs, sbuf_str(&want));
-  assert_file_text(P("memory/sandpit-1/Sandbox-0/memory.limit_in_bytes"), "536870912");
-  assert_file_text(P("pids/sandpit-1/Sandbox-0/pids.max"), "4096");
-  assert_file_text(P("cpu/sandpit-1/Sandbox-0/cpu.cfs_period_us"), "100000");
-  assert_file_text(P("cpu/sandpit-1/Sandbox-0/cpu.cfs_quota_us"), "50000");
+  static const char *const files[][2] = {
+      {"memory/sandpit-1/Sandbox-0/memory.limit_in_bytes", "536870912"},
+      {"pids/sandpit-1/Sandbox-0/pids.max", "4096"},
+      {"cpu/sandpit-1/Sandbox-0/cpu.cfs_period_us", "100000"},
+      {"cpu/sandpit-1/Sandbox-0/cpu.cfs_quota_us", "50000"},
+      {NULL, NULL}};
+  expect_files(files);
   ck_assert_str_eq(sbuf_str(&in_force), "memory=512MiB pids=4096 cpu=0.50");
   free(procs);
   sbuf_release(&want);
