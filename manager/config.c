@@ -459,13 +459,14 @@ struct sp_config *config_parse(const char *text, size_t len, const char *path,
   c->preview_domain = xstrdup("localhost");
   c->log_level = xstrdup("info");
   c->shutdown_grace_s = 5;
+  c->health_timeout_s = 30;
   c->max_sandbox_instances = 4;
   c->sandbox_instance_type = xstrdup("standard");
   cleanup_free char *confdir = dir_of(path);
 
   static const char *const top_keys[] = {"name",   "listen",   "preview_domain",
                                          "api_token", "data_dir", "log_level",
-                                         "shutdown_grace", "vars", "containers",
+                                         "shutdown_grace", "health_timeout", "vars", "containers",
                                          "instance_types", NULL};
   if (check_keys(&cx, doc, "the top level", top_keys) < 0)
     return NULL;
@@ -476,7 +477,8 @@ struct sp_config *config_parse(const char *text, size_t len, const char *path,
       get_string(&cx, doc, "api_token", &c->api_token) < 0 ||
       get_string(&cx, doc, "data_dir", &data_dir) < 0 ||
       get_string(&cx, doc, "log_level", &c->log_level) < 0 ||
-      get_duration(&cx, doc, "shutdown_grace", &c->shutdown_grace_s) < 0)
+      get_duration(&cx, doc, "shutdown_grace", &c->shutdown_grace_s) < 0 ||
+      get_duration(&cx, doc, "health_timeout", &c->health_timeout_s) < 0)
     return NULL;
   if (listen && parse_listen(&cx, toml_table_get(doc, "listen"), listen, c) < 0)
     return NULL;
@@ -660,6 +662,7 @@ cJSON *config_to_json(const struct sp_config *c)
   cJSON_AddStringToObject(j, "data_dir", c->data_dir);
   cJSON_AddStringToObject(j, "log_level", c->log_level);
   json_add_int(j, "shutdown_grace_s", c->shutdown_grace_s);
+  json_add_int(j, "health_timeout_s", c->health_timeout_s);
   cJSON *vars = cJSON_AddObjectToObject(j, "vars");
   json_add_int(vars, "MAX_SANDBOX_INSTANCES", c->max_sandbox_instances);
   cJSON_AddStringToObject(vars, "SANDBOX_INSTANCE_TYPE", c->sandbox_instance_type);

@@ -50,6 +50,8 @@ struct sp_config {
   char *data_dir;       /* absolute */
   char *log_level;
   int64_t shutdown_grace_s; /* how long in-flight requests get on SIGTERM */
+  int64_t health_timeout_s; /* a live instance that answers no health check
+                               for this long is restarted */
   int64_t max_sandbox_instances;
   char *sandbox_instance_type;
   struct sp_instance_type *types;

@@ -17,6 +17,8 @@
 #include "util.h"
 
 #define HEALTH_INTERVAL_MS 5000
+#define HEALTH_PING_MS 2000 /* one health check's wait for its answer */
+#define HEALTH_SLOW_MS 1000 /* an answer slower than this is a warning */
 #define READY_TIMEOUT_MS 60000
 
 struct instance {
@@ -31,6 +33,7 @@ struct instance {
   int64_t started_ms;   /* epoch */
   int64_t starts, restarts;
   int64_t last_active;  /* monotonic ms */
+  int64_t last_answer;  /* monotonic ms: it last answered a ping (or came up) */
   char *last_error;
   bool ever_started;
   uint64_t run;         /* counts the times it came up: work decided about one
@@ -262,9 +265,13 @@ static void found(void *ud, const char *pool, int slot, const char *id)
   if (p == NULL || slot < 0 || slot >= p->n)
     return;
   struct instance *in = &p->inst[slot];
-  /* pinged before the lock is taken: nothing waits behind it */
-  if (!ping(in->socket, 2000))
-    return;
+  /* The backend found its process: it is adopted even when it is too busy
+   * to answer now (a second one on the same slot would not start); the
+   * health check decides later.  Pinged before the lock is taken. */
+  bool answered = ping(in->socket, 2000);
+  if (!answered)
+    sp_warn("instance adopted although it does not answer yet", LS("pool", pool),
+            LI("slot", slot), LS("id", id));
   pthread_mutex_lock(&in->mu);
   if (in->state != INST_RUNNING) {
     free(in->backend_id);
@@ -272,7 +279,7 @@ static void found(void *ud, const char *pool, int slot, const char *id)
     in->state = INST_RUNNING;
     in->run++;
     in->started_ms = sp_now_ms();
-    in->last_active = sp_monotonic_ms();
+    in->last_active = in->last_answer = sp_monotonic_ms();
     sp_info("instance adopted", LS("pool", pool), LI("slot", slot), LS("id", id));
     persist(m, in);
   }
@@ -398,7 +405,7 @@ out:
     if (restart)
       in->restarts++;
     in->ever_started = true;
-    in->last_active = sp_monotonic_ms();
+    in->last_active = in->last_answer = sp_monotonic_ms();
     free(in->last_error);
     in->last_error = NULL;
   } else {
@@ -484,21 +491,51 @@ static void stop_locked(struct manager *m, struct instance *in, int timeout_ms)
 
 void instance_check_dead(struct manager *m, struct instance *in)
 {
-  /* What to look at is taken under the lock; the pings run without it, so
-   * requests to the instance's other sandboxes do not wait behind them. */
+  /* What to look at is taken under the lock; the ping runs without it, so
+   * requests to the instance's other sandboxes do not wait behind it. */
   pthread_mutex_lock(&in->mu);
   bool running = in->state == INST_RUNNING;
   uint64_t run = in->run;
+  int64_t last_answer = in->last_answer;
   cleanup_free char *id = running && in->backend_id ? xstrdup(in->backend_id) : NULL;
   pthread_mutex_unlock(&in->mu);
-  struct backend *b = in->pool->backend;
-  if (!running || ping(in->socket, 1000) || (b && b->ops->alive(b, id) && ping(in->socket, 3000)))
+  if (!running)
     return;
+  const char *pool = in->pool->cfg->class_name;
+  int64_t t0 = sp_monotonic_ms();
+  bool answered = ping(in->socket, HEALTH_PING_MS);
+  int64_t now = sp_monotonic_ms(), took = now - t0;
+  if (answered) {
+    pthread_mutex_lock(&in->mu);
+    if (in->run == run)
+      in->last_answer = now;
+    pthread_mutex_unlock(&in->mu);
+    metrics_health(m->metrics, took > HEALTH_SLOW_MS ? HEALTH_SLOW : HEALTH_OK);
+    if (took > HEALTH_SLOW_MS)
+      sp_warn("instance slow to answer its health check", LS("pool", pool), LI("slot", in->slot),
+              LI("ms", took));
+    return;
+  }
+  /* Busy is not dead: dead is a process gone, or one that has not
+   * answered for health_timeout. */
+  struct backend *b = in->pool->backend;
+  bool alive = b && id && b->ops->alive(b, id);
+  int64_t silent = now - last_answer, limit = m->cfg->health_timeout_s * 1000;
+  if (alive && silent < limit) {
+    metrics_health(m->metrics, HEALTH_UNANSWERED);
+    sp_warn("instance did not answer its health check", LS("pool", pool), LI("slot", in->slot),
+            LI("silent_ms", silent), LI("dead_after_ms", limit));
+    return;
+  }
   pthread_mutex_lock(&in->mu);
   /* only the run that was seen dead is stopped, not one started meanwhile */
   if (in->state == INST_RUNNING && in->run == run) {
-    sp_warn("instance is dead; it restarts on the next request",
-            LS("pool", in->pool->cfg->class_name), LI("slot", in->slot));
+    metrics_health(m->metrics, HEALTH_DEAD);
+    sp_warn("instance is dead; it restarts on the next request", LS("pool", pool),
+            LI("slot", in->slot),
+            LS("why", alive ? "it has not answered for health_timeout while its process lives"
+                            : "its process is gone"),
+            LI("silent_ms", silent));
     stop_locked(m, in, 1000);
   }
   pthread_mutex_unlock(&in->mu);

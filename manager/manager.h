@@ -165,6 +165,9 @@ struct metrics *metrics_new(void);
 void metrics_free(struct metrics *mt);
 void metrics_request(struct metrics *mt, const char *route, int status, int64_t us);
 void metrics_forwarded(struct metrics *mt, uint64_t up, uint64_t down);
+/* The outcome of one instance health check. */
+enum health_result { HEALTH_OK, HEALTH_SLOW, HEALTH_UNANSWERED, HEALTH_DEAD, HEALTH_NRESULTS };
+void metrics_health(struct metrics *mt, enum health_result r);
 char *metrics_render(struct manager *m);
 
 /* preview.c */

@@ -33,6 +33,7 @@ struct metrics {
   struct hist h[MAX_SERIES];
   int nh;
   uint64_t up, down;
+  uint64_t health[HEALTH_NRESULTS];
 };
 
 struct metrics *metrics_new(void)
@@ -88,6 +89,13 @@ void metrics_forwarded(struct metrics *mt, uint64_t up, uint64_t down)
   pthread_mutex_unlock(&mt->mu);
 }
 
+void metrics_health(struct metrics *mt, enum health_result r)
+{
+  pthread_mutex_lock(&mt->mu);
+  mt->health[r]++;
+  pthread_mutex_unlock(&mt->mu);
+}
+
 char *metrics_render(struct manager *m)
 {
   struct metrics *mt = m->metrics;
@@ -121,6 +129,13 @@ char *metrics_render(struct manager *m)
                  "sandpit_forwarded_bytes_total{direction=\"up\"} %llu\n"
                  "sandpit_forwarded_bytes_total{direction=\"down\"} %llu\n",
             (unsigned long long)mt->up, (unsigned long long)mt->down);
+  static const char *const health[HEALTH_NRESULTS] = {"ok", "slow", "unanswered", "dead"};
+  sbuf_addstr(&sb, "# HELP sandpit_health_checks_total Instance health checks by outcome: slow "
+                   "answers and unanswered checks of a live process are not deaths.\n"
+                   "# TYPE sandpit_health_checks_total counter\n");
+  for (int r = 0; r < HEALTH_NRESULTS; r++)
+    sbuf_addf(&sb, "sandpit_health_checks_total{result=\"%s\"} %llu\n", health[r],
+              (unsigned long long)mt->health[r]);
   pthread_mutex_unlock(&mt->mu);
 
   int by_state[INST_FAILED + 1] = {0};

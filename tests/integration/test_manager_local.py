@@ -2,6 +2,7 @@
 management API, lifecycle, adoption after a crash."""
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -302,25 +303,32 @@ def proc_start_time(pid):
         return int(f.read().rsplit(")", 1)[1].split()[19])
 
 
+def adopt_fake_monitor(m, ping_s):
+    """Stops m, puts a SLOW_PING_MONITOR whose pings take ping_s seconds in
+    slot 0 for it to adopt, and starts m again; (the fake, its pings file)."""
+    m.stop()
+    d = os.path.join(m.data, "instances", "Sandbox-0")
+    os.makedirs(os.path.join(d, "run"))
+    sock, pings = os.path.join(d, "run", "monitor.sock"), os.path.join(m.tmp, "pings")
+    script = os.path.join(m.tmp, "slow_ping_monitor.py")
+    with open(script, "w") as f:
+        f.write(SLOW_PING_MONITOR)
+    fake = subprocess.Popen([sys.executable, script, sock, pings, str(ping_s)])
+    deadline = time.time() + 10
+    while not os.path.exists(sock) and time.time() < deadline:
+        time.sleep(0.02)
+    with open(os.path.join(d, "instance.id"), "w") as f:
+        f.write("local:%d:%d\nSandbox\n0\n" % (fake.pid, proc_start_time(fake.pid)))
+    m.start()
+    return fake, pings
+
+
 def test_health_ping_does_not_hold_requests(t):
     m = Manager(pools=['class_name = "Sandbox"\nbackend = "local"\nmax_instances = 1\n'])
     fake = None
     try:
         # an instance of slot 0 for the next sandpitd to adopt
-        m.stop()
-        d = os.path.join(m.data, "instances", "Sandbox-0")
-        os.makedirs(os.path.join(d, "run"))
-        sock, pings = os.path.join(d, "run", "monitor.sock"), os.path.join(m.tmp, "pings")
-        script = os.path.join(m.tmp, "slow_ping_monitor.py")
-        with open(script, "w") as f:
-            f.write(SLOW_PING_MONITOR)
-        fake = subprocess.Popen([sys.executable, script, sock, pings, "0.8"])
-        deadline = time.time() + 10
-        while not os.path.exists(sock) and time.time() < deadline:
-            time.sleep(0.02)
-        with open(os.path.join(d, "instance.id"), "w") as f:
-            f.write("local:%d:%d\nSandbox\n0\n" % (fake.pid, proc_start_time(fake.pid)))
-        m.start()
+        fake, pings = adopt_fake_monitor(m, 0.8)
         t.eq("an instance whose pings are slow is adopted",
              m.get("/v1/instances").json["instances"][0]["state"], "running")
         t0 = time.time()
@@ -337,6 +345,40 @@ def test_health_ping_does_not_hold_requests(t):
         t.check("  and none waited behind a ping (slowest %.0f ms)" % (slowest * 1000), slowest < 0.3)
         t.eq("  a slow instance is not taken for dead",
              m.get("/v1/instances").json["instances"][0]["state"], "running")
+    finally:
+        m.cleanup()
+        if fake:
+            fake.kill()
+            fake.wait()
+
+
+def test_busy_is_not_dead(t):
+    # pings answered after 4 s: past a health check's wait (2 s), so each
+    # check goes unanswered while the process lives
+    m = Manager(pools=['class_name = "Sandbox"\nbackend = "local"\nmax_instances = 1\n'],
+                extra='health_timeout = "12s"')
+    fake = None
+    try:
+        fake, _ = adopt_fake_monitor(m, 4)
+        t0 = time.time()
+        while "did not answer its health check" not in m.logtext() and time.time() - t0 < 15:
+            time.sleep(0.2)
+        t.check("an unanswered health check of a live instance is a warning",
+                "did not answer its health check" in m.logtext(), m.logtext()[-2000:])
+        t.eq("  not a death", m.get("/v1/instances").json["instances"][0]["state"], "running")
+        t.check("  and it is counted in /metrics",
+                re.search(r'sandpit_health_checks_total\{result="unanswered"\} [1-9]',
+                          m.get("/metrics").body), m.get("/metrics").body[-600:])
+        t.check("  the instance is not stopped", "is dead" not in m.logtext() and fake.poll() is None)
+        while "is dead" not in m.logtext() and time.time() - t0 < 40:
+            time.sleep(0.2)
+        dead = [json.loads(x) for x in m.logtext().splitlines() if '"instance is dead' in x]
+        t.check("after health_timeout without an answer it is dead", dead, m.logtext()[-2000:])
+        if dead:
+            t.eq("  and the log says why", dead[0].get("why"),
+                 "it has not answered for health_timeout while its process lives")
+            t.check("  after at least 12 s of silence (%s ms)" % dead[0].get("silent_ms"),
+                    dead[0].get("silent_ms", 0) >= 12000)
     finally:
         m.cleanup()
         if fake:
@@ -372,4 +414,5 @@ if __name__ == "__main__":
                                           test_crash_and_adoption, test_min_warm,
                                           test_concurrent_first_requests,
                                           test_sleep_and_capacity, test_health_ping_does_not_hold_requests,
+                                          test_busy_is_not_dead,
                                           test_monitor_cli_through_manager])
