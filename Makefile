@@ -17,6 +17,8 @@ PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # libcurl only where it is used: sandpitd (the Docker backend).
 PKG_LIBS = $(shell pkg-config --libs libmicrohttpd libcjson sqlite3 libpcre2-8 2>/dev/null)
 CURL_LIBS = $(shell pkg-config --libs libcurl 2>/dev/null)
+# libseccomp only where it is used: the monitor (its sandbox processes' filter).
+SECCOMP_LIBS = $(shell pkg-config --libs libseccomp 2>/dev/null)
 ARCHIVE_LIBS = $(shell pkg-config --libs libarchive 2>/dev/null)
 CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
@@ -104,7 +106,7 @@ $(MONITOR_A): $(MONITOR_MODS)
 
 $(BINDIR)/sandpit-monitor: $(MONITOR_OBJS) $(MONITOR_A) $(LIBA)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDSAN) -o $@ $(MONITOR_OBJS) $(MONITOR_A) $(LIBA) $(LDLIBS_ALL)
+	$(CC) $(LDSAN) -o $@ $(MONITOR_OBJS) $(MONITOR_A) $(LIBA) $(SECCOMP_LIBS) $(LDLIBS_ALL)
 
 $(BINDIR)/monitor-cli: $(CLI_OBJS) $(LIBA)
 	@mkdir -p $(dir $@)
@@ -113,7 +115,7 @@ $(BINDIR)/monitor-cli: $(CLI_OBJS) $(LIBA)
 $(BUILD)/tests/%: tests/unit/%.c $(MONITOR_A) $(MANAGER_A) $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(MONITOR_INC) $(MANAGER_INC) $(CHECK_CFLAGS) -MMD -MP -MF $@.d -MT $@ -o $@ $< $(MONITOR_A) \
-	  $(MANAGER_A) $(LIBA) $(CHECK_LIBS) $(CURL_LIBS) \
+	  $(MANAGER_A) $(LIBA) $(CHECK_LIBS) $(CURL_LIBS) $(SECCOMP_LIBS) \
 	  $(ARCHIVE_LIBS) $(LDLIBS_ALL)
 
 deps:

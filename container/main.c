@@ -16,6 +16,7 @@
 #include "logstore.h"
 #include "monitor.h"
 #include "sandbox.h"
+#include "sysfilter.h"
 #include "str.h"
 #include "supervisor.h"
 #include "util.h"
@@ -225,6 +226,11 @@ int main(int argc, char **argv)
     goto out;
   }
   m.is_root = geteuid() == 0;
+  /* every sandbox process runs under it: no filter, no monitor */
+  if (seccomp_filter_build(&err) < 0) {
+    sp_err("cannot start", LS("error", err->msg));
+    goto out;
+  }
   /* Threads take on sandbox users' file identities; none of root's
    * supplementary groups may come along. */
   if (m.is_root && setgroups(0, NULL) < 0)

@@ -12,11 +12,12 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "sysfilter.h"
 #include "util.h"
 
 extern char **environ;
 
-enum { STAGE_CHDIR = 1, STAGE_USER, STAGE_EXEC, STAGE_IO };
+enum { STAGE_CHDIR = 1, STAGE_USER, STAGE_EXEC, STAGE_IO, STAGE_FILTER };
 
 struct child_failure {
   int stage;
@@ -113,6 +114,11 @@ child(const struct spawn_opts *o, int in_fd, int out_fd, int err_fd, int report_
     f.stage = STAGE_CHDIR;
     goto fail;
   }
+  /* last: nothing of the monitor's own runs under the filter */
+  if (seccomp_filter_ready() && seccomp_filter_install() < 0) {
+    f.stage = STAGE_FILTER;
+    goto fail;
+  }
   if (o->argv)
     execve(o->argv[0], o->argv, o->envp ? o->envp : environ);
   else
@@ -193,6 +199,9 @@ int sp_spawn(const struct spawn_opts *o, struct spawn_result *res,
       break;
     case STAGE_USER:
       sp_error_set(err, f.errnum, "cannot switch to uid %u", (unsigned)o->uid);
+      break;
+    case STAGE_FILTER:
+      sp_error_set(err, f.errnum, "cannot install the system call filter");
       break;
     case STAGE_EXEC:
       sp_error_set(err, f.errnum, "cannot execute %s",

@@ -1,4 +1,5 @@
 """sandpit-monitor: commands, sessions, isolation between sandboxes, hostile commands."""
+import json
 import os
 import subprocess
 import threading
@@ -199,6 +200,51 @@ def test_isolation(t):
         t.eq("after a restart A keeps its user and files", r.json["stdout"], "%d\nsecret\n" % uid_a)
 
 
+# Calls every sandbox process is refused (EPERM), each made through
+# syscall(2) with harmless arguments, and two that any user could make
+# without the filter: a new user namespace and a key.  x86-64 numbers.
+SYSCALL_PROBE = r"""
+import ctypes, errno, json
+libc = ctypes.CDLL(None, use_errno=True)
+nrs = {"mount": 165, "umount2": 166, "pivot_root": 155, "swapon": 167, "swapoff": 168,
+       "reboot": 169, "kexec_load": 246, "init_module": 175, "delete_module": 176,
+       "keyctl": 250, "add_key": 248, "request_key": 249, "bpf": 321, "perf_event_open": 298,
+       "userfaultfd": 323, "setns": 308, "open_by_handle_at": 304, "fsopen": 430}
+def name(r):
+    return "ok" if r >= 0 else errno.errorcode.get(ctypes.get_errno(), "?")
+out = {k: name(libc.syscall(nr, 0, 0, 0, 0, 0)) for k, nr in nrs.items()}
+out["unshare(CLONE_NEWUSER)"] = name(libc.unshare(0x10000000))
+out["add_key(user keyring)"] = name(libc.syscall(248, b"user", b"sp", b"x", 1, -3))
+print(json.dumps(out))
+"""
+
+
+def test_syscall_filter(t):
+    if os.uname().machine != "x86_64":
+        print("SKIPPED: the probe's system call numbers are x86-64's")
+        return
+    with Monitor() as m:
+        for how in ("execute", "process"):
+            if how == "execute":
+                r = ex(m, {"command": 'python3 -c "$P"', "env": {"P": SYSCALL_PROBE}})
+                out = r.json["stdout"]
+            else:
+                m.post("/api/process/start", {"command": 'python3 -c "$P"', "env": {"P": SYSCALL_PROBE},
+                                              "processId": "probe"})
+                m.wait_for(lambda: m.get("/api/process/probe").json["process"]["status"] != "running")
+                out = m.get("/api/process/probe/logs").json["stdout"]
+            got = json.loads(out or "{}")
+            t.check("%s: every call of the deny list fails with EPERM" % how,
+                    got and all(v == "EPERM" for v in got.values()), got)
+        r = ex(m, {"command": "python3 -c 'import threading as t; x = t.Thread(target=print, args=(\"th\",)); "
+                              "x.start(); x.join()'; ls / | wc -l | tr -d ' ' >/dev/null && echo pipe; "
+                              "node -e 'console.log(\"node\")'"})
+        t.eq("ordinary work is unaffected: threads, pipes, node", r.json["stdout"], "th\npipe\nnode\n")
+        r = ex(m, {"command": "printf 'int main(void){return 0;}' > h.c && gcc -o h h.c && ./h && echo built"})
+        t.eq("  and a compiler", (r.json["exitCode"], r.json["stdout"]), (0, "built\n"))
+
+
 if __name__ == "__main__":
     Suite("monitor commands").run([test_execute, test_sessions, test_timeout_kills_group,
-                                   test_stream, test_output_cap_and_floods, test_isolation])
+                                   test_stream, test_output_cap_and_floods, test_isolation,
+                                   test_syscall_filter])
