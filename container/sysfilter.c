@@ -18,12 +18,16 @@
 
 /* Refused outright with EPERM. */
 static const char *const denied[] = {
-    "mount",        "umount",        "umount2",       "pivot_root",      "swapon",
-    "swapoff",      "reboot",        "kexec_load",    "kexec_file_load", "init_module",
-    "finit_module", "delete_module", "keyctl",        "add_key",         "request_key",
-    "bpf",          "perf_event_open", "userfaultfd", "setns",           "open_by_handle_at",
-    "fsopen",       "fsconfig",      "fsmount",       "fspick",          "move_mount",
-    "open_tree",    "mount_setattr", "quotactl",      "acct",            "lookup_dcookie",
+    /* file systems: mounts (the old calls and the new API), swap, quotas */
+    "mount", "umount", "umount2", "pivot_root", "mount_setattr", "move_mount", "open_tree",
+    "fsopen", "fsconfig", "fsmount", "fspick", "open_by_handle_at", "quotactl",
+    "swapon", "swapoff",
+    /* the machine itself */
+    "reboot", "kexec_load", "kexec_file_load", "init_module", "finit_module",
+    "delete_module", "acct",
+    /* kernel interfaces no sandbox needs, each a known way out */
+    "keyctl", "add_key", "request_key", "bpf", "perf_event_open", "userfaultfd", "setns",
+    "lookup_dcookie",
 };
 
 /* The compiled program, read back from libseccomp once. */
