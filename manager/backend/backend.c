@@ -29,6 +29,16 @@ void backend_free(struct backend *b)
     b->ops->free(b);
 }
 
+bool backend_oom_shield(void)
+{
+  char buf[16] = {0};
+  int fd = open("/proc/self/oom_score_adj", O_RDONLY | O_CLOEXEC);
+  ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+  if (fd >= 0)
+    close(fd);
+  return n > 0 && atoi(buf) <= MONITOR_OOM_SCORE_ADJ;
+}
+
 /* ---- local ---- */
 
 /* What of the host's /etc an instance sees: enough to run programs, resolve

@@ -17,6 +17,16 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* An instance's monitor (pid 1) runs with this OOM score adjustment: under
+ * memory pressure the kernel kills a sandbox's process (they raise their
+ * own score to 500) before the monitor that serves every sandbox. */
+#define MONITOR_OOM_SCORE_ADJ -900
+/* Whether sandpitd itself runs at that score or lower (main() asks for it
+ * at start; lowering a score needs CAP_SYS_RESOURCE).  Local instances
+ * inherit it; Docker instances get it from the engine only then, since an
+ * engine without the privilege would fail to start them. */
+bool backend_oom_shield(void);
+
 struct sp_error;
 struct sp_pool;
 struct sp_config;

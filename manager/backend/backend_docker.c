@@ -327,6 +327,10 @@ static cJSON *create_body(struct docker *d, const struct backend_spec *s, const 
   }
   json_add_int(hc, "NanoCpus", (int64_t)(vcpu * 1e9 + 0.5));
   json_add_int(hc, "PidsLimit", pids_limit(t));
+  /* the OOM killer takes a sandbox's process (they raise their own score
+   * to 500) before the monitor */
+  if (backend_oom_shield())
+    json_add_int(hc, "OomScoreAdj", MONITOR_OOM_SCORE_ADJ);
   /* The monitor runs as root only to serve its sandboxes as their own
    * users; it needs:
    *   SETUID, SETGID  setuid/setgid/setgroups for each sandbox's processes,

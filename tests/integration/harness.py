@@ -136,6 +136,13 @@ def stop_process(proc, timeout=15):
     return proc.returncode
 
 
+def can_lower_oom_score():
+    """Whether this machine lets root lower an OOM score (CAP_SYS_RESOURCE):
+    sandpitd shields itself and its instances only then."""
+    return subprocess.run(["sh", "-c", "echo -900 > /proc/self/oom_score_adj"],
+                          stderr=subprocess.DEVNULL).returncode == 0
+
+
 class Client:
     """A daemon the tests run (self.proc), and HTTP to it: conn() and the
     defaults come from the subclass.  In `with Monitor() as m:` its

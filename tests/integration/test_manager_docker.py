@@ -12,7 +12,7 @@ import socket
 import subprocess
 import time
 
-from harness import ROOT, Manager, Suite
+from harness import ROOT, Manager, Suite, can_lower_oom_score
 
 IMAGE = "sandpit/sandbox:latest"
 
@@ -64,6 +64,12 @@ def test_docker_backend(t):
         t.check("  as a sandbox user", int(out[1]) >= 200000, out)
         t.check("  inside the Debian image", "Debian" in out[2], out)
         print("  figure: docker cold start to first exec result: %.0f ms" % (cold * 1000))
+        r = m.exec("dock-1", "cat /proc/1/oom_score_adj /proc/self/oom_score_adj")
+        t.eq("  the OOM killer takes a sandbox's process (500) before the monitor",
+             r.json["stdout"], ("-900" if can_lower_oom_score() else "0") + "\n500\n")
+        r = m.exec("dock-1", "python3 -c 'import ctypes, errno; l = ctypes.CDLL(None, use_errno=True); "
+                             "print(l.unshare(0x10000000), errno.errorcode[ctypes.get_errno()])'")
+        t.eq("  its sandboxes run under the system call filter", r.json["stdout"], "-1 EPERM\n")
         inst = [i for i in m.get("/v1/instances").json["instances"] if i["state"] == "running"]
         t.eq("one instance running, backend docker", [i["backend"] for i in inst], ["docker"])
         cid = inst[0]["backendId"]

@@ -8,7 +8,7 @@ import sys
 import threading
 import time
 
-from harness import Manager, Suite, rss_kb
+from harness import Manager, Suite, can_lower_oom_score, rss_kb
 
 
 def fnv1a(s):
@@ -28,6 +28,15 @@ def test_routing_and_exec(t):
         t.eq("  runs in the sandbox's workspace", r.json["stdout"].split("\n")[2], "/workspace/chat-1")
         t.check("  as a sandbox user", int(r.json["stdout"].split("\n")[1]) >= 200000, r.json)
         print("  figure: cold start to first exec result: %.1f ms (aim: under 50 ms)" % cold)
+        r = m.exec("chat-1", "cat /proc/1/oom_score_adj /proc/self/oom_score_adj")
+        if can_lower_oom_score():
+            t.eq("the OOM killer takes a sandbox's process (500) before the monitor (-900)",
+                 r.json["stdout"], "-900\n500\n")
+        else:
+            t.eq("a sandbox's processes offer themselves to the OOM killer (500)",
+                 r.json["stdout"], "0\n500\n")
+            t.check("  and sandpitd says it cannot shield itself and its instances here",
+                    "cannot shield sandpitd" in m.logtext())
         for sid in ["chat-1", "alpha", "b-42", "Zed_9"]:
             m.exec(sid, "true")
             info = m.get("/v1/sandboxes/%s" % sid).json
