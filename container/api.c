@@ -78,6 +78,7 @@ static cJSON *process_start(struct monitor *m, const struct sandbox *sb, const c
       .uid = sb->uid,
       .gid = sb->gid,
       .nproc_limit = sb->nproc_limit,
+      .cgroups = sb->cgroups,
   };
   cJSON *p = supervisor_start(m->sup, &spec, err);
   strv_free(envp);

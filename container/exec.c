@@ -205,6 +205,7 @@ struct exec_run *exec_start(struct monitor *m, const struct sandbox *sb, const c
       .uid = sb->uid,
       .gid = sb->gid,
       .nproc_limit = sb->nproc_limit,
+      .cgroups = sb->cgroups,
   };
   struct command_opts co = {
       .spawn = &so,

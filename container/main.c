@@ -48,6 +48,8 @@ static const char usage[] =
     "                            (default 5000; a second SIGTERM or SIGINT kills at once)\n"
     "      --uid-base N          sandbox users get uids N, N+1, ... (default 200000;\n"
     "                            also SANDPIT_UID_BASE)\n"
+    "      --cgroup-root DIR     cgroup v1 hierarchies (DIR/cpu, DIR/pids) handed to the\n"
+    "                            monitor: each sandbox gets its own group below them\n"
     "      --passwd FILE         keep a passwd file (and a group file beside it) naming\n"
     "                            the sandbox users (an instance's /etc/passwd links to it)\n"
     "  -h, --help            show this help\n"
@@ -74,7 +76,7 @@ static void stop_accepting(void *ud)
 
 /* What the command line asks for, beyond struct monitor's own fields. */
 struct options {
-  const char *rules_path, *passwd;
+  const char *rules_path, *passwd, *cgroup_root;
   int64_t uid_base, stop_timeout_ms, exec_output_max;
   struct logstore_opts lo;
   bool check_rules;
@@ -130,6 +132,7 @@ static int parse_options(int argc, char **argv, struct monitor *m, struct option
       {"passwd", required_argument, NULL, 'P'},
       {"uid-base", required_argument, NULL, 'U'},
       {"stop-timeout", required_argument, NULL, 'G'},
+      {"cgroup-root", required_argument, NULL, 'C'},
       {"help", no_argument, NULL, 'h'},
       {"version", no_argument, NULL, 'V'},
       {NULL, 0, NULL, 0},
@@ -164,6 +167,7 @@ static int parse_options(int argc, char **argv, struct monitor *m, struct option
     case 'r': o->rules_path = optarg; break;
     case 'R': o->check_rules = true; break;
     case 'P': o->passwd = optarg; break;
+    case 'C': o->cgroup_root = optarg; break;
     case 'h': fputs(usage, stdout); return 0;
     case 'V': printf("sandpit-monitor %s\n", SANDPIT_VERSION); return 0;
     default: fputs(usage, stderr); return 2;
@@ -241,6 +245,8 @@ int main(int argc, char **argv)
     sp_err("cannot set up the workspace", LS("path", m.workspace), LS("error", err->msg));
     goto out;
   }
+  if (o.cgroup_root && m.is_root)
+    sandboxes_set_cgroup_root(m.sandboxes, o.cgroup_root);
   m.db_path = xasprintf("%s/monitor.db", m.data_dir);
   m.ls = logstore_open(m.db_path, &o.lo, &err);
   if (m.ls == NULL) {

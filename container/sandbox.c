@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
@@ -48,6 +49,7 @@ struct sandboxes {
   char *root;
   char *passwd;
   char *state_dir;
+  char *cgroup_root; /* see sandboxes_set_cgroup_root; NULL: none */
   int root_fd;
   bool as_root;
   uid_t uid_base, uid_max;
@@ -180,6 +182,7 @@ void sandboxes_free(struct sandboxes *s)
     free(s->v[i]->sessions);
     free(s->v[i]->sb.id);
     free(s->v[i]->sb.workspace);
+    strv_free(s->v[i]->sb.cgroups);
     free(s->v[i]);
   }
   free(s->v);
@@ -187,6 +190,7 @@ void sandboxes_free(struct sandboxes *s)
   free(s->root);
   free(s->passwd);
   free(s->state_dir);
+  free(s->cgroup_root);
   pthread_mutex_destroy(&s->mu);
   free(s);
 }
@@ -197,6 +201,53 @@ static struct sb_entry *find_locked(struct sandboxes *s, const char *id)
     if (strcmp(s->v[i]->sb.id, id) == 0)
       return s->v[i];
   return NULL;
+}
+
+void sandboxes_set_cgroup_root(struct sandboxes *s, const char *dir)
+{
+  free(s->cgroup_root);
+  s->cgroup_root = dir ? xstrdup(dir) : NULL;
+}
+
+/* The sandbox's own groups below each handed hierarchy: cpu (the default
+ * weight, so each sandbox gets an equal share of the instance's CPU
+ * whatever its number of processes) and pids (its process limit, threads
+ * counted).  A hierarchy that cannot take one is skipped, with a warning. */
+static char **sandbox_cgroups(struct sandboxes *s, const struct sandbox *sb)
+{
+  if (s->cgroup_root == NULL)
+    return NULL;
+  static const char *const ctrl[] = {"cpu", "pids"};
+  char **v = xcalloc(SP_ARRAY_SIZE(ctrl) + 1, sizeof *v);
+  size_t n = 0;
+  for (size_t i = 0; i < SP_ARRAY_SIZE(ctrl); i++) {
+    cleanup_free char *parent = xasprintf("%s/%s", s->cgroup_root, ctrl[i]);
+    struct stat st;
+    if (stat(parent, &st) < 0)
+      continue;
+    cleanup_free char *dir = xasprintf("%s/sb-%s", parent, sb->id);
+    if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+      sp_warn("cannot give a sandbox a cgroup", LS("dir", dir), LS("error", strerror(errno)));
+      continue;
+    }
+    if (strcmp(ctrl[i], "pids") == 0) {
+      cleanup_free char *max = xasprintf("%s/pids.max", dir);
+      char val[24];
+      int len = snprintf(val, sizeof val, "%ld", sb->nproc_limit);
+      int fd = open(max, O_WRONLY | O_CLOEXEC);
+      if (fd < 0 || write(fd, val, (size_t)len) != len)
+        sp_warn("cannot set a sandbox's process limit", LS("file", max),
+                LS("error", strerror(errno)));
+      if (fd >= 0)
+        close(fd);
+    }
+    v[n++] = xasprintf("%s/cgroup.procs", dir);
+  }
+  if (n == 0) {
+    free(v);
+    return NULL;
+  }
+  return v;
 }
 
 /* Create (or adopt) the workspace directory and decide the sandbox's user.
@@ -224,6 +275,7 @@ static int prepare_workspace(struct sandboxes *s, struct sandbox *sb, struct sp_
   sb->gid = (gid_t)sb->uid;
   sb->set_user = true;
   sb->nproc_limit = SANDBOX_NPROC;
+  sb->cgroups = sandbox_cgroups(s, sb);
   if (fchownat(s->root_fd, sb->id, sb->uid, sb->gid, AT_SYMLINK_NOFOLLOW) < 0)
     return sp_error_set(err, errno, "cannot give workspace %s to its user", sb->workspace);
   if (fchmodat(s->root_fd, sb->id, 0700, 0) < 0)
@@ -332,6 +384,7 @@ const struct sandbox *sandboxes_get(struct sandboxes *s, const char *id,
       pthread_mutex_unlock(&s->mu);
       free(e->sb.id);
       free(e->sb.workspace);
+      strv_free(e->sb.cgroups);
       free(e);
       return NULL;
     }
@@ -365,6 +418,7 @@ int sandboxes_remove(struct sandboxes *s, const char *id, struct sp_error **err)
     free(e->sessions);
     free(e->sb.id);
     free(e->sb.workspace);
+    strv_free(e->sb.cgroups);
     free(e);
     s->v[i] = s->v[--s->n];
     break;

@@ -34,6 +34,7 @@ struct sandbox {
   uid_t uid;
   gid_t gid;
   long nproc_limit;
+  char **cgroups; /* the cgroup.procs files of its own groups (NULL-terminated), or NULL */
 };
 
 struct sandboxes;
@@ -50,6 +51,11 @@ struct sandboxes *sandboxes_new(const char *workspace_root, bool as_root, uid_t 
  * left behind must not outlive the monitor). */
 void sandboxes_kill_all(struct sandboxes *s);
 void sandboxes_free(struct sandboxes *s);
+/* dir holds cgroup v1 hierarchies handed to this monitor ("cpu", "pids"):
+ * each sandbox made from now on gets a group of its own below each (an
+ * equal share of the instance's CPU, a process limit of its own), which
+ * its processes enter. */
+void sandboxes_set_cgroup_root(struct sandboxes *s, const char *dir);
 
 /* Find or create the sandbox (its workspace and user).  The returned struct
  * lives as long as the registry; do not free it. */

@@ -97,6 +97,9 @@ child(const struct spawn_opts *o, int in_fd, int out_fd, int err_fd, int report_
     }
     close(oom);
   }
+  /* while still root: the sandbox's own groups (a share of the CPU) */
+  for (char *const *c = o->cgroups; c && *c; c++)
+    sp_cgroup_enter(*c);
   if (o->set_user) {
     /* Counted per user: a fork bomb in one sandbox stops at its own limit. */
     if (o->nproc_limit > 0) {

@@ -25,6 +25,7 @@ struct spawn_opts {
   uid_t uid;
   gid_t gid;
   long nproc_limit;     /* > 0 with set_user: RLIMIT_NPROC for that user */
+  char *const *cgroups; /* cgroup.procs files the child enters first (NULL-terminated), or NULL */
   bool stdin_pipe;      /* give the caller a pipe to the child's stdin */
   bool merge_stderr;    /* stderr goes to the stdout pipe */
 };

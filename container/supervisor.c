@@ -98,6 +98,7 @@ struct proc {
   uid_t uid;
   gid_t gid;
   long nproc_limit;
+  char **cgroups;
 
   struct procfsm fsm;
   pid_t pid;
@@ -532,6 +533,7 @@ static void proc_free(struct supervisor *s, struct proc *p)
   free(p->sandbox);
   free(p->command);
   free(p->cwd);
+  strv_free(p->cgroups);
   free(p->session_id);
   free(p->logkey);
   free(p->error);
@@ -575,6 +577,7 @@ static void spawn_run(struct supervisor *s, struct proc *p, int64_t now)
       .uid = p->uid,
       .gid = p->gid,
       .nproc_limit = p->nproc_limit,
+      .cgroups = p->cgroups,
   };
   struct spawn_result res;
   struct sp_error *err = NULL;
@@ -1368,6 +1371,7 @@ static bool do_start(struct supervisor *s, void *arg)
   p->uid = spec->uid;
   p->gid = spec->gid;
   p->nproc_limit = spec->nproc_limit;
+  p->cgroups = spec->cgroups ? strv_dup(spec->cgroups) : NULL;
   procfsm_init(&p->fsm, &s->cfg, false, spec->auto_restart,
                spec->max_restarts < 0 ? s->o.default_max_restarts : spec->max_restarts);
   if (s->o.rules) {

@@ -69,6 +69,7 @@ struct proc_spec {
   uid_t uid;
   gid_t gid;
   long nproc_limit;          /* RLIMIT_NPROC of that user; 0: unchanged */
+  char *const *cgroups;      /* the sandbox's cgroup.procs files, or NULL (copied) */
 };
 
 /* Blocks SIGCHLD, SIGTERM, SIGINT and SIGHUP in the calling thread (create

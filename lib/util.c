@@ -165,6 +165,24 @@ int sp_lock_dir(const char *dir, const char *name, struct sp_error **err)
   return fd;
 }
 
+int sp_cgroup_enter(const char *procs_file)
+{
+  char pid[24], *e = pid + sizeof pid;
+  unsigned long v = (unsigned long)getpid();
+  do
+    *--e = (char)('0' + v % 10);
+  while ((v /= 10) > 0);
+  size_t len = (size_t)(pid + sizeof pid - e);
+  int fd = open(procs_file, O_WRONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -1;
+  ssize_t w = write(fd, e, len);
+  int saved = errno;
+  close(fd);
+  errno = saved;
+  return w == (ssize_t)len ? 0 : -1;
+}
+
 int sp_mkdir_p(const char *path, mode_t mode, struct sp_error **err)
 {
   cleanup_free char *p = xstrdup(path);

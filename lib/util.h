@@ -59,6 +59,10 @@ void sp_names_release(struct sp_names *l);
  * with *err: DIRECTORY_IN_USE (409) naming the directory and the pid that
  * holds it. */
 int sp_lock_dir(const char *dir, const char *name, struct sp_error **err);
+/* Moves the calling process into a cgroup: its pid into procs_file (a
+ * cgroup.procs).  System calls only, no allocation: safe between fork (or
+ * vfork) and exec.  -1 with errno. */
+int sp_cgroup_enter(const char *procs_file);
 /* mkdir -p; existing directories are fine. */
 int sp_mkdir_p(const char *path, mode_t mode, struct sp_error **err);
 

@@ -214,14 +214,32 @@ static int local_start(struct backend *b, const struct backend_spec *s, char **i
   const char *loglevel = getenv("SANDPIT_LOG_LEVEL");
   if (loglevel)
     addv(&argv, &n, "--setenv", "SANDPIT_LOG_LEVEL", loglevel, NULL);
+  /* v1's cpu and pids hierarchies of the instance, handed to its monitor:
+   * it gives each sandbox a group of its own below them (a fair share of
+   * the instance's CPU, its own process limit) */
+  cleanup_sbuf struct sbuf limits = SBUF_INIT;
+  cleanup_free char *cg = make_cgroup(s, &limits);
+  bool delegated = false;
+  static const char *const handed[] = {"cpu", "pids"};
+  for (size_t i = 0; cg && i < SP_ARRAY_SIZE(handed); i++) {
+    cleanup_free char *prefix = xasprintf("/sys/fs/cgroup/%s/", handed[i]);
+    const char *line = strstr(cg, prefix);
+    const char *end = line ? strstr(line, "/cgroup.procs") : NULL;
+    if (end == NULL)
+      continue;
+    cleanup_free char *dir = xstrndup(line, (size_t)(end - line));
+    cleanup_free char *to = xasprintf("/run/sandpit/cgroup/%s", handed[i]);
+    addv(&argv, &n, "--bind", dir, to, NULL);
+    delegated = true;
+  }
   addv(&argv, &n, "--as-pid-1", "--new-session", "--chdir", "/", "--info-fd", "3", "--",
        "/opt/sandpit/bin/sandpit-monitor", "--socket", "/run/sandpit/monitor.sock",
        "--data", "/var/lib/sandpit", "--workspace", "/workspace",
        "--passwd", "/run/sandpit/passwd", NULL);
+  if (delegated)
+    addv(&argv, &n, "--cgroup-root", "/run/sandpit/cgroup", NULL);
 
   cleanup_free char *logpath = xasprintf("%s/monitor.log", s->dir);
-  cleanup_sbuf struct sbuf limits = SBUF_INIT;
-  cleanup_free char *cg = make_cgroup(s, &limits);
   int info[2];
   if (pipe2(info, O_CLOEXEC) < 0) {
     for (size_t i = 0; i < n; i++)

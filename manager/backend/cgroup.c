@@ -111,11 +111,6 @@ char *cgroup_make(const char *root, const char *name, const struct cgroup_limits
 void cgroup_join(const char *procs)
 {
   /* between fork and exec: no allocation, no stdio */
-  char pid[24], *e = pid + sizeof pid;
-  *--e = '\0';
-  for (unsigned long v = (unsigned long)getpid(); v > 0 || e == pid + sizeof pid - 1; v /= 10)
-    *--e = (char)('0' + v % 10);
-  size_t plen = strlen(e);
   for (const char *f = procs; *f;) {
     const char *nl = strchr(f, '\n');
     size_t n = nl ? (size_t)(nl - f) : strlen(f);
@@ -123,13 +118,7 @@ void cgroup_join(const char *procs)
     if (n < sizeof path) {
       memcpy(path, f, n);
       path[n] = '\0';
-      int fd = open(path, O_WRONLY | O_CLOEXEC);
-      if (fd >= 0) {
-        if (write(fd, e, plen) < 0) {
-          /* not this controller */
-        }
-        close(fd);
-      }
+      sp_cgroup_enter(path); /* a controller that refuses is skipped */
     }
     f += n + (nl != NULL);
   }
