@@ -416,6 +416,13 @@ int sandboxes_remove(struct sandboxes *s, const char *id, struct sp_error **err)
         session_free(e->sessions[k]);
     }
     free(e->sessions);
+    /* its groups go too, once empty (its processes were killed first) */
+    for (char **c = e->sb.cgroups; c && *c; c++) {
+      char *slash = strrchr(*c, '/');
+      *slash = '\0';
+      if (rmdir(*c) < 0)
+        sp_debug("a sandbox's cgroup stays", LS("dir", *c), LS("error", strerror(errno)));
+    }
     free(e->sb.id);
     free(e->sb.workspace);
     strv_free(e->sb.cgroups);
