@@ -693,8 +693,40 @@ void http_reply_upgrade(struct http_req *r, const char *protocol, http_upgraded_
  * filter, if any) to `to`.  false when the direction ended: its EOF goes on
  * as a shutdown, and a failure to pass bytes on (or a filter's refusal)
  * closes the other direction too. */
+/* Write all of p[0..n) to fd, which may be non-blocking: a full socket is
+ * waited for (a slow reader is not a failure) until it takes no byte for
+ * SPLICE_STALL_MS or *stop is set.  -1 with errno. */
+#define SPLICE_STALL_MS 30000
+static int write_all_waiting(int fd, const char *p, size_t n, const volatile int *stop)
+{
+  int64_t last = sp_monotonic_ms();
+  while (n > 0) {
+    ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+    if (w > 0) {
+      p += w;
+      n -= (size_t)w;
+      last = sp_monotonic_ms();
+      continue;
+    }
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w < 0 && errno == ENOTSOCK)
+      return sp_write_all(fd, p, n);
+    if (w == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+      return -1;
+    if ((stop && *stop) || sp_monotonic_ms() - last >= SPLICE_STALL_MS) {
+      errno = ETIMEDOUT;
+      return -1;
+    }
+    struct pollfd pf = {fd, POLLOUT, 0};
+    poll(&pf, 1, 200);
+  }
+  return 0;
+}
+
 static bool splice_one(int from, int to, const struct sp_splice_filter *f, char *buf, size_t cap,
-                       struct sbuf *fout, uint64_t *moved, bool *other_open)
+                       struct sbuf *fout, uint64_t *moved, bool *other_open,
+                       const volatile int *stop)
 {
   ssize_t r = recv(from, buf, cap, 0);
   if (r < 0 && (errno == EINTR || errno == EAGAIN))
@@ -709,7 +741,7 @@ static bool splice_one(int from, int to, const struct sp_splice_filter *f, char 
       p = fout->buf;
       n = fout->len;
     }
-    if (ok == 0 && (n == 0 || sp_write_all(to, p, n) == 0)) {
+    if (ok == 0 && (n == 0 || write_all_waiting(to, p, n, stop) == 0)) {
       *moved += n;
       return true;
     }
@@ -745,9 +777,9 @@ void sp_splice(int a, int b, const volatile int *stop, const struct sp_splice_fi
     if (ready <= 0)
       continue;
     if (ia >= 0 && p[ia].revents)
-      a_open = splice_one(a, b, a_filter, buf, sizeof buf, &fout, &ab, &b_open) && a_open;
+      a_open = splice_one(a, b, a_filter, buf, sizeof buf, &fout, &ab, &b_open, stop) && a_open;
     if (ib >= 0 && p[ib].revents && b_open)
-      b_open = splice_one(b, a, NULL, buf, sizeof buf, &fout, &ba, &a_open) && b_open;
+      b_open = splice_one(b, a, NULL, buf, sizeof buf, &fout, &ba, &a_open, stop) && b_open;
   }
   sbuf_release(&fout);
   if (a_to_b)

@@ -731,6 +731,55 @@ START_TEST(splice_filter)
 }
 END_TEST
 
+/* 4 MiB through a splice whose far end is non-blocking and read slowly:
+ * a full socket is waited for, not taken for a failure. */
+#define SLOW_TOTAL (4u << 20)
+
+static void *slow_writer(void *arg)
+{
+  int fd = *(int *)arg;
+  static char chunk[65536];
+  memset(chunk, 'z', sizeof chunk);
+  for (size_t sent = 0; sent < SLOW_TOTAL; sent += sizeof chunk)
+    ck_assert(sock_send(fd, chunk, sizeof chunk));
+  shutdown(fd, SHUT_WR);
+  return NULL;
+}
+
+static void *slow_reader(void *arg)
+{
+  int fd = *(int *)arg;
+  size_t *got = xcalloc(1, sizeof *got);
+  char buf[16384];
+  ssize_t n;
+  while ((n = recv(fd, buf, sizeof buf, 0)) > 0) {
+    *got += (size_t)n;
+    usleep(2000);
+  }
+  shutdown(fd, SHUT_WR);
+  return got;
+}
+
+START_TEST(splice_slow_reader)
+{
+  int a[2], b[2];
+  pairs_open(a, b);
+  ck_assert_int_eq(sp_set_nonblock(b[0], true), 0);
+  pthread_t w, r;
+  ck_assert_int_eq(pthread_create(&w, NULL, slow_writer, &a[1]), 0);
+  ck_assert_int_eq(pthread_create(&r, NULL, slow_reader, &b[1]), 0);
+  uint64_t ab = 0;
+  sp_splice(a[0], b[0], NULL, NULL, &ab, NULL);
+  void *got;
+  pthread_join(w, NULL);
+  pthread_join(r, &got);
+  ck_assert_uint_eq(ab, SLOW_TOTAL);
+  ck_assert_uint_eq(*(size_t *)got, SLOW_TOTAL);
+  free(got);
+  pairs_close(a, b);
+}
+END_TEST
+
 /* A splice whose ends stay open ends once its stop flag is set. */
 START_TEST(splice_stops)
 {
@@ -910,7 +959,7 @@ static Suite *http_suite(void)
                               streamed_request_body, stream_response, stream_abort,
                               stop_ends_streams));
   check_add_tcase(s, "connections", 30, setup, teardown,
-                  CHECK_TESTS(takeover_first, upgrade, splice_both_ways, splice_filter, splice_stops, unix_socket_rules,
+                  CHECK_TESTS(takeover_first, upgrade, splice_both_ways, splice_filter, splice_slow_reader, splice_stops, unix_socket_rules,
                               loopback_port));
   check_add_tcase(s, "hostile", 60, setup, teardown,
                   CHECK_TESTS(huge_headers, malformed_requests, many_clients_at_once));
