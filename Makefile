@@ -2,7 +2,8 @@
 #
 #   make deps    install the Debian packages the project needs (only missing ones)
 #   make         build bin/sandpitd, bin/sandpit-monitor, bin/monitor-cli
-#   make test    deps, build, unit + integration tests, then again under ASan/UBSan
+#   make test    deps, build, unit + integration tests, then again under ASan/UBSan,
+#                then make fuzz-short
 #   make run     deps, build, run sandpitd with wrangler-like.toml in the foreground
 #   make bench   run the benchmarks in bench/
 #   make fuzz    build the libFuzzer targets (tests/fuzz/) with clang and run each
@@ -213,7 +214,8 @@ $(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/tests/fuzz/fuzz_%.o $(FUZZ_BUILD)/libmonitor
 	  $(FUZZ_BUILD)/libmanager.a $(FUZZ_BUILD)/libsandpit.a $(CURL_LIBS) $(SECCOMP_LIBS) \
 	  $(LDLIBS_ALL)
 
-fuzz: fuzz-build
+fuzz: deps
+	@$(MAKE) --no-print-directory fuzz-build
 	@tests/fuzz/run $(FUZZ_SECONDS) $(FUZZ_BINS)
 
 fuzz-short:
