@@ -2,9 +2,12 @@
 #
 #   make deps    install the Debian packages the project needs (only missing ones)
 #   make         build bin/sandpitd, bin/sandpit-monitor, bin/monitor-cli
-#   make test    deps, build, unit + integration tests, then again under ASan/UBSan
+#   make test    deps, build, unit + integration tests, then again under ASan/UBSan,
+#                then make fuzz-short
 #   make run     deps, build, run sandpitd with wrangler-like.toml in the foreground
 #   make bench   run the benchmarks in bench/
+#   make fuzz    build the libFuzzer targets (tests/fuzz/) with clang and run each
+#                for FUZZ_SECONDS (default 60); make fuzz-short: 10 s each
 #   make images  a Docker engine (scripts/docker-up) and the images: sandpit/base,
 #                sandpit/sandbox, sandpit/deployer (dockerfiles/)
 
@@ -142,6 +145,7 @@ test: deps
 	@$(MAKE) --no-print-directory SANITIZE=1 all
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  $(MAKE) --no-print-directory SANITIZE=1 check-suites
+	@$(MAKE) --no-print-directory fuzz-short
 
 san:
 	@$(MAKE) --no-print-directory SANITIZE=1 all
@@ -156,6 +160,69 @@ bench: deps
 
 clean:
 	rm -rf build bin
+
+# ---- Fuzzing: libFuzzer targets, tests/fuzz/fuzz_<name>.c (docs/fuzzing.md) ----
+# The project's sources are built again with clang, coverage-instrumented and
+# under ASan and UBSan, into build/fuzz/ (archives as above); each target
+# links them.  A run works on a copy of tests/fuzz/corpus/<name>/, so the
+# repository does not grow; a crash fails it and is kept in build/fuzz/crashes/.
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD := build/fuzz
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+# The project's warnings but one: clang's -Wmissing-field-initializers also
+# flags the positional initialisers of container/classify/blocks.c's grammar
+# table, which leave trailing fields zero on purpose (gcc does not warn).
+FUZZ_CFLAGS := -std=c11 -Wall -Wextra -Werror -Wno-missing-field-initializers -g -O1 \
+  -D_GNU_SOURCE -Ilib $(PKG_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link
+FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
+FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(FUZZ_BUILD)/%.o)
+FUZZ_MONITOR_OBJS := $(patsubst %.c,$(FUZZ_BUILD)/%.o,$(filter-out container/main.c,\
+  $(wildcard container/*.c container/*/*.c))) $(FUZZ_BUILD)/container/rules_data.o
+FUZZ_MANAGER_OBJS := $(patsubst %.c,$(FUZZ_BUILD)/%.o,$(filter-out manager/main.c,\
+  $(wildcard manager/*.c manager/*/*.c))) $(FUZZ_BUILD)/manager/openapi_data.o
+
+.PHONY: fuzz fuzz-short fuzz-build
+
+fuzz-build: $(FUZZ_BINS)
+
+$(FUZZ_BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_XINC) -MMD -MP -c $< -o $@
+
+$(FUZZ_BUILD)/container/%.o: FUZZ_XINC := $(MONITOR_INC)
+$(FUZZ_BUILD)/manager/%.o: FUZZ_XINC := $(MANAGER_INC)
+$(FUZZ_BUILD)/tests/fuzz/%.o: FUZZ_XINC := $(MONITOR_INC) $(MANAGER_INC)
+
+$(FUZZ_BUILD)/container/rules_data.o: container/rules_data.S container/rules/default.toml
+$(FUZZ_BUILD)/manager/openapi_data.o: manager/openapi_data.S docs/openapi.json
+$(FUZZ_BUILD)/container/rules_data.o $(FUZZ_BUILD)/manager/openapi_data.o:
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -c $< -o $@
+
+$(FUZZ_BUILD)/libsandpit.a: $(FUZZ_LIB_OBJS)
+$(FUZZ_BUILD)/libmonitor.a: $(FUZZ_MONITOR_OBJS)
+$(FUZZ_BUILD)/libmanager.a: $(FUZZ_MANAGER_OBJS)
+$(FUZZ_BUILD)/libsandpit.a $(FUZZ_BUILD)/libmonitor.a $(FUZZ_BUILD)/libmanager.a:
+	rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/tests/fuzz/fuzz_%.o $(FUZZ_BUILD)/libmonitor.a \
+  $(FUZZ_BUILD)/libmanager.a $(FUZZ_BUILD)/libsandpit.a
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< $(FUZZ_BUILD)/libmonitor.a \
+	  $(FUZZ_BUILD)/libmanager.a $(FUZZ_BUILD)/libsandpit.a $(CURL_LIBS) $(SECCOMP_LIBS) \
+	  $(LDLIBS_ALL)
+
+fuzz: deps
+	@$(MAKE) --no-print-directory fuzz-build
+	@tests/fuzz/run $(FUZZ_SECONDS) $(FUZZ_BINS)
+
+fuzz-short:
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=10
+
+-include $(FUZZ_LIB_OBJS:.o=.d) $(FUZZ_MONITOR_OBJS:.o=.d) $(FUZZ_MANAGER_OBJS:.o=.d) \
+  $(FUZZ_NAMES:%=$(FUZZ_BUILD)/tests/fuzz/fuzz_%.d)
 
 # ---- Docker: the engine and the images (dockerfiles/, context = this directory) ----
 # The legacy builder, as sandpitd's own builds through the Engine API use it:

@@ -76,11 +76,14 @@ int json_get_int(const cJSON *obj, const char *key, int64_t def, int64_t min,
   *out = def;
   if (rc <= 0)
     return rc;
-  if (v->valuedouble < (double)min || v->valuedouble > (double)max)
+  /* Compared as integers: (double)max may round up (INT64_MAX to 2^63,
+   * which no int64_t holds). */
+  double d = v->valuedouble;
+  if (d < -0x1p63 || d >= 0x1p63 || (int64_t)d < min || (int64_t)d > max)
     return sp_error_code(err, "INVALID_REQUEST", 400,
                          "'%s' must be between %lld and %lld", key,
                          (long long)min, (long long)max);
-  *out = (int64_t)v->valuedouble;
+  *out = (int64_t)d;
   return 0;
 }
 

@@ -361,6 +361,12 @@ static int prepare_entry(struct extract *x, struct archive_entry *entry,
   if (link_rel != NULL &&
       check_no_symlink_on_way(x, name, link_rel, "hard link target", err) < 0)
     return -1;
+  /* A hard link to a symlink is that symlink in another directory, where
+   * its relative target may lead out of the destination. */
+  struct stat lst;
+  if (link_rel != NULL && fstatat(x->rootfd, link_rel, &lst, AT_SYMLINK_NOFOLLOW) == 0 &&
+      S_ISLNK(lst.st_mode))
+    return unsafe(err, name, "hard link target '%s' is a symlink", hardlink);
 
   int64_t size = la.archive_entry_size(entry);
   if (la.archive_entry_size_is_set(entry) && size > 0) {

@@ -94,8 +94,8 @@ struct tar_stats {
  *   - absolute names and names with a ".." component;
  *   - symlinks whose target is absolute or, resolved lexically from the
  *     link's directory, leaves dest_dir;
- *   - hard links whose target is absolute, has a ".." component or goes
- *     through a symlink;
+ *   - hard links whose target is absolute, has a ".." component, goes
+ *     through a symlink or is one;
  *   - any entry that would be written through a symlink (one created by an
  *     earlier entry or already there), e.g. "dir -> sub" then "dir/x";
  *   - device nodes, FIFOs, sockets;

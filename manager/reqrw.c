@@ -116,19 +116,18 @@ int reqrw_feed(struct reqrw *w, const char *data, size_t n, struct sbuf *out)
       return 0;
     case RW_HEAD: {
       /* take bytes up to the end of the head */
-      size_t start = w->head.len;
       while (i < n) {
         sbuf_addch(&w->head, data[i++]);
         size_t L = w->head.len;
-        if (L >= 2 && w->head.buf[L - 1] == '\n' &&
-            (w->head.buf[L - 2] == '\n' || (L >= 3 && w->head.buf[L - 2] == '\r' &&
-                                            w->head.buf[L - 3] == '\n'))) {
-          if (L <= 2 && start == 0) {
-            /* stray CRLF between requests */
-            sbuf_reset(&w->head);
-            start = 0;
-            continue;
-          }
+        const char *b = w->head.buf;
+        if (b[L - 1] == '\n' && (L == 1 || (L == 2 && b[0] == '\r'))) {
+          /* a blank line before a request line (RFC 9112 2.2): dropped,
+           * wherever the stream was cut */
+          sbuf_reset(&w->head);
+          continue;
+        }
+        if (L >= 2 && b[L - 1] == '\n' &&
+            (b[L - 2] == '\n' || (L >= 3 && b[L - 2] == '\r' && b[L - 3] == '\n'))) {
           if (rewrite_head(w, out) < 0)
             return -1;
           break;

@@ -149,6 +149,28 @@ START_TEST(get_int)
 }
 END_TEST
 
+/* Bounds that a double cannot hold exactly are still the bounds. */
+START_TEST(get_int_extremes)
+{
+  struct sp_error *err = NULL;
+  cleanup_json cJSON *j = parse("{\"two63\":9223372036854775808,\"min\":-9223372036854775808,"
+                                "\"p\":9007199254740996,\"huge\":1e300}",
+                                &err);
+  int64_t v = 0;
+  wrong_member(json_get_int(j, "two63", 0, INT64_MIN, INT64_MAX, &v, &err), &err,
+               "'two63' must be between -9223372036854775808 and 9223372036854775807");
+  wrong_member(json_get_int(j, "huge", 0, INT64_MIN, INT64_MAX, &v, &err), &err,
+               "'huge' must be between -9223372036854775808 and 9223372036854775807");
+  ck_assert_int_eq(json_get_int(j, "min", 0, INT64_MIN, INT64_MAX, &v, &err), 0);
+  ck_assert(v == INT64_MIN);
+  /* 2^53 + 3 is 2^53 + 4 as a double: the value 2^53 + 4 is over it */
+  wrong_member(json_get_int(j, "p", 0, 0, 9007199254740995LL, &v, &err), &err,
+               "'p' must be between 0 and 9007199254740995");
+  ck_assert_int_eq(json_get_int(j, "p", 0, 0, 9007199254740996LL, &v, &err), 0);
+  ck_assert_int_eq(v, 9007199254740996LL);
+}
+END_TEST
+
 START_TEST(get_bool)
 {
   struct sp_error *err = NULL;
@@ -227,5 +249,6 @@ START_TEST(error_body_without_error)
 END_TEST
 
 CHECK_MAIN_ONE_TCASE("json", "bodies", 10, NULL, NULL, parse_objects, parse_refusals,
-                     parse_deep_nesting, get_string, get_int, get_bool, print_and_add, error_body,
+                     parse_deep_nesting, get_string, get_int, get_int_extremes,
+                     get_bool, print_and_add, error_body,
                      error_body_without_error)

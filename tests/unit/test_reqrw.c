@@ -25,12 +25,9 @@ static const char *fwd =
     "X-Forwarded-For: 10.0.0.9\r\nX-Forwarded-Host: 3000-sb-tok.localhost:8787\r\n"
     "X-Forwarded-Proto: http\r\n\r\n";
 
-START_TEST(heads_rewritten_in_any_cut)
+/* in gives want, cut into pieces of any size. */
+static void assert_any_cut(const char *in, const char *want)
 {
-  const char *in = "GET /a HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 6.6.6.6\r\nx-sandpit-sandbox: b\r\n"
-                   "Forwarded: for=1.2.3.4\r\nAccept: */*\r\n\r\n";
-  char want[1024];
-  snprintf(want, sizeof want, "GET /a HTTP/1.1\r\nHost: h\r\nAccept: */*\r\n%s", fwd);
   for (size_t step = 1; step <= strlen(in); step++) {
     int rc;
     char *out = run(in, step, &rc);
@@ -38,6 +35,15 @@ START_TEST(heads_rewritten_in_any_cut)
     ck_assert_str_eq(out, want);
     free(out);
   }
+}
+
+START_TEST(heads_rewritten_in_any_cut)
+{
+  const char *in = "GET /a HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 6.6.6.6\r\nx-sandpit-sandbox: b\r\n"
+                   "Forwarded: for=1.2.3.4\r\nAccept: */*\r\n\r\n";
+  char want[1024];
+  snprintf(want, sizeof want, "GET /a HTTP/1.1\r\nHost: h\r\nAccept: */*\r\n%s", fwd);
+  assert_any_cut(in, want);
 }
 END_TEST
 
@@ -70,6 +76,20 @@ START_TEST(bodies_and_next_requests)
     ck_assert_str_eq(out, want);
     free(out);
   }
+}
+END_TEST
+
+/* Blank lines before a request line are dropped, CRLF or LF, however the
+ * stream is cut: a client may send one after a body. */
+START_TEST(blank_lines_between_requests)
+{
+  const char *in = "POST /a HTTP/1.1\r\nContent-Length: 2\r\n\r\nok\r\n"
+                   "GET /b HTTP/1.1\r\n\r\n\n\r\n\r\nGET /c HTTP/1.1\r\n\r\n";
+  char want[2048];
+  snprintf(want, sizeof want,
+           "POST /a HTTP/1.1\r\nContent-Length: 2\r\n%sokGET /b HTTP/1.1\r\n%sGET /c HTTP/1.1\r\n%s",
+           fwd, fwd, fwd);
+  assert_any_cut(in, want);
 }
 END_TEST
 
@@ -119,4 +139,5 @@ START_TEST(smuggling_refused)
 END_TEST
 
 CHECK_MAIN_ONE_TCASE("reqrw", "core", 10, NULL, NULL, heads_rewritten_in_any_cut,
+                     blank_lines_between_requests,
                      bodies_and_next_requests, upgrade_goes_raw, smuggling_refused)
