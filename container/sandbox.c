@@ -233,13 +233,10 @@ static char **sandbox_cgroups(struct sandboxes *s, const struct sandbox *sb)
     if (strcmp(ctrl[i], "pids") == 0) {
       cleanup_free char *max = xasprintf("%s/pids.max", dir);
       char val[24];
-      int len = snprintf(val, sizeof val, "%ld", sb->nproc_limit);
-      int fd = open(max, O_WRONLY | O_CLOEXEC);
-      if (fd < 0 || write(fd, val, (size_t)len) != len)
+      snprintf(val, sizeof val, "%ld", sb->nproc_limit);
+      if (sp_write_control(max, val) < 0)
         sp_warn("cannot set a sandbox's process limit", LS("file", max),
                 LS("error", strerror(errno)));
-      if (fd >= 0)
-        close(fd);
     }
     v[n++] = xasprintf("%s/cgroup.procs", dir);
   }

@@ -90,12 +90,8 @@ child(const struct spawn_opts *o, int in_fd, int out_fd, int err_fd, int report_
   /* Under memory pressure the kernel should pick a command, not the
    * monitor: raising one's own score needs no privilege
    * (done before the user changes: /proc/self is root's after that). */
-  int oom = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
-  if (oom >= 0) {
-    if (write(oom, "500", 3) < 0) {
-      /* the default score stays */
-    }
-    close(oom);
+  if (sp_write_control("/proc/self/oom_score_adj", "500") < 0) {
+    /* the default score stays */
   }
   /* while still root: the sandbox's own groups (a share of the CPU) */
   for (char *const *c = o->cgroups; c && *c; c++)

@@ -165,22 +165,28 @@ int sp_lock_dir(const char *dir, const char *name, struct sp_error **err)
   return fd;
 }
 
-int sp_cgroup_enter(const char *procs_file)
+int sp_write_control(const char *path, const char *text)
 {
-  char pid[24], *e = pid + sizeof pid;
-  unsigned long v = (unsigned long)getpid();
-  do
-    *--e = (char)('0' + v % 10);
-  while ((v /= 10) > 0);
-  size_t len = (size_t)(pid + sizeof pid - e);
-  int fd = open(procs_file, O_WRONLY | O_CLOEXEC);
+  size_t len = strlen(text);
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
   if (fd < 0)
     return -1;
-  ssize_t w = write(fd, e, len);
+  ssize_t w = write(fd, text, len);
   int saved = errno;
   close(fd);
   errno = saved;
   return w == (ssize_t)len ? 0 : -1;
+}
+
+int sp_cgroup_enter(const char *procs_file)
+{
+  char pid[24], *e = pid + sizeof pid;
+  unsigned long v = (unsigned long)getpid();
+  *--e = '\0';
+  do
+    *--e = (char)('0' + v % 10);
+  while ((v /= 10) > 0);
+  return sp_write_control(procs_file, e);
 }
 
 int sp_mkdir_p(const char *path, mode_t mode, struct sp_error **err)

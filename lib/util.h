@@ -59,6 +59,11 @@ void sp_names_release(struct sp_names *l);
  * with *err: DIRECTORY_IN_USE (409) naming the directory and the pid that
  * holds it. */
 int sp_lock_dir(const char *dir, const char *name, struct sp_error **err);
+/* Writes text into an existing file in one write, as the kernel's control
+ * files (cgroupfs, /proc/PID/oom_score_adj) take it: no temporary file, no
+ * rename.  System calls only: safe between fork (or vfork) and exec.  -1
+ * with errno. */
+int sp_write_control(const char *path, const char *text);
 /* Moves the calling process into a cgroup: its pid into procs_file (a
  * cgroup.procs).  System calls only, no allocation: safe between fork (or
  * vfork) and exec.  -1 with errno. */

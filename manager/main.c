@@ -1,7 +1,6 @@
 /* sandpitd: command line. */
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <stdbool.h>
 #include <signal.h>
@@ -171,14 +170,11 @@ int main(int argc, char **argv)
   /* Under memory pressure the kernel should kill a sandbox's process
    * (they raise their own score to 500), not sandpitd or a monitor: the
    * instances inherit this score. */
-  int oom = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
   char adj[16];
-  int alen = snprintf(adj, sizeof adj, "%d", MONITOR_OOM_SCORE_ADJ);
-  if (oom < 0 || write(oom, adj, (size_t)alen) != alen)
+  snprintf(adj, sizeof adj, "%d", MONITOR_OOM_SCORE_ADJ);
+  if (sp_write_control("/proc/self/oom_score_adj", adj) < 0)
     sp_warn("cannot shield sandpitd and its instances from the OOM killer",
             LS("error", strerror(errno)));
-  if (oom >= 0)
-    close(oom);
 
   int rc = 1;
   bool clean = true;

@@ -20,15 +20,11 @@
 static bool write_control(const char *dir, const char *name, const char *text)
 {
   cleanup_free char *file = xasprintf("%s/%s", dir, name);
-  int fd = open(file, O_WRONLY | O_CLOEXEC);
-  size_t len = strlen(text);
-  bool ok = fd >= 0 && write(fd, text, len) == (ssize_t)len;
-  if (!ok)
-    sp_warn("cannot set a cgroup limit", LS("file", file), LS("value", text),
-            LS("error", strerror(errno)));
-  if (fd >= 0)
-    close(fd);
-  return ok;
+  if (sp_write_control(file, text) == 0)
+    return true;
+  sp_warn("cannot set a cgroup limit", LS("file", file), LS("value", text),
+          LS("error", strerror(errno)));
+  return false;
 }
 
 static bool write_number(const char *dir, const char *name, long long v)
