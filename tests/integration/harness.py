@@ -7,6 +7,7 @@ some were skipped), so a run that executed nothing is visible."""
 import http.client
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -189,6 +190,13 @@ class Client:
             return f.read().decode("utf-8", "replace")
 
 
+# Sandbox users of this run's standalone monitors.  A standalone monitor kills
+# every process of its sandbox users when it exits, so two runs sharing the
+# default base (200000) would kill each other's processes.  The range is above
+# every range sandpitd hands its instances (200000 + k * 65536, k <= 32000).
+RUN_UID_BASE = 200000 + 32001 * 65536 + 65536 * random.randrange(760)
+
+
 class Monitor(Client):
     """A sandpit-monitor on a temporary socket and data directory."""
 
@@ -206,6 +214,7 @@ class Monitor(Client):
         self.args = [os.path.join(BIN, "sandpit-monitor"), "--socket", self.sock,
                      "--data", self.data, "--workspace", self.workspace, *extra_args]
         self.env = dict(os.environ, **(env or {}))
+        self.env.setdefault("SANDPIT_UID_BASE", str(RUN_UID_BASE))
         self.proc = None
         self.start()
 
